@@ -1,0 +1,122 @@
+# accord - build, test, run, bench.
+#
+#   make            build/accord (warnings are errors)
+#   make asan       build/asan/accord with AddressSanitizer + UBSan
+#   make test       every test: unit (rubric/) and HTTP against a throwaway PostgreSQL
+#   make run        serve on 127.0.0.1:8080 with an embedded cluster under var/
+#   make bench      benchmarks (minutes; not part of make test)
+#   make format     clang-format every C file
+#
+# `make deps` (run first by test/run/bench) installs the Debian packages a
+# fresh machine lacks, or names them when it cannot.
+
+BUILD      := build
+PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto
+DEB_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
+              postgresql postgresql-contrib python3
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+              -Wformat=2 -Wvla
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(WARN) -Iserver -Irubric -I$(BUILD)/gen \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS     ?= -O2
+LDLIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+SAN        := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+RUBRIC_SRC := $(sort $(wildcard rubric/*.c))
+SERVER_SRC := $(sort $(wildcard server/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC  := $(sort $(wildcard tests/bench/*.c))
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+
+RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
+ASAN_RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/asan/obj/%.o)
+ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen/migrations.o
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
+BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all asan test unit-test http-test run bench deps format clean
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/accord
+
+asan: $(BUILD)/asan/accord $(UNIT_BIN)
+
+$(BUILD)/accord: $(SERVER_OBJ) $(RUBRIC_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/accord: $(ASAN_SERVER_OBJ) $(ASAN_RUBRIC_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/asan/obj/%.o: %.c | $(BUILD)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/asan/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN) -c -o $@ $<
+
+# The migrations are compiled into the binary, so a deployed accord needs no
+# source tree to set up its database.
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) db/embed.awk
+	@mkdir -p $(dir $@)
+	awk -f db/embed.awk $(MIGRATIONS) > $@
+
+# Unit tests link rubric/ only: it has no I/O and builds on its own.
+$(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lm
+
+$(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(RUBRIC_OBJ) $(LDLIBS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing:$$missing"; \
+	        export DEBIAN_FRONTEND=noninteractive; \
+	        apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	        { apt-get update -qq && apt-get install -y -qq $$missing; } || exit 1; \
+	    else \
+	        echo "missing Debian packages:$$missing"; \
+	        echo "install them with: sudo apt-get install$$missing"; exit 1; \
+	    fi; \
+	fi
+
+unit-test: $(UNIT_BIN)
+	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc
+
+http-test: $(BUILD)/asan/accord
+	python3 tests/http/run.py --bin $(BUILD)/asan/accord
+
+test: deps
+	$(MAKE) all asan
+	$(MAKE) unit-test
+	$(MAKE) http-test
+
+run: deps
+	$(MAKE) all
+	@tests/run-local.sh $(BUILD)/accord
+
+bench: deps
+	$(MAKE) all $(BENCH_BIN)
+	tests/bench/run.sh
+
+format:
+	clang-format -i $(wildcard server/*.[ch] rubric/*.[ch] tests/unit/*.[ch] tests/bench/*.[ch])
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
