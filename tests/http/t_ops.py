@@ -1,0 +1,136 @@
+"""Operations: health, readiness, metrics, SIGTERM, database outage (LAST)."""
+
+import http.client
+import re
+import socket
+import threading
+import time
+
+from harness import HOST, Failure, check, eq, expect, short, test
+
+METRIC_LINE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? "
+                         r"(-?[0-9.]+([eE][-+]?[0-9]+)?|NaN|[+-]Inf)( -?[0-9]+)?$")
+
+
+@test
+def ops_health_ready_metrics(env):
+    anon = env.admin.c.anon()
+    r = anon.get("/healthz")
+    j = expect(r, 200)
+    eq(j, {"status": "ok"}, "/healthz body")
+    r = anon.get("/readyz")
+    j = expect(r, 200)
+    eq(j.get("status"), "ready", "/readyz status")
+    r = anon.get("/metrics")
+    expect(r, 200)
+    check(r.header("content-type", "").startswith("text/plain"),
+          "/metrics Content-Type %r, expected text/plain (Prometheus text format)"
+          % r.header("content-type"))
+    samples = [l for l in r.text.splitlines() if l and not l.startswith("#")]
+    check(samples, "/metrics has no samples: %s" % short(r.text))
+    bad = [l for l in samples if not METRIC_LINE.match(l)]
+    check(not bad, "/metrics lines not in the Prometheus text format: %s" % bad[:5])
+    check("# TYPE" in r.text, "/metrics has no # TYPE lines")
+
+
+@test
+def ops_sigterm_exits_zero(env):
+    s = env.start_server("sigterm")
+    u = env.user(["earner"], org="Sigterm Org", server=s)
+    expect(u.c.get("/v1/me"), 200)
+    # an idle keep-alive connection and a connection that sent half a request
+    keep = http.client.HTTPConnection(HOST, s.port, timeout=10)
+    keep.request("GET", "/healthz")
+    keep.getresponse().read()
+    half = socket.create_connection((HOST, s.port), timeout=10)
+    half.sendall(b"GET /v1/me HTTP/1.1\r\nHost: x\r\n")
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                u.c.request("GET", "/v1/me", timeout=5)
+            except Failure:
+                time.sleep(0.05)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    try:
+        msg = s.stop(timeout=10)
+    finally:
+        stop.set()
+        t.join(10)
+        keep.close()
+        half.close()
+    check(msg is None, msg)
+
+
+@test
+def ops_database_outage_LAST(env):
+    """Stops the cluster: /readyz and the API answer 503 quickly; after the
+    cluster is back the server reconnects by itself. Must stay the last test."""
+    lead = env.user(["lead"])
+    earner = env.user(["earner"], org="Outage Org")
+    rubric = env.rubric(lead)
+    cred = env.credential(lead, rubric["id"])
+    ev = env.evidence(earner.c)
+    sub = env.submit(earner.c, cred["id"], [a["id"] for a, _ in ev])
+    anon = env.admin.c.anon()
+    env.cluster.stop()
+    restarted = False
+    try:
+        # readiness goes to 503 (polling briefly: the server may notice on first use)
+        deadline = time.monotonic() + 15
+        r = None
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            r = anon.get("/readyz", timeout=10)
+            check(time.monotonic() - t0 < 9.5, "/readyz took %.1f s with the database down"
+                  % (time.monotonic() - t0))
+            if r.status == 503:
+                break
+            time.sleep(0.3)
+        expect(r, 503, what="/readyz with the database down")
+        check(r.header("content-type", "").startswith("application/json"),
+              "/readyz 503 Content-Type %r" % r.header("content-type"))
+        eq(r.json.get("status"), "unavailable", "/readyz status with the database down")
+        for method, path, body in (("GET", "/v1/me", None),
+                                   ("GET", "/v1/submissions/" + sub["id"], None),
+                                   ("POST", "/v1/submissions", {"credential_id": cred["id"],
+                                                                "artifact_ids": []})):
+            t0 = time.monotonic()
+            r = earner.c.request(method, path, json_body=body, timeout=10)
+            dt = time.monotonic() - t0
+            expect(r, 503, "unavailable", "%s %s with the database down" % (method, path))
+            check(dt < 8, "%s %s took %.1f s to fail with the database down" % (method, path, dt))
+        expect(anon.get("/healthz"), 200, what="/healthz with the database down")
+        # the database comes back; the server reconnects by itself
+        env.cluster.start()
+        restarted = True
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r = anon.get("/readyz", timeout=10)
+            if r.status == 200:
+                break
+            time.sleep(0.3)
+        expect(r, 200, what="/readyz 20 s after the database came back")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            r = earner.c.get("/v1/submissions/" + sub["id"], timeout=10)
+            if r.status == 200:
+                break
+            time.sleep(0.3)
+        view = expect(r, 200, what="API call after the database came back")
+        eq(view["status"], "queued", "the submission after the outage")
+        # every connection of the pool works again (several calls, writes included)
+        for i in range(12):
+            expect(earner.c.get("/v1/me"), 200, what="call %d after the outage" % i)
+        u = env.user(["earner"], org="After Outage")
+        expect(u.c.get("/v1/me"), 200, what="a user created after the outage")
+        r = earner.c.get("/v1/artifacts/%s/content" % ev[0][0]["id"])
+        expect(r, 200)
+        check(r.body == ev[0][1], "artifact bytes after the outage")
+    finally:
+        if not restarted:
+            env.cluster.start()
