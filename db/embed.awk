@@ -15,10 +15,17 @@ FNR == 1 {
     printf "    {\"%s\",\n", name
 }
 {
-    line = $0
-    gsub(/\\/, "\\\\", line)
-    gsub(/"/, "\\\"", line)
-    gsub(/\t/, "\\t", line)
+    # Character by character: awk's gsub() treats backslashes in the
+    # replacement differently from one awk to the next.
+    line = ""
+    len = length($0)
+    for (i = 1; i <= len; i++) {
+        c = substr($0, i, 1)
+        if (c == "\\") line = line "\\\\"
+        else if (c == "\"") line = line "\\\""
+        else if (c == "\t") line = line "\\t"
+        else line = line c
+    }
     printf "     \"%s\\n\"\n", line
 }
 END {

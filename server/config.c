@@ -1,0 +1,194 @@
+/*
+ * config.c - settings as a table: each numeric setting names its flag, its
+ * environment variable, its default and its bounds, so parsing, validation
+ * and the usage text come from one place.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct numeric_setting {
+    const char *flag; /* long option name */
+    const char *env;
+    long def, min, max;
+    size_t offset; /* of the long in struct config */
+    const char *help;
+};
+
+static const struct numeric_setting numeric_settings[] = {
+    {"lease-seconds", "ACCORD_LEASE_SECONDS", 7200, 1, 30L * 24 * 3600,
+     offsetof(struct config, lease_seconds), "review claim lease"},
+    {"max-body", "ACCORD_MAX_BODY", 64L << 20, 4096, 1L << 30, offsetof(struct config, max_body),
+     "largest request body in bytes (held in memory)"},
+    {"threads", "ACCORD_THREADS", 0, 0, 64, offsetof(struct config, threads),
+     "event loops (0 = one per core)"},
+    {"db-pool", "ACCORD_DB_POOL", 4, 1, 64, offsetof(struct config, db_pool_size),
+     "database connections per event loop"},
+    {"db-queue", "ACCORD_DB_QUEUE", 1024, 1, 1 << 20, offsetof(struct config, db_queue_max),
+     "queries waiting for a connection per loop before 503"},
+    {"shutdown-grace", "ACCORD_SHUTDOWN_GRACE", 10, 0, 3600,
+     offsetof(struct config, shutdown_grace), "seconds to finish requests at shutdown"},
+};
+#define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
+
+static int parse_long(const char *text, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_numeric(struct config *cfg, const struct numeric_setting *s, const char *text,
+                       const char *source)
+{
+    long v;
+    if (parse_long(text, &v) < 0 || v < s->min || v > s->max) {
+        fprintf(stderr, "accord: %s: '%s' is not a whole number from %ld to %ld (%s)\n", source,
+                text, s->min, s->max, s->help);
+        return -1;
+    }
+    *(long *)((char *)cfg + s->offset) = v;
+    return 0;
+}
+
+static int set_listen(struct config *cfg, const char *text)
+{
+    const char *colon = strrchr(text, ':');
+    long port;
+    size_t hostlen;
+
+    if (!colon || parse_long(colon + 1, &port) < 0 || port < 0 || port > 65535) {
+        fprintf(stderr, "accord: --listen wants HOST:PORT (port 0 picks a free one), got '%s'\n",
+                text);
+        return -1;
+    }
+    hostlen = (size_t)(colon - text);
+    if (hostlen == 0 || hostlen >= sizeof cfg->listen_host) {
+        fprintf(stderr, "accord: --listen: bad host in '%s'\n", text);
+        return -1;
+    }
+    memcpy(cfg->listen_host, text, hostlen);
+    cfg->listen_host[hostlen] = '\0';
+    /* [::1]:8080 */
+    if (cfg->listen_host[0] == '[' && cfg->listen_host[hostlen - 1] == ']') {
+        memmove(cfg->listen_host, cfg->listen_host + 1, hostlen - 2);
+        cfg->listen_host[hostlen - 2] = '\0';
+    }
+    cfg->listen_port = (int)port;
+    return 0;
+}
+
+static int set_string(char *dst, size_t cap, const char *text, const char *name)
+{
+    if (strlen(text) >= cap) {
+        fprintf(stderr, "accord: %s is too long\n", name);
+        return -1;
+    }
+    strcpy(dst, text);
+    return 0;
+}
+
+void config_usage(void)
+{
+    fprintf(stderr,
+            "usage: accord serve [options]\n"
+            "  --listen HOST:PORT   ACCORD_LISTEN     (default 127.0.0.1:8080)\n"
+            "  --data-dir DIR       ACCORD_DATA_DIR   (default var/artifacts)\n"
+            "  --database-url URL   DATABASE_URL      (required)\n"
+            "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n");
+    for (size_t i = 0; i < N_NUMERIC; i++)
+        fprintf(stderr, "  --%-18s ACCORD_%-16s (default %ld; %s)\n", numeric_settings[i].flag,
+                numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
+}
+
+int config_load(struct config *cfg, int argc, char **argv)
+{
+    enum { OPT_LISTEN = 1000, OPT_DATA_DIR, OPT_DB_URL, OPT_NO_MIGRATE, OPT_HELP, OPT_NUMERIC };
+    struct option opts[N_NUMERIC + 6];
+    const char *env;
+    int c, n = 0;
+
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->listen_host, "127.0.0.1");
+    cfg->listen_port = 8080;
+    strcpy(cfg->data_dir, "var/artifacts");
+    cfg->migrate = true;
+    for (size_t i = 0; i < N_NUMERIC; i++) {
+        const struct numeric_setting *s = &numeric_settings[i];
+        *(long *)((char *)cfg + s->offset) = s->def;
+        if ((env = getenv(s->env)) && *env && set_numeric(cfg, s, env, s->env) < 0)
+            return -1;
+    }
+    if ((env = getenv("ACCORD_LISTEN")) && *env && set_listen(cfg, env) < 0)
+        return -1;
+    if ((env = getenv("ACCORD_DATA_DIR")) && *env &&
+        set_string(cfg->data_dir, sizeof cfg->data_dir, env, "ACCORD_DATA_DIR") < 0)
+        return -1;
+    if ((env = getenv("ACCORD_MIGRATE")) && strcmp(env, "0") == 0)
+        cfg->migrate = false;
+    cfg->database_url = getenv("DATABASE_URL");
+
+    opts[n++] = (struct option){"listen", required_argument, NULL, OPT_LISTEN};
+    opts[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
+    opts[n++] = (struct option){"database-url", required_argument, NULL, OPT_DB_URL};
+    opts[n++] = (struct option){"no-migrate", no_argument, NULL, OPT_NO_MIGRATE};
+    opts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    for (size_t i = 0; i < N_NUMERIC; i++)
+        opts[n++] = (struct option){numeric_settings[i].flag, required_argument, NULL,
+                                    OPT_NUMERIC + (int)i};
+    opts[n] = (struct option){0};
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            if (set_listen(cfg, optarg) < 0)
+                return -1;
+            break;
+        case OPT_DATA_DIR:
+            if (set_string(cfg->data_dir, sizeof cfg->data_dir, optarg, "--data-dir") < 0)
+                return -1;
+            break;
+        case OPT_DB_URL:
+            cfg->database_url = optarg;
+            break;
+        case OPT_NO_MIGRATE:
+            cfg->migrate = false;
+            break;
+        default:
+            if (c >= OPT_NUMERIC && c < OPT_NUMERIC + (int)N_NUMERIC) {
+                const struct numeric_setting *s = &numeric_settings[c - OPT_NUMERIC];
+                char flag[64];
+                snprintf(flag, sizeof flag, "--%s", s->flag);
+                if (set_numeric(cfg, s, optarg, flag) < 0)
+                    return -1;
+                break;
+            }
+            config_usage();
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "accord serve: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!cfg->database_url || !*cfg->database_url) {
+        fprintf(stderr, "accord: DATABASE_URL is not set (or pass --database-url)\n");
+        return -1;
+    }
+    if (cfg->threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = cores > 0 ? (cores > 64 ? 64 : cores) : 1;
+    }
+    return 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * config.h - the server's settings: defaults, environment, command-line flags.
+ *
+ * Every numeric setting has bounds; a value outside them is a usage error, not
+ * a silent clamp. Precedence: flag > environment > default.
+ */
+#ifndef ACCORD_CONFIG_H
+#define ACCORD_CONFIG_H
+
+#include <stdbool.h>
+
+struct config {
+    char listen_host[256];
+    int listen_port;
+    const char *database_url; /* libpq conninfo or URI (not owned) */
+    char data_dir[1024];      /* artifact store root */
+    long lease_seconds;       /* review claim lease */
+    long max_body;            /* largest request body accepted, bytes */
+    long threads;             /* event loops, one per core by default */
+    long db_pool_size;        /* connections per event loop */
+    long db_queue_max;        /* queries waiting for a connection, per loop */
+    long shutdown_grace;      /* seconds to finish requests in flight */
+    bool migrate;             /* apply migrations at start */
+};
+
+/*
+ * Fills cfg from defaults and the environment, then from argv (the arguments
+ * after "serve"). On error prints a message naming the setting and returns -1.
+ */
+int config_load(struct config *cfg, int argc, char **argv) __attribute__((warn_unused_result));
+
+/* Prints the flags and environment variables with their defaults. */
+void config_usage(void);
+
+#endif

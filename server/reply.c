@@ -1,0 +1,162 @@
+/*
+ * reply.c - answering a request exactly once, and mapping database failures
+ * to HTTP (the SQLSTATE convention of db/README.md).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+
+const char *request_token_param(const struct request *r)
+{
+    return r->token_hash[0] ? r->token_hash : NULL;
+}
+
+void request_query(struct request *r, enum stmt_id stmt, db_callback cb)
+{
+    enum db_status st = pgpool_query(r->w->pool, stmt, r->params, cb, r);
+    if (st != DB_OK) {
+        struct db_result res = {.status = st};
+        reply_db_failure(r, &res);
+    }
+}
+
+void request_free(struct request *r)
+{
+    struct worker *w = r->w;
+    if (r->state_free)
+        r->state_free(r->state);
+    free(r->body);
+    free(r);
+    worker_request_done(w);
+}
+
+static void send_and_free(struct request *r, int status, struct evbuffer *buf)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    if (r->w->draining)
+        evhttp_add_header(h, "Connection", "close");
+    metrics_count_response(status);
+    evhttp_send_reply(r->req, status, NULL, buf);
+    request_free(r);
+}
+
+void reply_buffer(struct request *r, int status, const char *content_type, struct evbuffer *buf)
+{
+    if (content_type)
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type", content_type);
+    send_and_free(r, status, buf);
+}
+
+void reply_json_text(struct request *r, int status, const char *json)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (buf) {
+        evbuffer_add(buf, json, strlen(json));
+        evbuffer_add(buf, "\n", 1);
+    }
+    reply_buffer(r, status, "application/json", buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
+void reply_json(struct request *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        reply_json_text(r, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+        return;
+    }
+    reply_json_text(r, status, text);
+    free(text);
+}
+
+void reply_empty(struct request *r, int status)
+{
+    send_and_free(r, status, NULL);
+}
+
+void reply_error(struct request *r, int status, const char *code, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (status == 503)
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+    reply_json(r, status,
+               json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+static const char *default_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad_request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 409:
+        return "conflict";
+    case 413:
+        return "body_too_large";
+    case 422:
+        return "unprocessable";
+    default:
+        return "error";
+    }
+}
+
+void reply_db_failure(struct request *r, const struct db_result *res)
+{
+    const char *state = res->sqlstate ? res->sqlstate : "";
+
+    if (res->status == DB_UNAVAILABLE) {
+        reply_error(r, 503, "unavailable", "the database is unavailable; try again shortly");
+        return;
+    }
+    if (res->status == DB_BUSY) {
+        reply_error(r, 503, "busy", "the server is busy; try again shortly");
+        return;
+    }
+    /* AC4xx: the API function's own answer. */
+    if (state[0] == 'A' && state[1] == 'C' && state[2] == '4' && strlen(state) == 5) {
+        int status = atoi(state + 2);
+        const char *code = res->detail && *res->detail ? res->detail : default_code(status);
+        reply_error(r, status, code, "%s", res->message);
+        return;
+    }
+    if (strcmp(state, "23505") == 0) {
+        reply_error(r, 409, "conflict", "%s", res->message);
+        return;
+    }
+    if (strcmp(state, "23503") == 0) {
+        reply_error(r, 422, "unknown_reference", "the request refers to an object that does not exist");
+        return;
+    }
+    if (strncmp(state, "22", 2) == 0) {
+        reply_error(r, 400, "bad_request", "%s", res->message);
+        return;
+    }
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+        strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "53300") == 0) {
+        log_warn("%s: database: %s %s", evhttp_request_get_uri(r->req), state, res->message);
+        reply_error(r, 503, "unavailable", "the database could not finish the request; try again");
+        return;
+    }
+    log_error("%s: unexpected database error %s: %s", evhttp_request_get_uri(r->req), state,
+              res->message);
+    reply_error(r, 500, "internal", "internal error (logged on the server)");
+}

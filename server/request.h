@@ -1,0 +1,70 @@
+/*
+ * request.h - the context one HTTP request carries through its callbacks,
+ * and the helpers that answer it.
+ *
+ * Every request is answered exactly once: by one reply_*() call, which also
+ * frees the context. After a reply the handler must not touch the context.
+ * Handlers keep no pointer to the evhttp connection across a database round
+ * trip: if the client went away meanwhile, libevent frees the detached
+ * request when we answer it.
+ */
+#ifndef ACCORD_REQUEST_H
+#define ACCORD_REQUEST_H
+
+#include <stdbool.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "auth.h"
+#include "pgpool.h"
+#include "worker.h"
+
+#define REQUEST_MAX_PATH_IDS 2
+#define REQUEST_MAX_PARAMS   8
+
+struct route;
+
+struct request {
+    struct evhttp_request *req;
+    struct worker *w;
+    const struct route *route;
+    char token_hash[AUTH_HASH_LEN + 1]; /* "" when there was no token */
+    char ids[REQUEST_MAX_PATH_IDS][37]; /* UUIDs from the path, lower-case */
+    int n_ids;
+    char *body;           /* the request body, NUL-terminated (owned), or NULL */
+    size_t body_len;
+    const char *params[REQUEST_MAX_PARAMS]; /* bound parameters: point into this struct */
+    char scratch[64];                       /* small parameter text (numbers) */
+    int ok_status;                          /* router_call: status of a successful answer */
+    void *state;                            /* handler-specific state */
+    void (*state_free)(void *state);
+};
+
+/*
+ * Runs stmt with r->params; cb gets the result with r as its argument. When
+ * the pool refuses at once (database down, queue full) answers 503 itself.
+ */
+void request_query(struct request *r, enum stmt_id stmt, db_callback cb);
+
+/* The token parameter: the hash, or NULL (SQL NULL) when the request had none. */
+const char *request_token_param(const struct request *r);
+
+/* Answers with a JSON text (not validated: it comes from the database). */
+void reply_json_text(struct request *r, int status, const char *json);
+/* Answers with a jansson value (steals the reference). */
+void reply_json(struct request *r, int status, json_t *body);
+/* Answers {"error":{"code":code,"message":...}} with the given status. */
+void reply_error(struct request *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a failed database call to the right answer (see db/README.md). */
+void reply_db_failure(struct request *r, const struct db_result *res);
+/* Answers with no body (e.g. 204). */
+void reply_empty(struct request *r, int status);
+/* Sends a prepared evbuffer with the given status and content type (the buffer is drained). */
+void reply_buffer(struct request *r, int status, const char *content_type, struct evbuffer *buf);
+
+/* Frees the context without answering: only for paths where libevent already answered. */
+void request_free(struct request *r);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * router.c - matches a request to a route, checks what can be checked
+ * without the database (token present, UUIDs well formed, body is a JSON
+ * object), and runs the route.
+ */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "log.h"
+#include "router.h"
+
+static const struct route routes[] = {
+    {EVHTTP_REQ_GET, "/healthz", handle_healthz, 0, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/readyz", handle_readyz, 0, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/metrics", handle_metrics, 0, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/v1/me", NULL, STMT_ME, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/users", NULL, STMT_USER_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_POST, "/v1/users/{id}/tokens", handle_token_create, STMT_TOKEN_CREATE,
+     ROUTE_BODY_OPTIONAL, 201},
+    {EVHTTP_REQ_POST, "/v1/rubrics", handle_rubric_create, STMT_RUBRIC_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/rubrics/{id}", NULL, STMT_RUBRIC_GET, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/credentials", NULL, STMT_CREDENTIAL_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/credentials", NULL, STMT_CREDENTIAL_LIST, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/credentials/{id}", NULL, STMT_CREDENTIAL_GET, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/credentials/{id}/assessors", NULL, STMT_ASSESSOR_GRANT, ROUTE_BODY,
+     201},
+    {EVHTTP_REQ_POST, "/v1/artifacts", handle_artifact_create, 0, ROUTE_RAW_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/artifacts/{id}", NULL, STMT_ARTIFACT_GET, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/artifacts/{id}/content", handle_artifact_content, STMT_ARTIFACT_CONTENT,
+     0, 200},
+    {EVHTTP_REQ_POST, "/v1/submissions", NULL, STMT_SUBMISSION_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/submissions", NULL, STMT_SUBMISSION_LIST, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/submissions/{id}", NULL, STMT_SUBMISSION_GET, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/submissions/{id}/resubmit", NULL, STMT_SUBMISSION_RESUBMIT,
+     ROUTE_BODY, 201},
+    {EVHTTP_REQ_POST, "/v1/reviews/claim", NULL, STMT_REVIEW_CLAIM,
+     ROUTE_BODY_OPTIONAL | ROUTE_LEASE, 200},
+    {EVHTTP_REQ_GET, "/v1/reviews/{id}", NULL, STMT_REVIEW_GET, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/reviews/{id}/release", NULL, STMT_REVIEW_RELEASE, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/reviews/{id}/scores", NULL, STMT_REVIEW_SCORE, ROUTE_BODY, 200},
+    {EVHTTP_REQ_GET, "/v1/awards/{id}", NULL, STMT_AWARD_GET, ROUTE_PUBLIC, 200},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+static bool is_uuid(const char *s, size_t len)
+{
+    if (len != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+enum match { MATCH_NONE, MATCH_OK, MATCH_BAD_ID };
+
+/* Matches path against pattern; collects {id} segments into r->ids. */
+static enum match match_path(const char *pattern, const char *path, struct request *r)
+{
+    int n_ids = 0;
+    bool bad_id = false;
+
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return MATCH_NONE;
+        pattern++;
+        path++;
+        const char *pend = strchr(pattern, '/');
+        const char *send = strchr(path, '/');
+        size_t plen = pend ? (size_t)(pend - pattern) : strlen(pattern);
+        size_t slen = send ? (size_t)(send - path) : strlen(path);
+        if (plen == 4 && memcmp(pattern, "{id}", 4) == 0) {
+            if (slen == 0)
+                return MATCH_NONE;
+            if (!is_uuid(path, slen)) {
+                bad_id = true;
+            } else if (n_ids < REQUEST_MAX_PATH_IDS) {
+                for (size_t i = 0; i < 36; i++)
+                    r->ids[n_ids][i] = (char)tolower((unsigned char)path[i]);
+                r->ids[n_ids][36] = '\0';
+                n_ids++;
+            }
+        } else if (plen != slen || memcmp(pattern, path, plen) != 0) {
+            return MATCH_NONE;
+        }
+        pattern += plen;
+        path += slen;
+    }
+    if (*pattern || (*path && strcmp(path, "/") != 0))
+        return MATCH_NONE;
+    r->n_ids = n_ids;
+    return bad_id ? MATCH_BAD_ID : MATCH_OK;
+}
+
+static void on_statement_done(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    if (!res->value) {
+        reply_empty(r, 204);
+        return;
+    }
+    reply_json_text(r, r->ok_status, res->value);
+}
+
+void router_call(struct request *r, enum stmt_id stmt, int ok_status)
+{
+    r->ok_status = ok_status;
+    request_query(r, stmt, on_statement_done);
+}
+
+/* Takes the body out of the request; checks it is a JSON object when the route wants one. */
+static int read_body(struct request *r, unsigned flags)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t err;
+    json_t *doc;
+
+    if (flags & ROUTE_RAW_BODY)
+        return 0;
+    if (!(flags & (ROUTE_BODY | ROUTE_BODY_OPTIONAL)))
+        return 0;
+    if (len == 0) {
+        if (flags & ROUTE_BODY_OPTIONAL) {
+            r->body = strdup("{}");
+            r->body_len = 2;
+            return r->body ? 0 : -1;
+        }
+        reply_error(r, 400, "invalid_json", "a JSON object body is required");
+        return -1;
+    }
+    r->body = malloc(len + 1);
+    if (!r->body) {
+        reply_error(r, 503, "busy", "out of memory");
+        return -1;
+    }
+    evbuffer_remove(in, r->body, len);
+    r->body[len] = '\0';
+    r->body_len = len;
+    doc = json_loadb(r->body, len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc) {
+        reply_error(r, 400, "invalid_json", "the body is not valid JSON: %s (line %d, column %d)",
+                    err.text, err.line, err.column);
+        return -1;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        reply_error(r, 400, "invalid_json", "the body must be a JSON object");
+        return -1;
+    }
+    json_decref(doc);
+    return 0;
+}
+
+void router_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct worker *w = arg;
+    struct request *r;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    const struct route *route = NULL;
+    bool path_known = false;
+    enum match m = MATCH_NONE;
+    int np = 0;
+
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        evhttp_send_error(req, 503, "out of memory");
+        return;
+    }
+    r->req = req;
+    r->w = w;
+    w->inflight++;
+
+    if (w->draining) {
+        reply_error(r, 503, "shutting_down", "the server is shutting down; try again");
+        return;
+    }
+    if (!path || !*path)
+        path = "/";
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        enum match mi = match_path(routes[i].pattern, path, r);
+        if (mi == MATCH_NONE)
+            continue;
+        path_known = true;
+        if (routes[i].method == method || (method == EVHTTP_REQ_HEAD && routes[i].method == EVHTTP_REQ_GET)) {
+            route = &routes[i];
+            m = mi;
+            break;
+        }
+    }
+    if (!route) {
+        if (path_known)
+            reply_error(r, 405, "method_not_allowed", "this path does not accept that method");
+        else
+            reply_error(r, 404, "not_found", "no such endpoint: %s", path);
+        return;
+    }
+    r->route = route;
+    if (m == MATCH_BAD_ID) {
+        reply_error(r, 400, "invalid_uuid", "ids in the path must be UUIDs");
+        return;
+    }
+    if (!(route->flags & ROUTE_PUBLIC)) {
+        const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        if (auth_bearer_hash(authz, r->token_hash) < 0) {
+            r->token_hash[0] = '\0';
+            reply_error(r, 401, "unauthorized",
+                        authz ? "the Authorization header must be 'Bearer <token>'"
+                              : "a token is required: Authorization: Bearer <token>");
+            return;
+        }
+        r->params[np++] = r->token_hash;
+    }
+    if (read_body(r, route->flags) < 0)
+        return;
+    for (int i = 0; i < r->n_ids; i++)
+        r->params[np++] = r->ids[i];
+    if (r->body)
+        r->params[np++] = r->body;
+    if (route->flags & ROUTE_LEASE) {
+        snprintf(r->scratch, sizeof r->scratch, "%ld", w->cfg->lease_seconds);
+        r->params[np++] = r->scratch;
+    }
+    if (route->handler) {
+        route->handler(r);
+        return;
+    }
+    if (np != statements[route->stmt].nparams) {
+        log_error("route %s: %d parameters for statement %s", route->pattern, np,
+                  statements[route->stmt].name);
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        return;
+    }
+    router_call(r, route->stmt, route->ok_status);
+}

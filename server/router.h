@@ -1,0 +1,51 @@
+/*
+ * router.h - the route table and the request entry point.
+ *
+ * Most API routes are "generic": the path's ids, the token hash, the JSON body
+ * and perhaps the lease become the bound parameters of one statement, and the
+ * function's JSON is the answer. Routes with real work in C (rubric validation,
+ * artifact bytes, token generation, operations endpoints) name a handler.
+ */
+#ifndef ACCORD_ROUTER_H
+#define ACCORD_ROUTER_H
+
+#include <event2/http.h>
+
+#include "request.h"
+#include "statements.h"
+
+enum route_flags {
+    ROUTE_PUBLIC = 1 << 0,        /* no token; the statement takes none */
+    ROUTE_BODY = 1 << 1,          /* a JSON object body is required */
+    ROUTE_BODY_OPTIONAL = 1 << 2, /* a JSON object body, or none (then {}) */
+    ROUTE_LEASE = 1 << 3,         /* append the configured lease seconds */
+    ROUTE_RAW_BODY = 1 << 4,      /* the handler reads the body itself */
+};
+
+typedef void (*route_handler)(struct request *r);
+
+struct route {
+    enum evhttp_cmd_type method;
+    const char *pattern; /* "/v1/reviews/{id}/scores": {id} matches a UUID */
+    route_handler handler; /* NULL: generic statement call */
+    enum stmt_id stmt;
+    unsigned flags;
+    int ok_status;
+};
+
+/* The evhttp generic callback; arg is the struct worker. */
+void router_dispatch(struct evhttp_request *req, void *arg);
+
+/* Runs r->route->stmt with r->params; answers with its JSON (NULL -> 204). */
+void router_call(struct request *r, enum stmt_id stmt, int ok_status);
+
+/* Handlers defined elsewhere. */
+void handle_healthz(struct request *r);
+void handle_readyz(struct request *r);
+void handle_metrics(struct request *r);
+void handle_token_create(struct request *r);
+void handle_rubric_create(struct request *r);
+void handle_artifact_create(struct request *r);
+void handle_artifact_content(struct request *r);
+
+#endif

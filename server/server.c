@@ -1,0 +1,258 @@
+/*
+ * server.c - `accord serve`: the process.
+ *
+ * Start-up: read the configuration, apply migrations (before any request is
+ * taken), prepare the artifact store, open one SO_REUSEPORT listening socket
+ * per event loop on the same port (the kernel spreads connections across
+ * them), start the loops, and print the address.
+ *
+ * Shutdown (SIGTERM/SIGINT): each loop stops accepting, answers what is in
+ * flight (bounded by --shutdown-grace), and exits; blocking work in the
+ * offload threads finishes and its completions run; pools close; exit 0.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "offload.h"
+#include "router.h"
+#include "store.h"
+#include "worker.h"
+
+#define OFFLOAD_THREADS 2
+
+static void worker_exit_loop(struct worker *w)
+{
+    event_base_loopexit(w->base, NULL);
+}
+
+void worker_request_done(struct worker *w)
+{
+    w->inflight--;
+    if (w->draining && w->inflight == 0)
+        worker_exit_loop(w);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    log_warn("worker %d: %d requests still in flight after the grace period; stopping", w->id,
+             w->inflight);
+    worker_exit_loop(w);
+}
+
+/* Runs on the worker's own loop (activated from the main thread). */
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct timeval grace = {w->cfg->shutdown_grace, 0};
+    (void)fd;
+    (void)what;
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+    }
+    w->draining = true;
+    if (w->inflight == 0) {
+        worker_exit_loop(w);
+        return;
+    }
+    event_add(w->ev_deadline, &grace);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* A listening socket with SO_REUSEPORT, so every loop can have its own on one port. */
+static int open_listener(const char *host, int port, int *bound_port)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char portstr[16];
+    int fd = -1, one = 1, rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        log_error("cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        log_error("cannot listen on %s:%d: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    if (bound_port) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+            *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                         : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return fd;
+}
+
+static int worker_init(struct worker *w, int id, const struct config *cfg, struct offload *off,
+                       int listen_fd)
+{
+    w->id = id;
+    w->cfg = cfg;
+    w->offload = off;
+    w->base = event_base_new();
+    if (!w->base)
+        return -1;
+    w->http = evhttp_new(w->base);
+    w->ev_stop = event_new(w->base, -1, 0, on_stop, w);
+    w->ev_deadline = evtimer_new(w->base, on_deadline, w);
+    w->pool = pgpool_new(w->base, cfg->database_url, (int)cfg->db_pool_size,
+                         (int)cfg->db_queue_max, id);
+    if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool)
+        return -1;
+    metrics_add_pool(w->pool);
+    evhttp_set_gencb(w->http, router_dispatch, w);
+    evhttp_set_max_body_size(w->http, cfg->max_body);
+    evhttp_set_max_headers_size(w->http, 64 * 1024);
+    evhttp_set_timeout(w->http, 120);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+    w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
+    return w->bound ? 0 : -1;
+}
+
+static void worker_release(struct worker *w)
+{
+    /* Completions of offloaded work, posted after the loop stopped. */
+    if (w->base)
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+    /* Fails whatever still waits on the database (answers 503). */
+    pgpool_free(w->pool);
+    if (w->http)
+        evhttp_free(w->http);
+    if (w->ev_stop)
+        event_free(w->ev_stop);
+    if (w->ev_deadline)
+        event_free(w->ev_deadline);
+    if (w->base)
+        event_base_free(w->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *main_base = arg;
+    (void)what;
+    log_info("signal %d: finishing requests in flight, then exiting", (int)sig);
+    event_base_loopexit(main_base, NULL);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct config cfg;
+    struct worker *workers = NULL;
+    struct offload *off = NULL;
+    struct event_base *main_base = NULL;
+    struct event *ev_term = NULL, *ev_int = NULL;
+    char err[512];
+    int port = 0, n_started = 0, rc = 1;
+    long i;
+
+    log_set_level_name(getenv("ACCORD_LOG"));
+    if (config_load(&cfg, argc, argv) < 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() < 0) {
+        log_error("libevent lacks thread support");
+        return 1;
+    }
+    if (cfg.migrate && migrate_apply(cfg.database_url, false) < 0)
+        return 1;
+    if (store_init(cfg.data_dir, err, sizeof err) < 0) {
+        log_error("artifact store: %s", err);
+        return 1;
+    }
+    main_base = event_base_new();
+    off = offload_new(OFFLOAD_THREADS);
+    workers = calloc((size_t)cfg.threads, sizeof *workers);
+    if (!main_base || !off || !workers)
+        goto cleanup;
+    port = cfg.listen_port;
+    for (i = 0; i < cfg.threads; i++) {
+        /* The first socket may pick the port (port 0); the others join it. */
+        int fd = open_listener(cfg.listen_host, port, i == 0 ? &port : NULL);
+        if (fd < 0 || worker_init(&workers[i], (int)i, &cfg, off, fd) < 0) {
+            if (fd >= 0 && !workers[i].bound)
+                close(fd);
+            log_error("cannot start event loop %ld", i);
+            goto stop;
+        }
+    }
+    for (i = 0; i < cfg.threads; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            log_error("cannot start thread %ld", i);
+            goto stop;
+        }
+        n_started++;
+    }
+    ev_term = evsignal_new(main_base, SIGTERM, on_signal, main_base);
+    ev_int = evsignal_new(main_base, SIGINT, on_signal, main_base);
+    if (!ev_term || !ev_int || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0)
+        goto stop;
+    printf("accord: listening on http://%s%s%s:%d (%ld event loops, data in %s)\n",
+           strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
+           strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads, cfg.data_dir);
+    fflush(stdout);
+    event_base_dispatch(main_base);
+    rc = 0;
+stop:
+    for (i = 0; i < n_started; i++)
+        event_active(workers[i].ev_stop, EV_TIMEOUT, 0);
+    for (i = 0; i < n_started; i++)
+        pthread_join(workers[i].thread, NULL);
+    /* Blocking work finishes before the loops that wait for it go away. */
+    offload_free(off);
+    off = NULL;
+    for (i = 0; i < cfg.threads; i++)
+        worker_release(&workers[i]);
+    log_info("stopped");
+cleanup:
+    if (ev_term)
+        event_free(ev_term);
+    if (ev_int)
+        event_free(ev_int);
+    offload_free(off);
+    free(workers);
+    if (main_base)
+        event_base_free(main_base);
+    libevent_global_shutdown();
+    return rc;
+}

@@ -1,0 +1,194 @@
+/*
+ * store.c - temp file, hash while writing, fsync, rename, fsync directory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "store.h"
+
+static int failf(char *err, size_t err_len, const char *what, const char *path)
+{
+    snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
+static int mkdir_if_missing(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    int rc;
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int store_init(const char *root, char *err, size_t err_len)
+{
+    char tmp[4096];
+    DIR *d;
+    struct dirent *e;
+
+    if (snprintf(tmp, sizeof tmp, "%s/tmp", root) >= (int)sizeof tmp) {
+        snprintf(err, err_len, "data directory path is too long");
+        return -1;
+    }
+    /* mkdir -p for the root, one component at a time */
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir_if_missing(tmp) < 0)
+            return failf(err, err_len, "cannot create", tmp);
+        *p = '/';
+    }
+    if (mkdir_if_missing(tmp) < 0)
+        return failf(err, err_len, "cannot create", tmp);
+    /* Leftovers of uploads that never finished. */
+    d = opendir(tmp);
+    if (!d)
+        return failf(err, err_len, "cannot open", tmp);
+    while ((e = readdir(d)) != NULL) {
+        char path[4096 + 256];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    return 0;
+}
+
+int store_path(const char *root, const char *sha, char *out, size_t out_len)
+{
+    if (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
+        return -1;
+    if (snprintf(out, out_len, "%s/%.2s/%s", root, sha, sha) >= (int)out_len)
+        return -1;
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[65],
+                       uint64_t *bytes, char *err, size_t err_len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp_path[4096], final_path[4096], dir_path[4096];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec vec[16];
+    int fd = -1, rc = -1, n;
+    uint64_t total = 0;
+
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        snprintf(err, err_len, "cannot start SHA-256");
+        goto cleanup;
+    }
+    if (snprintf(tmp_path, sizeof tmp_path, "%s/tmp/upload-XXXXXX", root) >= (int)sizeof tmp_path) {
+        snprintf(err, err_len, "data directory path is too long");
+        goto cleanup;
+    }
+    fd = mkstemp(tmp_path);
+    if (fd < 0) {
+        failf(err, err_len, "cannot create", tmp_path);
+        goto cleanup;
+    }
+    /* Walk the buffer's chains without copying or draining them. */
+    evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET);
+    while ((n = evbuffer_peek(data, -1, &pos, vec, 16)) > 0) {
+        size_t advanced = 0;
+        for (int i = 0; i < n && i < 16; i++) {
+            if (write_all(fd, vec[i].iov_base, vec[i].iov_len) < 0) {
+                failf(err, err_len, "cannot write", tmp_path);
+                goto cleanup;
+            }
+            EVP_DigestUpdate(md, vec[i].iov_base, vec[i].iov_len);
+            advanced += vec[i].iov_len;
+        }
+        total += advanced;
+        if (n <= 16 || advanced == 0)
+            break;
+        if (evbuffer_ptr_set(data, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+    if (total != evbuffer_get_length(data)) {
+        snprintf(err, err_len, "short copy of the upload (%llu of %zu bytes)",
+                 (unsigned long long)total, evbuffer_get_length(data));
+        goto cleanup;
+    }
+    if (fsync(fd) < 0) {
+        failf(err, err_len, "cannot fsync", tmp_path);
+        goto cleanup;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        failf(err, err_len, "cannot close", tmp_path);
+        goto cleanup;
+    }
+    fd = -1;
+    EVP_DigestFinal_ex(md, digest, &digest_len);
+    for (unsigned i = 0; i < 32; i++) {
+        sha256_hex[2 * i] = digits[digest[i] >> 4];
+        sha256_hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    sha256_hex[64] = '\0';
+    snprintf(dir_path, sizeof dir_path, "%s/%.2s", root, sha256_hex);
+    if (mkdir_if_missing(dir_path) < 0) {
+        failf(err, err_len, "cannot create", dir_path);
+        goto cleanup;
+    }
+    if (store_path(root, sha256_hex, final_path, sizeof final_path) < 0) {
+        snprintf(err, err_len, "data directory path is too long");
+        goto cleanup;
+    }
+    if (rename(tmp_path, final_path) < 0) {
+        failf(err, err_len, "cannot rename into", final_path);
+        goto cleanup;
+    }
+    tmp_path[0] = '\0';
+    if (fsync_dir(dir_path) < 0) {
+        failf(err, err_len, "cannot fsync", dir_path);
+        goto cleanup;
+    }
+    *bytes = total;
+    rc = 0;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0 && tmp_path[0])
+        unlink(tmp_path);
+    EVP_MD_CTX_free(md);
+    return rc;
+}

@@ -1,0 +1,35 @@
+/*
+ * store.h - the content-addressed artifact store on disk.
+ *
+ * A file's name is the hex SHA-256 of its bytes, under a two-character
+ * fan-out directory: ROOT/ab/ab12...ef. Identical uploads share one file.
+ * Writes go to ROOT/tmp/, are fsynced, renamed into place and the directory
+ * fsynced, so a file is either absent or complete: a crash or an aborted
+ * upload leaves at most a temporary file, which store_init() removes.
+ *
+ * store_put_*() block on the disk: call them from an offload thread.
+ */
+#ifndef ACCORD_STORE_H
+#define ACCORD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+/* Creates ROOT and ROOT/tmp if needed and empties ROOT/tmp. Returns 0, or -1 with err. */
+int store_init(const char *root, char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/*
+ * Writes the bytes of data (not drained) into the store. On success returns 0
+ * and fills sha256_hex (65 bytes) and *bytes; on failure -1 with err.
+ */
+int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[65],
+                       uint64_t *bytes, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* The path of the file with this hash. Returns 0, or -1 if it does not fit or the hash is malformed. */
+int store_path(const char *root, const char *sha256_hex, char *out, size_t out_len)
+    __attribute__((warn_unused_result));
+
+#endif

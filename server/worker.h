@@ -1,0 +1,39 @@
+/*
+ * worker.h - one event loop thread: its libevent base, its HTTP server on a
+ * shared SO_REUSEPORT port, and its own database pool. Requests are handled
+ * entirely on the loop that accepted them, so workers share nothing but the
+ * read-only configuration, the offload threads and atomic counters.
+ */
+#ifndef ACCORD_WORKER_H
+#define ACCORD_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config.h"
+#include "pgpool.h"
+
+struct offload;
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct pgpool *pool;
+    struct offload *offload; /* shared blocking-work threads (disk) */
+    const struct config *cfg;
+    struct event *ev_stop;     /* activated from the main thread at shutdown */
+    struct event *ev_deadline; /* ends the drain after cfg->shutdown_grace */
+    int inflight;              /* requests accepted and not yet answered */
+    bool draining;
+};
+
+/* A request finished (answered and its context freed); ends a drain when it was the last. */
+void worker_request_done(struct worker *w);
+
+#endif
