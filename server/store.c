@@ -129,7 +129,7 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
     evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET);
     while ((n = evbuffer_peek(data, -1, &pos, vec, 16)) > 0) {
         size_t advanced = 0;
-        for (int i = 0; i < n && i < 16; i++) {
+        for (int i = 0; i < n && i < 16; i++) /* n may exceed 16 */ {
             if (write_all(fd, vec[i].iov_base, vec[i].iov_len) < 0) {
                 failf(err, err_len, "cannot write", tmp_path);
                 goto cleanup;
@@ -138,7 +138,8 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
             advanced += vec[i].iov_len;
         }
         total += advanced;
-        if (n <= 16 || advanced == 0)
+        /* With len -1, peek fills at most 16 extents: continue after them. */
+        if (advanced == 0 || total >= evbuffer_get_length(data))
             break;
         if (evbuffer_ptr_set(data, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
             break;
