@@ -895,8 +895,7 @@ CREATE FUNCTION api_submission_resubmit(p_token text, p_id uuid, p_body jsonb) R
 LANGUAGE plpgsql AS $$
 DECLARE
     v_me users := _auth_role(p_token, '{earner}');
-    b jsonb := _body(p_body);
-    v_ids uuid[] := _j_artifact_ids(b);
+    v_ids uuid[];
     s submissions;
     c credentials;
     v_later int;
@@ -909,6 +908,7 @@ BEGIN
         RAISE EXCEPTION 'only its earner can resubmit a submission'
             USING ERRCODE = 'AC403', DETAIL = 'forbidden';
     END IF;
+    v_ids := _j_artifact_ids(_body(p_body));
     SELECT * INTO c FROM credentials WHERE id = s.credential_id;
     PERFORM _lock_chain(v_me.id, c.id);
     SELECT * INTO s FROM submissions WHERE id = p_id FOR UPDATE;
@@ -1165,9 +1165,9 @@ CREATE FUNCTION api_review_score(p_token text, p_id uuid, p_body jsonb) RETURNS 
 LANGUAGE plpgsql AS $$
 DECLARE
     v_me users := _auth(p_token);
-    b jsonb := _body(p_body);
-    v_arr jsonb := _j_array(b -> 'scores', 'scores', true, 64);
-    v_feedback text := _j_text(b -> 'feedback', 'feedback', true, 20000, true);
+    b jsonb;
+    v_arr jsonb;
+    v_feedback text;
     r reviews;
     s submissions;
     c credentials;
@@ -1199,7 +1199,11 @@ DECLARE
     v_verdict text;
     v_award uuid;
 BEGIN
+    -- 404 / 403 / 409 first, then the body
     r := _review_lock_active(v_me, p_id);
+    b := _body(p_body);
+    v_arr := _j_array(b -> 'scores', 'scores', true, 64);
+    v_feedback := _j_text(b -> 'feedback', 'feedback', true, 20000, true);
     SELECT * INTO s FROM submissions WHERE id = r.submission_id;
     SELECT * INTO c FROM credentials WHERE id = s.credential_id;
     SELECT criteria INTO v_criteria FROM rubrics WHERE id = c.rubric_id;
@@ -1271,10 +1275,6 @@ BEGIN
     IF cardinality(n_crit) < cardinality(v_keys) THEN
         RAISE EXCEPTION 'every criterion must be scored; missing: %',
                         (SELECT string_agg(x, ', ') FROM unnest(v_keys) x WHERE x <> ALL(n_crit))
-            USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-    END IF;
-    IF v_feedback IS NULL OR btrim(v_feedback) = '' THEN
-        RAISE EXCEPTION 'feedback must not be empty'
             USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
     END IF;
 

@@ -305,7 +305,7 @@ rs() { echo "SELECT api_submission_resubmit(tk('tok-$1'), g('$2'), jsonb_build_o
 err "resubmit: not returned" AC409 not_returned "$(rs earner3 s3 "g('e3v'), g('e3p')")"
 err "resubmit: not own" AC403 forbidden "$(rs earner2 s1 "g('e2v'), g('e2p')")"
 err "resubmit: missing evidence" AC422 missing_evidence "$(rs earner1 s1 "g('e1p2')")"
-err "resubmit: unknown" AC404 not_found "SELECT api_submission_resubmit(tk('tok-earner1'), gen_random_uuid(), jsonb_build_object('artifact_ids', jsonb_build_array(g('e1v'))))"
+err "resubmit: unknown" AC404 not_found "SELECT api_submission_resubmit(tk('tok-earner1'), gen_random_uuid(), '{\"artifact_ids\":[]}')"
 run "resubmit" "SELECT put('s1b', ($(rs earner1 s1 "g('e1v'), g('e1p2')"))->>'id')"
 check "resubmit reply" "SELECT j->>'attempt' = '2' AND j->>'previous_id' = g('s1')::text AND j->>'status' = 'queued'
     AND j->'artifacts'->1->>'id' = g('e1p2')::text FROM (SELECT api_submission_get(tk('tok-earner1'), g('s1b'))::jsonb j) x"
