@@ -35,7 +35,7 @@ ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all asan test unit-test http-test run bench deps format clean
+.PHONY: all asan test unit-test sql-test http-test run bench deps format clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord
@@ -97,17 +97,23 @@ deps:
 unit-test: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc
 
+sql-test:
+	tests/sql/run.sh
+
+# The HTTP suite runs against the sanitizer build: a leak or memory error in
+# the server fails the test during which it happened.
 http-test: $(BUILD)/asan/accord
 	python3 tests/http/run.py --bin $(BUILD)/asan/accord
 
 test: deps
 	$(MAKE) all asan
 	$(MAKE) unit-test
+	$(MAKE) sql-test
 	$(MAKE) http-test
 
 run: deps
 	$(MAKE) all
-	@tests/run-local.sh $(BUILD)/accord
+	db/run-embedded.sh $(BUILD)/accord
 
 bench: deps
 	$(MAKE) all $(BENCH_BIN)
