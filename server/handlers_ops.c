@@ -4,6 +4,11 @@
 #include "metrics.h"
 #include "router.h"
 
+/* Both a status for probes and the API's error shape for people. */
+#define NOT_READY                                                                                  \
+    "{\"status\":\"unavailable\",\"error\":{\"code\":\"unavailable\",\"message\":"              \
+    "\"the database is unreachable\"}}"
+
 void handle_healthz(struct request *r)
 {
     reply_json_text(r, 200, "{\"status\":\"ok\"}");
@@ -15,14 +20,14 @@ static void on_ping(const struct db_result *res, void *arg)
     if (res->status == DB_OK)
         reply_json_text(r, 200, "{\"status\":\"ready\"}");
     else
-        reply_json_text(r, 503, "{\"status\":\"unavailable\",\"reason\":\"database unreachable\"}");
+        reply_json_text(r, 503, NOT_READY);
 }
 
 /* Ready means a real round trip to the database works now, not that one worked once. */
 void handle_readyz(struct request *r)
 {
     if (pgpool_query(r->w->pool, STMT_PING, r->params, on_ping, r) != DB_OK)
-        reply_json_text(r, 503, "{\"status\":\"unavailable\",\"reason\":\"database unreachable\"}");
+        reply_json_text(r, 503, NOT_READY);
 }
 
 void handle_metrics(struct request *r)

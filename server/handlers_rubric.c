@@ -162,11 +162,12 @@ void handle_rubric_create(struct request *r)
     r->state = st;
     r->state_free = rubric_state_free;
     st->doc = json_loadb(r->body, r->body_len, 0, NULL);
-    if (!st->doc || read_rubric(r, st) < 0) {
-        if (!st->doc)
-            reply_error(r, 400, "invalid_json", "the body is not valid JSON");
+    if (!st->doc) {
+        reply_error(r, 400, "invalid_json", "the body is not valid JSON");
         return;
     }
+    if (read_rubric(r, st) < 0)
+        return; /* answered (and r freed) */
     if (!rubric_validate(&st->rubric, err, sizeof err)) {
         reply_error(r, 422, "invalid_rubric", "%s", err);
         return;
