@@ -21,7 +21,7 @@ void csv_reader_init(csv_reader *r, char *data, size_t len)
 static int fail(csv_reader *r, const char *msg)
 {
     r->error = msg;
-    r->error_line = r->line;
+    r->error_line = r->record_line; /* where the broken record starts */
     return CSV_ERROR;
 }
 

@@ -18,7 +18,7 @@ typedef struct {
     size_t line;        /* 1-based line where the next record starts */
     size_t record_line; /* line where the last record returned started */
     const char *error;  /* static message after CSV_ERROR */
-    size_t error_line;  /* line of the error */
+    size_t error_line;  /* line where the broken record starts */
 } csv_reader;
 
 typedef struct {

@@ -35,6 +35,8 @@
  *       Gwet 2014 (Handbook, ch. on multiple raters, missing ratings allowed);
  *       Brennan & Prediger 1981 with q = number of levels. SE: Gwet's
  *       linearised variance (sampling fraction 0); CI: t(n-1).
+ * Analytic (normal or t) intervals are truncated to [-1, 1], the range of
+ * the coefficients, as Gwet (2014) reports them.
  * Bootstrap (alpha and the percent metrics): units are resampled with
  * replacement over precomputed per-unit contributions, so a replicate costs
  * O(units); for alpha the metric (ordinal ranks) is held at its full-sample
@@ -58,7 +60,8 @@ typedef enum {
     IRR_ERR_STATE,     /* levels declared after ratings were added */
     IRR_ERR_DUPLICATE, /* the same (unit, rater) pair twice: see irr_table_duplicate */
     IRR_ERR_TOO_MANY,  /* more than UINT32_MAX - 1 ratings, units or raters */
-    IRR_ERR_ARG        /* bad argument (NULL, unknown metric, reference not a rater) */
+    IRR_ERR_ARG,       /* bad argument (NULL, unknown metric, reference not a rater) */
+    IRR_ERR_INPUT      /* irr_load_csv: malformed CSV, header or score (see irr_load_error) */
 } irr_status;
 
 /* A static English description of a status. */
@@ -100,6 +103,9 @@ size_t irr_table_n_ratings(const irr_table *table);
 size_t irr_table_n_units(const irr_table *table);
 size_t irr_table_n_raters(const irr_table *table);
 
+/* 1 when a rater of that (NUL-terminated) name has a rating in the table. */
+int irr_table_has_rater(const irr_table *table, const char *name);
+
 /*
  * Checks the table and builds its per-unit layout (done implicitly by every
  * compute function; cheap to call again, redone only after new ratings).
@@ -117,6 +123,26 @@ int irr_table_duplicate(const irr_table *table, size_t *index, size_t *first_ind
 /* The scale in use after a successful prepare (declared or observed):
  * *n_levels values, owned by the table, valid until it changes. */
 const double *irr_table_levels(const irr_table *table, size_t *n_levels);
+
+/* ---- loading the long CSV ------------------------------------------------ */
+
+typedef struct {
+    size_t line;       /* 1-based line the problem is on; 0 when not about a line */
+    char message[240]; /* what is wrong, for a person ("duplicate rating ...") */
+} irr_load_error;
+
+/*
+ * Adds the ratings of a CSV document (RFC 4180) with the header
+ * `unit,rater,score` to table (declare levels first if wanted), then
+ * prepares it. buf[0..len) is modified in place (quoted fields are unescaped)
+ * and may be freed afterwards. Blank lines are skipped. IRR_ERR_INPUT for a
+ * bad header, a record without exactly three fields, malformed quoting or a
+ * score that is not a finite number; IRR_ERR_SCORE for a score off the
+ * declared levels; IRR_ERR_DUPLICATE for a repeated (unit, rater) pair. On
+ * any error err says which line and why, and the table may hold the ratings
+ * before it (free it). err may be NULL.
+ */
+irr_status irr_load_csv(irr_table *table, char *buf, size_t len, irr_load_error *err);
 
 /* ---- results ------------------------------------------------------------ */
 

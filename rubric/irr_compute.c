@@ -108,8 +108,9 @@ void irr_set_ci(irr_metric *m, double se, double crit, const char *method)
     }
     m->has_ci = 1;
     m->se = se;
-    m->ci_lo = m->value - crit * se;
-    m->ci_hi = m->value + crit * se;
+    /* Truncated to the coefficient's range [-1, 1], as Gwet (2014) does. */
+    m->ci_lo = fmax(-1.0, m->value - crit * se);
+    m->ci_hi = fmin(1.0, m->value + crit * se);
     m->ci_method = method;
     m->ci_reason[0] = '\0';
 }

@@ -258,6 +258,8 @@ const char *irr_status_str(irr_status status)
         return "too many ratings, units, raters or levels";
     case IRR_ERR_ARG:
         return "bad argument";
+    case IRR_ERR_INPUT:
+        return "malformed input";
     }
     return "unknown status";
 }
@@ -402,6 +404,11 @@ size_t irr_table_n_units(const irr_table *t)
 size_t irr_table_n_raters(const irr_table *t)
 {
     return t ? t->raters.count : 0;
+}
+
+int irr_table_has_rater(const irr_table *t, const char *name)
+{
+    return t && name && irr_intern_find(&t->raters, name, strlen(name)) != UINT32_MAX;
 }
 
 int irr_table_duplicate(const irr_table *t, size_t *index, size_t *first_index)

@@ -1,12 +1,359 @@
-/* cmd_irr.c - placeholder until the reliability statistics land. */
+/*
+ * cmd_irr.c - `accord irr [options] FILE.csv|-`: reliability statistics of a
+ * long-format ratings file, as one JSON object on standard output.
+ *
+ * A thin shell over rubric/irr.h: read the bytes, hand them to irr_load_csv,
+ * compute, and shape the result with jansson. Exit 0 ok, 2 usage or input
+ * error (the message names the line), 1 runtime failure.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "irr.h"
+
+static const char irr_usage[] =
+    "usage: accord irr [options] FILE.csv   (or - for standard input)\n"
+    "  input: CSV with the header unit,rater,score, one rating per row\n"
+    "  --levels 1,2,3,4   the full ordered scale (default: the observed scores)\n"
+    "  --ci               standard errors and 95% confidence intervals\n"
+    "  --bootstrap N      bootstrap replicates for --ci (default 1000)\n"
+    "  --seed S           bootstrap seed (default 1)\n"
+    "  --by-rater         one row per rater: mean, severity, agreement\n"
+    "  --reference R      per-rater severity and agreement against rater R\n";
+
+/* The whole file (or stdin) in a malloc'd buffer; NULL with errno on failure. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    if (!f)
+        return NULL;
+    for (;;) {
+        if (cap - n < 65536) {
+            size_t new_cap = cap ? cap * 2 : 1 << 20;
+            char *p = realloc(buf, new_cap);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                errno = ENOMEM;
+                goto done;
+            }
+            buf = p;
+            cap = new_cap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                int saved = errno ? errno : EIO;
+                free(buf);
+                buf = NULL;
+                errno = saved;
+            }
+            break;
+        }
+    }
+done:
+    if (f != stdin)
+        fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* "1,2,3,4" into a malloc'd array; -1 when malformed. */
+static int parse_levels(const char *text, double **levels, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    double *v = malloc(cap * sizeof *v);
+    if (!v)
+        return -1;
+    size_t k = 0;
+    const char *p = text;
+    for (;;) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno || !isfinite(x) || (*end != ',' && *end != '\0')) {
+            free(v);
+            return -1;
+        }
+        v[k++] = x;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    *levels = v;
+    *n = k;
+    return 0;
+}
+
+static int parse_count(const char *text, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (*text == '-' || *text == '\0')
+        return -1;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end || errno || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A number, or null for NAN. Integral values print as integers. */
+static json_t *json_num(double v)
+{
+    if (isnan(v))
+        return json_null();
+    if (v == floor(v) && fabs(v) < 9e15)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+static json_t *metric_json(const irr_metric *m, int with_ci)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = 0;
+    if (m->defined) {
+        bad |= json_object_set_new(o, "value", json_real(m->value));
+    } else {
+        bad |= json_object_set_new(o, "value", json_null());
+        bad |= json_object_set_new(o, "reason", json_string(m->reason));
+    }
+    if (with_ci && m->defined) {
+        bad |= json_object_set_new(o, "se", isnan(m->se) ? json_null() : json_real(m->se));
+        if (m->has_ci) {
+            bad |= json_object_set_new(o, "ci", json_pack("[ff]", m->ci_lo, m->ci_hi));
+            bad |= json_object_set_new(o, "ci_method", json_string(m->ci_method));
+        } else {
+            bad |= json_object_set_new(o, "ci", json_null());
+            bad |= json_object_set_new(o, "ci_reason", json_string(m->ci_reason));
+        }
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *rater_json(const irr_rater_stats *s)
+{
+    json_t *name = json_stringn(s->rater, s->rater_len);
+    if (!name)
+        return NULL; /* not UTF-8: the caller reports it */
+    return json_pack("{s:o, s:I, s:o, s:I, s:o, s:o, s:o}", "rater", name, "n_ratings",
+                     (json_int_t)s->n_ratings, "mean", json_num(s->mean), "n_compared",
+                     (json_int_t)s->n_compared, "severity", json_num(s->severity), "exact",
+                     json_num(s->exact), "adjacent", json_num(s->adjacent));
+}
+
+/* Children are attached to root as soon as they exist, so on any failure
+ * freeing root frees everything. */
+static json_t *result_json(const irr_result *r, const irr_options *o, int *bad_name)
+{
+    json_t *root = json_object();
+    json_t *levels = json_array(), *metrics = json_object();
+    if (!root || json_object_set_new(root, "n_units", json_integer((json_int_t)r->n_units)) ||
+        json_object_set_new(root, "n_raters", json_integer((json_int_t)r->n_raters)) ||
+        json_object_set_new(root, "n_ratings", json_integer((json_int_t)r->n_ratings)) ||
+        json_object_set_new(root, "levels", levels) ||
+        json_object_set_new(root, "metrics", metrics)) {
+        if (!root) {
+            json_decref(levels);
+            json_decref(metrics);
+        }
+        goto fail;
+    }
+    for (size_t i = 0; i < r->n_levels; i++)
+        if (json_array_append_new(levels, json_num(r->levels[i])))
+            goto fail;
+    for (int i = 0; i < IRR_METRIC_COUNT; i++)
+        if (json_object_set_new(metrics, irr_metric_name((irr_metric_id)i),
+                                metric_json(&r->metrics[i], o->ci)))
+            goto fail;
+    if (o->by_rater || o->reference) {
+        json_t *raters = json_array();
+        if (json_object_set_new(root, "severity_against",
+                                json_string(o->reference ? o->reference : "others")) ||
+            json_object_set_new(root, "raters", raters))
+            goto fail;
+        for (size_t i = 0; i < r->n_rater_stats; i++) {
+            json_t *row = rater_json(&r->raters[i]);
+            if (!row) {
+                *bad_name = 1;
+                goto fail;
+            }
+            if (json_array_append_new(raters, row))
+                goto fail;
+        }
+    }
+    return root;
+fail:
+    json_decref(root);
+    return NULL;
+}
 
 int cmd_irr(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "accord irr: not built yet\n");
-    return 1;
+    static const struct option long_options[] = {
+        {"levels", required_argument, NULL, 'l'},
+        {"ci", no_argument, NULL, 'c'},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"seed", required_argument, NULL, 's'},
+        {"by-rater", no_argument, NULL, 'r'},
+        {"reference", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int status = 1;
+    irr_options o;
+    irr_table *table = NULL;
+    irr_result result;
+    int have_result = 0;
+    double *levels = NULL;
+    size_t n_levels = 0;
+    char *buf = NULL;
+    json_t *root = NULL;
+
+    irr_options_init(&o);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        unsigned long long v;
+        switch (c) {
+        case 'l':
+            free(levels);
+            levels = NULL;
+            if (parse_levels(optarg, &levels, &n_levels) != 0) {
+                fprintf(stderr, "accord irr: --levels wants numbers like 1,2,3,4, got \"%s\"\n",
+                        optarg);
+                status = 2;
+                goto cleanup;
+            }
+            break;
+        case 'c':
+            o.ci = 1;
+            break;
+        case 'b':
+            if (parse_count(optarg, 10000000ULL, &v) != 0 || v < 2) {
+                fprintf(stderr, "accord irr: --bootstrap wants a count from 2 to 10000000\n");
+                status = 2;
+                goto cleanup;
+            }
+            o.bootstrap = (unsigned)v;
+            break;
+        case 's':
+            if (parse_count(optarg, UINT64_MAX, &v) != 0) {
+                fprintf(stderr, "accord irr: --seed wants a non-negative integer\n");
+                status = 2;
+                goto cleanup;
+            }
+            o.seed = v;
+            break;
+        case 'r':
+            o.by_rater = 1;
+            break;
+        case 'R':
+            o.reference = optarg;
+            break;
+        case 'h':
+            fputs(irr_usage, stdout);
+            status = 0;
+            goto cleanup;
+        default:
+            if (optopt)
+                fprintf(stderr, "accord irr: option -%c: unknown or missing its value\n", optopt);
+            else
+                fprintf(stderr, "accord irr: unknown option \"%s\"\n", argv[optind - 1]);
+            fputs(irr_usage, stderr);
+            status = 2;
+            goto cleanup;
+        }
+    }
+    if (argc - optind != 1) {
+        fputs(irr_usage, stderr);
+        status = 2;
+        goto cleanup;
+    }
+    const char *path = argv[optind];
+    const char *shown = strcmp(path, "-") == 0 ? "<stdin>" : path;
+
+    size_t len = 0;
+    buf = read_all(path, &len);
+    if (!buf) {
+        fprintf(stderr, "accord irr: %s: %s\n", shown, strerror(errno));
+        status = errno == ENOMEM ? 1 : 2;
+        goto cleanup;
+    }
+    table = irr_table_new();
+    if (!table) {
+        fprintf(stderr, "accord irr: out of memory\n");
+        goto cleanup;
+    }
+    if (levels) {
+        irr_status st = irr_table_set_levels(table, levels, n_levels);
+        if (st != IRR_OK) {
+            fprintf(stderr, "accord irr: --levels: %s\n", irr_status_str(st));
+            status = 2;
+            goto cleanup;
+        }
+    }
+    irr_load_error err;
+    irr_status st = irr_load_csv(table, buf, len, &err);
+    free(buf);
+    buf = NULL;
+    if (st != IRR_OK) {
+        if (err.line)
+            fprintf(stderr, "accord irr: %s:%zu: %s\n", shown, err.line, err.message);
+        else
+            fprintf(stderr, "accord irr: %s: %s\n", shown, err.message);
+        status = st == IRR_ERR_NOMEM ? 1 : 2;
+        goto cleanup;
+    }
+    if (o.reference && !irr_table_has_rater(table, o.reference)) {
+        fprintf(stderr, "accord irr: --reference: no rater \"%s\" in %s\n", o.reference, shown);
+        status = 2;
+        goto cleanup;
+    }
+    st = irr_compute(table, &o, &result);
+    if (st != IRR_OK) {
+        fprintf(stderr, "accord irr: %s\n", irr_status_str(st));
+        goto cleanup;
+    }
+    have_result = 1;
+    int bad_name = 0;
+    root = result_json(&result, &o, &bad_name);
+    if (!root) {
+        fprintf(stderr, "accord irr: %s\n",
+                bad_name ? "a rater name is not valid UTF-8" : "out of memory building JSON");
+        status = bad_name ? 2 : 1;
+        goto cleanup;
+    }
+    if (json_dumpf(root, stdout, JSON_REAL_PRECISION(15)) != 0 || fputc('\n', stdout) == EOF ||
+        fflush(stdout) != 0) {
+        fprintf(stderr, "accord irr: writing the result: %s\n", strerror(errno));
+        goto cleanup;
+    }
+    status = 0;
+cleanup:
+    json_decref(root);
+    if (have_result)
+        irr_result_release(&result);
+    irr_table_free(table);
+    free(levels);
+    free(buf);
+    return status;
 }

@@ -77,6 +77,17 @@ static void test_krippendorff_2011(void)
     irr_table *t2 = table_from_matrix(kripp, 12, 4, levels, 7);
     CHECK_NEAR(value(t2, IRR_ALPHA_ORDINAL), value(t, IRR_ALPHA_ORDINAL), 1e-12);
     CHECK_NEAR(value(t2, IRR_ALPHA_NOMINAL), value(t, IRR_ALPHA_NOMINAL), 1e-12);
+    /* Gwet (2014), Handbook, and his irrCAC package, whose example data
+     * cac.raw4raters is this table: AC1 = 0.77544, SE 0.14295, 95% CI
+     * (0.461, 1); Brennan-Prediger 0.77273, SE 0.14472. */
+    irr_metric ac1 = metric(t, IRR_GWET_AC1, 1);
+    CHECK_NEAR(ac1.value, 0.77544, 0.000005);
+    CHECK_NEAR(ac1.se, 0.14295, 0.000005);
+    CHECK_NEAR(ac1.ci_lo, 0.461, 0.0005);
+    CHECK_NEAR(ac1.ci_hi, 1.0, 0);
+    irr_metric bp = metric(t, IRR_BRENNAN_PREDIGER, 1);
+    CHECK_NEAR(bp.value, 0.77273, 0.000005);
+    CHECK_NEAR(bp.se, 0.14472, 0.000005);
     /* Fleiss' kappa needs equal numbers of ratings per unit. */
     irr_metric f = metric(t, IRR_FLEISS_KAPPA, 0);
     CHECK(!f.defined);
