@@ -98,6 +98,9 @@ irr_status irr_table_add(irr_table *table, const char *unit, const char *rater, 
 irr_status irr_table_add_many(irr_table *table, const char *const *units, const char *const *raters,
                               const double *scores, size_t n);
 
+/* Makes room for n_ratings more ratings (a hint: adding works without it). */
+irr_status irr_table_reserve(irr_table *table, size_t n_ratings);
+
 /* Counts so far. */
 size_t irr_table_n_ratings(const irr_table *table);
 size_t irr_table_n_units(const irr_table *table);

@@ -332,6 +332,26 @@ irr_status irr_table_set_levels(irr_table *t, const double *levels, size_t n_lev
     return IRR_OK;
 }
 
+irr_status irr_table_reserve(irr_table *t, size_t n)
+{
+    if (!t)
+        return IRR_ERR_ARG;
+    if (n > IRR_MAX_COUNT - t->n_ratings)
+        return IRR_ERR_TOO_MANY;
+    size_t need = t->n_ratings + n;
+    if (need <= t->ratings_cap)
+        return IRR_OK;
+    uint32_t **arrays[3] = {&t->r_unit, &t->r_rater, &t->r_value};
+    for (int i = 0; i < 3; i++) {
+        uint32_t *p = realloc(*arrays[i], need * sizeof **arrays[i]);
+        if (!p)
+            return IRR_ERR_NOMEM; /* the arrays already grown are merely larger */
+        *arrays[i] = p;
+    }
+    t->ratings_cap = need;
+    return IRR_OK;
+}
+
 irr_status irr_table_addn(irr_table *t, const char *unit, size_t unit_len, const char *rater,
                           size_t rater_len, double score)
 {
