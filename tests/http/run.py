@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
-from harness import Cluster, Env, Failure, User, Client, expect, last_line, run_cli, tail  # noqa
+from harness import (Cluster, Env, Failure, User, Client, last_line, log_excerpt,  # noqa
+                     run_cli, tail)
 
 # Test modules, in run order. t_ops holds the database-outage test, which must
 # stay last because it stops and restarts the cluster.
@@ -81,11 +82,17 @@ def post_checks(env):
     """Problems with the servers after a test: died, sanitizer reports."""
     problems = []
     for s in env.servers:
-        for line in s.new_sanitizer_reports()[:5]:
+        reports = s.new_sanitizer_reports()
+        if reports and not s.finished and s.proc is not None:
+            try:                     # a sanitizer aborts the process: let it finish
+                s.proc.wait(5)
+            except Exception:  # noqa: BLE001
+                pass
+        for line in reports[:5]:
             problems.append("sanitizer report in %s stderr: %s" % (s.name, line))
         if not s.finished and s.proc is not None and s.proc.poll() is not None:
-            problems.append("%s died (exit status %d); stderr tail:\n%s"
-                            % (s.name, s.proc.returncode, tail(s.stderr_path)))
+            problems.append("%s died (exit status %d); stderr:\n%s"
+                            % (s.name, s.proc.returncode, indent(log_excerpt(s.stderr_path))))
             s.finished = True
             if s is env.server:
                 try:
@@ -146,6 +153,7 @@ def main():
         for t in selected:
             t0 = time.monotonic()
             err = None
+            del harness.SOFT_FAILURES[:]
             try:
                 t(env)
             except Failure as e:
@@ -161,6 +169,9 @@ def main():
                         msg = s.stop()
                         if msg and err is None:
                             err = msg
+            if harness.SOFT_FAILURES:
+                soft = "\n".join("(soft) " + m for m in harness.SOFT_FAILURES)
+                err = soft if err is None else soft + "\n" + err
             problems = post_checks(env)
             if problems and err is None:
                 err = "\n".join(problems)
@@ -173,8 +184,9 @@ def main():
             else:
                 failed += 1
                 print("FAIL %s (%.1fs)\n%s" % (t.__name__, dt, indent(err)))
-                print("    --- main server stderr (tail) ---\n%s"
-                      % indent(tail(env.server.stderr_path, 15), "    | "))
+                if "stderr:" not in err:
+                    print("    --- main server stderr (tail) ---\n%s"
+                          % indent(tail(env.server.stderr_path, 12), "    | "))
             sys.stdout.flush()
         # the main server must shut down cleanly
         msg = env.server.stop()

@@ -12,8 +12,7 @@ class World:
 
     def __init__(self, env):
         self.lead = env.user(["lead"], org="Authz District")
-        self.ea = env.user(["earner"], name="Alice Authz", org="Authz Org A",
-                           email="alice.authz@a.example.org")
+        self.ea = env.user(["earner"], name="Alice Authz", org="Authz Org A")
         self.eb = env.user(["earner"], name="Bob Authz", org="Authz Org B")
         self.p = env.user(["assessor"], name="Pat Peer", org="Authz Org P")
         self.q = env.user(["assessor"], name="Quinn Peer", org="Authz Org Q")
