@@ -47,5 +47,9 @@ void handle_token_create(struct request *r);
 void handle_rubric_create(struct request *r);
 void handle_artifact_create(struct request *r);
 void handle_artifact_content(struct request *r);
+void handle_upload_options(struct request *r);
+void handle_upload_create(struct request *r);
+void handle_upload_get(struct request *r);
+void handle_upload_patch(struct request *r);
 
 #endif

@@ -32,4 +32,14 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_REVIEW_RELEASE] = {"review_release", "select api_review_release($1, $2::uuid)", 2},
     [STMT_REVIEW_SCORE] = {"review_score", "select api_review_score($1, $2::uuid, $3::jsonb)", 3},
     [STMT_AWARD_GET] = {"award_get", "select api_award_get($1::uuid)", 1},
+    [STMT_UPLOAD_CREATE] = {"upload_create",
+                            "select api_upload_create($1, $2, $3, $4, $5::bigint)", 5},
+    [STMT_UPLOAD_GET] = {"upload_get", "select api_upload_get($1, $2::uuid)", 2},
+    [STMT_UPLOAD_BEGIN] = {"upload_begin",
+                           "select api_upload_begin($1, $2::uuid, $3::bigint, $4::bigint)", 4},
+    [STMT_UPLOAD_ADVANCE] = {"upload_advance",
+                             "select api_upload_advance($1, $2::uuid, $3::uuid, $4::bigint, "
+                             "$5::bigint, $6)",
+                             6},
+    [STMT_UPLOAD_FINISH] = {"upload_finish", "select api_upload_finish($1, $2::uuid, $3)", 3},
 };

@@ -59,6 +59,13 @@ int store_init(const char *root, char *err, size_t err_len)
     }
     if (mkdir_if_missing(tmp) < 0)
         return failf(err, err_len, "cannot create", tmp);
+    /* Part files of resumable uploads: kept across restarts, they resume. */
+    {
+        char uploads[4096 + 16];
+        snprintf(uploads, sizeof uploads, "%s/uploads", root);
+        if (mkdir_if_missing(uploads) < 0)
+            return failf(err, err_len, "cannot create", uploads);
+    }
     /* Leftovers of uploads that never finished. */
     d = opendir(tmp);
     if (!d)
@@ -191,5 +198,124 @@ cleanup:
     if (rc < 0 && tmp_path[0])
         unlink(tmp_path);
     EVP_MD_CTX_free(md);
+    return rc;
+}
+
+static void hex_digest(const unsigned char *digest, char sha256_hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        sha256_hex[2 * i] = digits[digest[i] >> 4];
+        sha256_hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    sha256_hex[64] = '\0';
+}
+
+/* Streams fd through SHA-256 from its current position to the end. */
+static int hash_fd(int fd, const char *path, char sha256_hex[65], uint64_t *bytes, char *err,
+                   size_t err_len)
+{
+    enum { BUF = 1 << 20 };
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(BUF);
+    uint64_t total = 0;
+    int rc = -1;
+
+    if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        snprintf(err, err_len, "cannot start SHA-256 (out of memory)");
+        goto cleanup;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, BUF);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            failf(err, err_len, "cannot read", path);
+            goto cleanup;
+        }
+        if (n == 0)
+            break;
+        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) {
+            snprintf(err, err_len, "SHA-256 failed on %s", path);
+            goto cleanup;
+        }
+        total += (uint64_t)n;
+    }
+    if (EVP_DigestFinal_ex(md, digest, &digest_len) != 1 || digest_len != 32) {
+        snprintf(err, err_len, "SHA-256 failed on %s", path);
+        goto cleanup;
+    }
+    hex_digest(digest, sha256_hex);
+    *bytes = total;
+    rc = 0;
+cleanup:
+    free(buf);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int store_hash_file(const char *path, char sha256_hex[65], uint64_t *bytes, char *err,
+                    size_t err_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc;
+    if (fd < 0)
+        return failf(err, err_len, "cannot open", path);
+    rc = hash_fd(fd, path, sha256_hex, bytes, err, err_len);
+    close(fd);
+    return rc;
+}
+
+int store_put_file(const char *root, const char *src_path, char sha256_hex[65], uint64_t *bytes,
+                   char *err, size_t err_len)
+{
+    char final_path[4096], dir_path[4096];
+    struct stat sb;
+    int fd = open(src_path, O_RDONLY | O_CLOEXEC);
+    int rc = -1;
+
+    if (fd < 0)
+        return failf(err, err_len, "cannot open", src_path);
+    if (hash_fd(fd, src_path, sha256_hex, bytes, err, err_len) < 0)
+        goto cleanup;
+    /* Durable before its name becomes the store's promise. */
+    if (fsync(fd) < 0) {
+        failf(err, err_len, "cannot fsync", src_path);
+        goto cleanup;
+    }
+    snprintf(dir_path, sizeof dir_path, "%s/%.2s", root, sha256_hex);
+    if (store_path(root, sha256_hex, final_path, sizeof final_path) < 0) {
+        snprintf(err, err_len, "data directory path is too long");
+        goto cleanup;
+    }
+    if (mkdir_if_missing(dir_path) < 0) {
+        failf(err, err_len, "cannot create", dir_path);
+        goto cleanup;
+    }
+    if (stat(final_path, &sb) == 0) {
+        /* Same bytes already stored (content-addressed): drop the copy. */
+        if (unlink(src_path) < 0 && errno != ENOENT) {
+            failf(err, err_len, "cannot unlink", src_path);
+            goto cleanup;
+        }
+        rc = 0;
+        goto cleanup;
+    }
+    if (rename(src_path, final_path) < 0) {
+        /* A concurrent finisher may have moved the same file first. */
+        if (!(errno == ENOENT && stat(final_path, &sb) == 0)) {
+            failf(err, err_len, "cannot rename into", final_path);
+            goto cleanup;
+        }
+    }
+    if (fsync_dir(dir_path) < 0) {
+        failf(err, err_len, "cannot fsync", dir_path);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    close(fd);
     return rc;
 }

@@ -17,7 +17,10 @@
 
 #include <event2/buffer.h>
 
-/* Creates ROOT and ROOT/tmp if needed and empties ROOT/tmp. Returns 0, or -1 with err. */
+/*
+ * Creates ROOT, ROOT/tmp and ROOT/uploads (resumable uploads' part files) if
+ * needed and empties ROOT/tmp. Returns 0, or -1 with err.
+ */
 int store_init(const char *root, char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /*
@@ -27,6 +30,24 @@ int store_init(const char *root, char *err, size_t err_len) __attribute__((warn_
 int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[65],
                        uint64_t *bytes, char *err, size_t err_len)
     __attribute__((warn_unused_result));
+
+/*
+ * Hashes the file at path (streaming SHA-256). Returns 0 and fills sha256_hex
+ * (65 bytes) and *bytes, or -1 with err.
+ */
+int store_hash_file(const char *path, char sha256_hex[65], uint64_t *bytes, char *err,
+                    size_t err_len) __attribute__((warn_unused_result));
+
+/*
+ * Moves the file src_path (on the same file system as ROOT, e.g. under
+ * ROOT/uploads) into the store: hashes and fsyncs it, renames it to
+ * ROOT/ab/<sha> and fsyncs that directory. When the store already holds the
+ * hash, src_path is unlinked instead. On success returns 0, fills sha256_hex
+ * and *bytes, and src_path is gone; on failure -1 with err and src_path is
+ * left as it was.
+ */
+int store_put_file(const char *root, const char *src_path, char sha256_hex[65], uint64_t *bytes,
+                   char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /* The path of the file with this hash. Returns 0, or -1 if it does not fit or the hash is malformed. */
 int store_path(const char *root, const char *sha256_hex, char *out, size_t out_len)

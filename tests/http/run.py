@@ -36,6 +36,7 @@ import t_authz  # noqa: E402,F401
 import t_badinput  # noqa: E402,F401
 import t_concurrency  # noqa: E402,F401
 import t_crash  # noqa: E402,F401
+import t_uploads  # noqa: E402,F401
 import t_ops  # noqa: E402,F401
 
 MAIN_MAX_BODY = str(32 * 1024 * 1024)

@@ -1,0 +1,668 @@
+/*
+ * handlers_upload.c - resumable uploads: tus 1.0 core + creation.
+ *
+ * libevent 2.1 holds a whole body in memory, so a 2 GB video cannot be one
+ * POST. It arrives as PATCH chunks, each within --max-body:
+ *
+ *   OPTIONS /v1/uploads        what we speak (no token)
+ *   POST    /v1/uploads        Upload-Length + Upload-Metadata -> 201 Location
+ *   HEAD    /v1/uploads/{id}   Upload-Offset (GET: the same as JSON)
+ *   PATCH   /v1/uploads/{id}   Upload-Offset + bytes -> 204 new Upload-Offset
+ *
+ * One PATCH: api_upload_begin (authorize, offset check, write lease) ->
+ * offload: pwrite at the offset into DATA/uploads/<id>.part, fsync, and on the
+ * last chunk hash the file -> api_upload_advance (offset, hash) -> when
+ * complete, offload: store_put_file -> api_upload_finish (the artifact) ->
+ * 204 with X-Artifact-Id. The disk is only ever touched on offload threads,
+ * and the database counts only bytes that are already fsynced.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "log.h"
+#include "offload.h"
+#include "router.h"
+#include "store.h"
+
+#define TUS_VERSION        "1.0.0"
+#define UPLOAD_MAX_SIZE    (8ULL << 30) /* Tus-Max-Size: 8 GiB */
+#define UPLOAD_MAX_SIZE_S  "8589934592"
+#define MAX_METADATA_LEN   4096 /* the Upload-Metadata header */
+#define MAX_META_VALUE     255  /* a decoded metadata value */
+#define PATCH_CONTENT_TYPE "application/offset+octet-stream"
+
+struct tus_state {
+    char id[37];
+    struct evbuffer *chunk; /* PATCH: the body, taken from the request */
+    uint64_t from, len, length;
+    char lease[37];
+    char sha256[65]; /* of the whole file, once complete */
+    char kind[32], media_type[MAX_META_VALUE + 1], filename[MAX_META_VALUE + 1];
+    char n1[24], n2[24];  /* numeric parameters as text */
+    int disk_failed;      /* set on the offload thread */
+    char disk_error[512]; /* set on the offload thread */
+};
+
+static void tus_state_free(void *arg)
+{
+    struct tus_state *st = arg;
+    if (st->chunk)
+        evbuffer_free(st->chunk);
+    free(st);
+}
+
+static struct tus_state *tus_state_new(struct request *r)
+{
+    struct tus_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        reply_error(r, 503, "busy", "out of memory");
+        return NULL;
+    }
+    r->state = st;
+    r->state_free = tus_state_free;
+    return st;
+}
+
+static void add_header(struct request *r, const char *name, const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value);
+}
+
+static void add_u64_header(struct request *r, const char *name, uint64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, value);
+    add_header(r, name, text);
+}
+
+static const char *in_header(struct request *r, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
+/*
+ * Every tus request but OPTIONS names the protocol version. Answers 412 and
+ * returns -1 when it is missing or not ours.
+ */
+static int check_tus_version(struct request *r)
+{
+    const char *v = in_header(r, "Tus-Resumable");
+    if (v && strcmp(v, TUS_VERSION) == 0)
+        return 0;
+    add_header(r, "Tus-Version", TUS_VERSION);
+    reply_error(r, 412, "unsupported_tus_version",
+                "this server speaks tus %s: send Tus-Resumable: %s", TUS_VERSION, TUS_VERSION);
+    return -1;
+}
+
+/* A decimal byte count: digits only, no sign or spaces. 0 ok, -1 malformed, 1 over max. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 19 || strspn(s, "0123456789") != n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (uint64_t)(s[i] - '0'); /* 19 digits cannot overflow 64 bits */
+    *out = v;
+    return v > max ? 1 : 0;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/*
+ * Strict standard base64 (padding required) of len characters into out
+ * (cap bytes, NUL-terminated). Returns the decoded length, or -1 when
+ * malformed, too long, or it decodes to a control character.
+ */
+static int b64_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (len % 4 != 0)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)in[i + (size_t)k];
+            if (c == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad || (v[k] = b64_value(c)) < 0)
+                return -1; /* '=' only at the end, then nothing but '=' */
+        }
+        unsigned long triple =
+            ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
+            ((unsigned long)v[2] << 6) | (unsigned long)v[3];
+        for (int k = 0; k < 3 - pad; k++) {
+            if (o + 1 >= cap)
+                return -1;
+            out[o++] = (char)((triple >> (16 - 8 * k)) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    for (size_t k = 0; k < o; k++)
+        if ((unsigned char)out[k] < 0x20 || out[k] == 0x7f)
+            return -1;
+    return (int)o;
+}
+
+/*
+ * Upload-Metadata: "key b64,key b64,..." (a value may be absent). Fills kind,
+ * media_type and filename; other keys are ignored. Answers 400 and returns -1
+ * when malformed.
+ */
+static int parse_metadata(struct request *r, struct tus_state *st, const char *h)
+{
+    const char *p = h;
+    size_t total = h ? strlen(h) : 0;
+
+    if (total > MAX_METADATA_LEN) {
+        reply_error(r, 400, "bad_metadata", "Upload-Metadata is longer than %d characters",
+                    MAX_METADATA_LEN);
+        return -1;
+    }
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *space;
+        size_t klen, vlen;
+        char *out = NULL;
+        size_t cap = 0;
+
+        while (n > 0 && *p == ' ') {
+            p++;
+            n--;
+        }
+        space = memchr(p, ' ', n);
+        klen = space ? (size_t)(space - p) : n;
+        vlen = space ? n - klen - 1 : 0;
+        if (klen == 0) {
+            reply_error(r, 400, "bad_metadata",
+                        "Upload-Metadata must be 'key base64value' pairs separated by commas");
+            return -1;
+        }
+        if (klen == 4 && memcmp(p, "kind", 4) == 0) {
+            out = st->kind;
+            cap = sizeof st->kind;
+        } else if (klen == 8 && memcmp(p, "filetype", 8) == 0) {
+            out = st->media_type;
+            cap = sizeof st->media_type;
+        } else if (klen == 8 && memcmp(p, "filename", 8) == 0) {
+            out = st->filename;
+            cap = sizeof st->filename;
+        }
+        if (out && vlen > 0 && b64_decode(space + 1, vlen, out, cap) < 0) {
+            reply_error(r, 400, "bad_metadata",
+                        "Upload-Metadata %.*s must be base64 of 1 to %zu printable characters",
+                        (int)klen, p, cap - 1);
+            return -1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    if (!st->kind[0]) {
+        reply_error(r, 400, "bad_metadata",
+                    "Upload-Metadata must name the kind (base64 of video, plan, reflection or "
+                    "other)");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- OPTIONS ---------------------------------------------------------- */
+
+void handle_upload_options(struct request *r)
+{
+    add_header(r, "Tus-Resumable", TUS_VERSION);
+    add_header(r, "Tus-Version", TUS_VERSION);
+    add_header(r, "Tus-Extension", "creation");
+    add_header(r, "Tus-Max-Size", UPLOAD_MAX_SIZE_S);
+    reply_empty(r, 204);
+}
+
+/* ---- POST: create ----------------------------------------------------- */
+
+static void on_created(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    json_t *doc = NULL;
+    const char *id;
+    char location[64];
+
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    doc = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    id = json_string_value(json_object_get(doc, "id"));
+    if (!id || strlen(id) != 36) {
+        log_error("upload create: no id in %s", res->value ? res->value : "(null)");
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
+    snprintf(location, sizeof location, "/v1/uploads/%s", id);
+    add_header(r, "Location", location);
+    add_header(r, "Upload-Offset", "0");
+    reply_json_text(r, 201, res->value);
+cleanup:
+    json_decref(doc);
+}
+
+void handle_upload_create(struct request *r)
+{
+    struct tus_state *st;
+    uint64_t length = 0;
+    int rc;
+
+    add_header(r, "Tus-Resumable", TUS_VERSION);
+    if (check_tus_version(r) < 0)
+        return;
+    if (in_header(r, "Upload-Defer-Length")) {
+        reply_error(r, 400, "bad_request",
+                    "Upload-Defer-Length is not supported: send Upload-Length");
+        return;
+    }
+    rc = parse_u64(in_header(r, "Upload-Length"), UPLOAD_MAX_SIZE, &length);
+    if (rc < 0 || length == 0) {
+        reply_error(r, 400, "bad_request", "Upload-Length must be a number of bytes from 1 to %s",
+                    UPLOAD_MAX_SIZE_S);
+        return;
+    }
+    if (rc > 0) {
+        add_header(r, "Tus-Max-Size", UPLOAD_MAX_SIZE_S);
+        reply_error(r, 413, "upload_too_large",
+                    "Upload-Length %" PRIu64 " is over the limit of %s bytes", length,
+                    UPLOAD_MAX_SIZE_S);
+        return;
+    }
+    st = tus_state_new(r);
+    if (!st)
+        return;
+    if (parse_metadata(r, st, in_header(r, "Upload-Metadata")) < 0)
+        return;
+    snprintf(st->n1, sizeof st->n1, "%" PRIu64, length);
+    r->params[0] = request_token_param(r);
+    r->params[1] = st->kind;
+    r->params[2] = st->media_type[0] ? st->media_type : NULL;
+    r->params[3] = st->filename[0] ? st->filename : NULL;
+    r->params[4] = st->n1;
+    request_query(r, STMT_UPLOAD_CREATE, on_created);
+}
+
+/* ---- GET / HEAD: where is it ------------------------------------------ */
+
+static void on_upload_got(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    json_t *doc = NULL;
+
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    doc = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    if (!json_is_integer(json_object_get(doc, "offset")) ||
+        !json_is_integer(json_object_get(doc, "length"))) {
+        log_error("upload %s: unexpected row %s", r->ids[0], res->value ? res->value : "(null)");
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
+    add_u64_header(r, "Upload-Offset",
+                   (uint64_t)json_integer_value(json_object_get(doc, "offset")));
+    add_u64_header(r, "Upload-Length",
+                   (uint64_t)json_integer_value(json_object_get(doc, "length")));
+    add_header(r, "Cache-Control", "no-store");
+    reply_json_text(r, 200, res->value);
+cleanup:
+    json_decref(doc);
+}
+
+void handle_upload_get(struct request *r)
+{
+    add_header(r, "Tus-Resumable", TUS_VERSION);
+    /* HEAD is the tus request; GET is the plain JSON view of the same thing. */
+    if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD && check_tus_version(r) < 0)
+        return;
+    request_query(r, STMT_UPLOAD_GET, on_upload_got);
+}
+
+/* ---- PATCH: append a chunk -------------------------------------------- */
+
+static void part_path(const struct request *r, const struct tus_state *st, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/uploads/%s.part", r->w->cfg->data_dir, st->id);
+}
+
+/* Offload thread: records why the disk step failed (errno of the failed call). */
+static void disk_fail(struct tus_state *st, const char *what, const char *path)
+{
+    snprintf(st->disk_error, sizeof st->disk_error, "%s %.300s: %s", what, path, strerror(errno));
+}
+
+static int pwrite_all(int fd, const char *p, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Offload thread: the chunk at its offset, fsynced; the whole file's hash when it is the last. */
+static void patch_write(void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+    char path[4200];
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec vec[16];
+    uint64_t off = st->from, bytes = 0;
+    int fd, n;
+
+    part_path(r, st, path, sizeof path);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        disk_fail(st, "cannot open", path);
+        goto fail;
+    }
+    /* Walk the chunk's extents without copying; peek fills at most 16 per call. */
+    evbuffer_ptr_set(st->chunk, &pos, 0, EVBUFFER_PTR_SET);
+    while (off - st->from < st->len && (n = evbuffer_peek(st->chunk, -1, &pos, vec, 16)) > 0) {
+        size_t advanced = 0;
+        for (int i = 0; i < n && i < 16; i++) {
+            if (pwrite_all(fd, vec[i].iov_base, vec[i].iov_len, off) < 0) {
+                disk_fail(st, "cannot write", path);
+                goto fail;
+            }
+            off += vec[i].iov_len;
+            advanced += vec[i].iov_len;
+        }
+        if (advanced == 0 || evbuffer_ptr_set(st->chunk, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+    if (off - st->from != st->len) {
+        snprintf(st->disk_error, sizeof st->disk_error, "short copy of a chunk (%" PRIu64
+                 " of %" PRIu64 " bytes)", off - st->from, st->len);
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        disk_fail(st, "cannot fsync", path);
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        disk_fail(st, "cannot close", path);
+        goto fail;
+    }
+    fd = -1;
+    if (st->from + st->len == st->length) {
+        if (store_hash_file(path, st->sha256, &bytes, st->disk_error, sizeof st->disk_error) < 0)
+            goto fail;
+        if (bytes != st->length) {
+            snprintf(st->disk_error, sizeof st->disk_error,
+                     "%.300s has %" PRIu64 " bytes, expected %" PRIu64, path, bytes,
+                     st->length);
+            goto fail;
+        }
+    }
+    return;
+fail:
+    if (fd >= 0)
+        close(fd);
+    st->disk_failed = 1;
+}
+
+/* Offload thread: the complete part file into the content-addressed store. */
+static void patch_store(void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+    char path[4200], final_path[4096], sha[65];
+    uint64_t bytes = 0;
+    struct stat sb;
+
+    part_path(r, st, path, sizeof path);
+    if (store_put_file(r->w->cfg->data_dir, path, sha, &bytes, st->disk_error,
+                       sizeof st->disk_error) == 0) {
+        if (strcmp(sha, st->sha256) != 0 || bytes != st->length) {
+            snprintf(st->disk_error, sizeof st->disk_error,
+                     "%.300s changed after its last chunk: sha256 %s, recorded %s", path, sha,
+                     st->sha256);
+            st->disk_failed = 1;
+        }
+        return;
+    }
+    /* An earlier try (or a concurrent one) already moved it: the store has it. */
+    if (access(path, F_OK) < 0 && errno == ENOENT &&
+        store_path(r->w->cfg->data_dir, st->sha256, final_path, sizeof final_path) == 0 &&
+        stat(final_path, &sb) == 0 && (uint64_t)sb.st_size == st->length)
+        return;
+    st->disk_failed = 1;
+}
+
+static void on_finished(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+    json_t *doc = NULL;
+    const char *artifact_id;
+
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    doc = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    artifact_id = json_string_value(json_object_get(doc, "artifact_id"));
+    if (!artifact_id) {
+        log_error("upload %s: finished without an artifact: %s", st->id,
+                  res->value ? res->value : "(null)");
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
+    add_u64_header(r, "Upload-Offset", st->length);
+    add_header(r, "X-Artifact-Id", artifact_id);
+    reply_empty(r, 204);
+cleanup:
+    json_decref(doc);
+}
+
+static void patch_stored(void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+
+    if (st->disk_failed) {
+        log_error("upload %s: %s", st->id, st->disk_error);
+        reply_error(r, 500, "storage_failed",
+                    "the server could not store the file; PATCH again with Upload-Offset %" PRIu64
+                    " and an empty body to retry",
+                    st->length);
+        return;
+    }
+    r->params[0] = request_token_param(r);
+    r->params[1] = st->id;
+    r->params[2] = st->sha256;
+    request_query(r, STMT_UPLOAD_FINISH, on_finished);
+}
+
+static void finish(struct request *r)
+{
+    if (offload_submit(r->w->offload, r->w->base, patch_store, patch_stored, r) < 0)
+        reply_error(r, 503, "busy", "the server is busy; try again shortly");
+}
+
+static void on_advanced(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+
+    if (st->disk_failed) {
+        /* The lease is released (or runs out); the chunk was not counted. */
+        reply_error(r, 500, "storage_failed",
+                    "the server could not write the chunk; send it again from Upload-Offset "
+                    "%" PRIu64,
+                    st->from);
+        return;
+    }
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    if (st->from + st->len < st->length) {
+        add_u64_header(r, "Upload-Offset", st->from + st->len);
+        reply_empty(r, 204);
+        return;
+    }
+    finish(r);
+}
+
+static void patch_written(void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+    uint64_t to = st->from + st->len;
+
+    /* The bytes are on disk (or not): free the memory before the round trip. */
+    evbuffer_free(st->chunk);
+    st->chunk = NULL;
+    if (st->disk_failed) {
+        log_error("upload %s: %s", st->id, st->disk_error);
+        to = st->from; /* advance by nothing: just drop the lease */
+    }
+    snprintf(st->n1, sizeof st->n1, "%" PRIu64, st->from);
+    snprintf(st->n2, sizeof st->n2, "%" PRIu64, to);
+    r->params[0] = request_token_param(r);
+    r->params[1] = st->id;
+    r->params[2] = st->lease;
+    r->params[3] = st->n1;
+    r->params[4] = st->n2;
+    r->params[5] = (!st->disk_failed && to == st->length) ? st->sha256 : NULL;
+    request_query(r, STMT_UPLOAD_ADVANCE, on_advanced);
+}
+
+static void on_begun(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+    json_t *doc = NULL, *length;
+    const char *lease, *sha;
+
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    doc = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    length = json_object_get(doc, "length");
+    lease = json_string_value(json_object_get(doc, "lease"));
+    sha = json_string_value(json_object_get(doc, "sha256"));
+    if (!json_is_integer(length) || json_integer_value(length) < 1) {
+        log_error("upload %s: unexpected begin answer %s", st->id,
+                  res->value ? res->value : "(null)");
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
+    st->length = (uint64_t)json_integer_value(length);
+    if (json_is_true(json_object_get(doc, "finish"))) {
+        /* Every byte is in but the artifact is not: retry the last step. */
+        if (!sha || strlen(sha) != 64) {
+            log_error("upload %s: complete without a hash", st->id);
+            reply_error(r, 500, "internal", "internal error (logged on the server)");
+            goto cleanup;
+        }
+        memcpy(st->sha256, sha, 65);
+        finish(r);
+        goto cleanup;
+    }
+    if (st->len == 0) { /* an empty PATCH changes nothing */
+        add_u64_header(r, "Upload-Offset", st->from);
+        reply_empty(r, 204);
+        goto cleanup;
+    }
+    if (!lease || strlen(lease) != 36) {
+        log_error("upload %s: no lease in %s", st->id, res->value);
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
+    memcpy(st->lease, lease, 37);
+    if (offload_submit(r->w->offload, r->w->base, patch_write, patch_written, r) < 0)
+        reply_error(r, 503, "busy", "the server is busy; try again shortly");
+cleanup:
+    json_decref(doc);
+}
+
+static int is_patch_content_type(const char *ct)
+{
+    size_t n = strlen(PATCH_CONTENT_TYPE);
+    return ct && strncasecmp(ct, PATCH_CONTENT_TYPE, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+void handle_upload_patch(struct request *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    struct tus_state *st;
+
+    add_header(r, "Tus-Resumable", TUS_VERSION);
+    if (check_tus_version(r) < 0)
+        return;
+    if (!is_patch_content_type(in_header(r, "Content-Type"))) {
+        reply_error(r, 415, "unsupported_media_type",
+                    "a PATCH carries Content-Type: " PATCH_CONTENT_TYPE);
+        return;
+    }
+    st = tus_state_new(r);
+    if (!st)
+        return;
+    memcpy(st->id, r->ids[0], sizeof st->id);
+    if (parse_u64(in_header(r, "Upload-Offset"), UPLOAD_MAX_SIZE, &st->from) != 0) {
+        reply_error(r, 400, "bad_request", "Upload-Offset must be a number of bytes from 0 to %s",
+                    UPLOAD_MAX_SIZE_S);
+        return;
+    }
+    st->len = evbuffer_get_length(in);
+    /* Take the body's chains (no copy) for the offload thread. */
+    st->chunk = evbuffer_new();
+    if (!st->chunk || evbuffer_add_buffer(st->chunk, in) < 0) {
+        reply_error(r, 503, "busy", "out of memory");
+        return;
+    }
+    snprintf(st->n1, sizeof st->n1, "%" PRIu64, st->from);
+    snprintf(st->n2, sizeof st->n2, "%" PRIu64, st->len);
+    r->params[0] = request_token_param(r);
+    r->params[1] = st->id;
+    r->params[2] = st->n1;
+    r->params[3] = st->n2;
+    request_query(r, STMT_UPLOAD_BEGIN, on_begun);
+}

@@ -1,0 +1,258 @@
+"""Resumable uploads (tus 1.0 core + creation): a video larger than one body,
+sent in chunks, resumed after an interruption, and turned into an artifact
+whose bytes and hash match; the protocol's refusals (412, 415, 409, 413, 403)."""
+
+import base64
+import os
+import subprocess
+import socket
+import time
+import uuid
+
+from harness import HOST, check, eq, expect, is_uuid, raw_exchange, sha256, test
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = "application/offset+octet-stream"
+MAX_SIZE = 8 << 30
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def metadata(kind="video", filename="morning-meeting.mp4", filetype="video/mp4"):
+    parts = ["kind " + b64(kind)]
+    if filename:
+        parts.append("filename " + b64(filename))
+    if filetype:
+        parts.append("filetype " + b64(filetype))
+    return ",".join(parts)
+
+
+def create(client, length, meta=None, headers=None):
+    h = dict(TUS)
+    h["Upload-Length"] = str(length)
+    h["Upload-Metadata"] = meta if meta is not None else metadata()
+    h.update(headers or {})
+    return client.request("POST", "/v1/uploads", data=b"", headers=h)
+
+
+def patch(client, upload_id, offset, data, headers=None, tus=True):
+    h = dict(TUS) if tus else {}
+    h["Content-Type"] = OCTETS
+    h["Upload-Offset"] = str(offset)
+    h.update(headers or {})
+    return client.request("PATCH", "/v1/uploads/" + upload_id, data=data, headers=h, timeout=120)
+
+
+def head(client, upload_id):
+    return client.request("HEAD", "/v1/uploads/" + upload_id, headers=dict(TUS))
+
+
+def expect_tus(r, status, what):
+    eq(r.status, status, "%s: status (%s)" % (what, r.text[:300]))
+    eq(r.header("tus-resumable"), "1.0.0", "%s: Tus-Resumable" % what)
+
+
+def new_upload(client, length, **kw):
+    r = create(client, length, **kw)
+    body = expect(r, 201, what="create an upload of %d bytes" % length)
+    check(is_uuid(body.get("id")), "POST /v1/uploads: id %r" % body.get("id"))
+    eq(r.header("location"), "/v1/uploads/" + body["id"], "POST /v1/uploads: Location")
+    eq(r.header("upload-offset"), "0", "POST /v1/uploads: Upload-Offset")
+    eq(r.header("tus-resumable"), "1.0.0", "POST /v1/uploads: Tus-Resumable")
+    eq(body.get("offset"), 0, "POST /v1/uploads: offset")
+    eq(body.get("length"), length, "POST /v1/uploads: length")
+    return body["id"]
+
+
+def interrupted_patch(port, token, upload_id, offset, data, sent):
+    """A PATCH whose client goes away after `sent` of len(data) body bytes."""
+    s = socket.create_connection((HOST, port), timeout=10)
+    try:
+        s.sendall(("PATCH /v1/uploads/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Authorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n"
+                   "Content-Type: %s\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n\r\n"
+                   % (upload_id, token, OCTETS, offset, len(data))).encode())
+        s.sendall(data[:sent])
+        time.sleep(0.2)
+    finally:
+        s.close()
+
+
+@test
+def upload_tus_options(env):
+    r = env.admin.c.anon().request("OPTIONS", "/v1/uploads")
+    eq(r.status, 204, "OPTIONS /v1/uploads: status")
+    eq(r.header("tus-resumable"), "1.0.0", "OPTIONS: Tus-Resumable")
+    eq(r.header("tus-version"), "1.0.0", "OPTIONS: Tus-Version")
+    eq(r.header("tus-extension"), "creation", "OPTIONS: Tus-Extension")
+    eq(r.header("tus-max-size"), str(MAX_SIZE), "OPTIONS: Tus-Max-Size")
+
+
+@test
+def upload_tus_video_in_chunks(env):
+    earner = env.user(["earner"], org="Tus Org")
+    other = env.user(["earner"], org="Other Tus Org")
+    lead = env.user(["lead"])
+    data = os.urandom(20 * 1024 * 1024 + 12345)
+    cut1, cut2 = 7 * 1024 * 1024, 14 * 1024 * 1024 + 999
+
+    # refusals at creation
+    r = earner.c.request("POST", "/v1/uploads", data=b"",
+                         headers={"Upload-Length": str(len(data)),
+                                  "Upload-Metadata": metadata()})
+    expect(r, 412, "unsupported_tus_version", "create without Tus-Resumable")
+    eq(r.header("tus-version"), "1.0.0", "412: Tus-Version")
+    expect(create(earner.c, MAX_SIZE + 1), 413, "upload_too_large", "Upload-Length over the max")
+    expect(create(earner.c, 0), 400, "bad_request", "Upload-Length 0")
+    expect(create(earner.c, "12a"), 400, "bad_request", "Upload-Length not a number")
+    expect(create(earner.c, 100, meta=""), 400, "bad_metadata", "no kind in the metadata")
+    expect(create(earner.c, 100, meta="kind %%%"), 400, "bad_metadata", "kind not base64")
+    expect(create(earner.c, 100, meta=metadata(kind="movie")), 400, "bad_request",
+           "unknown kind")
+    expect(create(lead.c, 100), 403, "forbidden", "a lead creates an upload")
+
+    uid = new_upload(earner.c, len(data))
+    r = head(earner.c, uid)
+    expect_tus(r, 200, "HEAD at the start")
+    eq(r.header("upload-offset"), "0", "HEAD: Upload-Offset")
+    eq(r.header("upload-length"), str(len(data)), "HEAD: Upload-Length")
+    eq(r.header("cache-control"), "no-store", "HEAD: Cache-Control")
+
+    # first chunk
+    r = patch(earner.c, uid, 0, data[:cut1])
+    expect_tus(r, 204, "PATCH the first chunk")
+    eq(r.header("upload-offset"), str(cut1), "first PATCH: Upload-Offset")
+    # the same chunk again with its (now stale) offset
+    r = patch(earner.c, uid, 0, data[:cut1])
+    expect(r, 409, "offset_mismatch", "the first chunk re-sent at offset 0")
+    eq(r.header("tus-resumable"), "1.0.0", "409: Tus-Resumable")
+    # wrong content type, no Tus-Resumable
+    r = patch(earner.c, uid, cut1, data[cut1:cut2], headers={"Content-Type": "video/mp4"})
+    expect(r, 415, "unsupported_media_type", "PATCH with Content-Type video/mp4")
+    r = patch(earner.c, uid, cut1, data[cut1:cut2], tus=False)
+    expect(r, 412, "unsupported_tus_version", "PATCH without Tus-Resumable")
+    # someone else's upload
+    eq(head(other.c, uid).status, 403, "another earner's HEAD")
+    expect(other.c.get("/v1/uploads/" + uid), 403, "forbidden", "another earner's GET")
+    expect(patch(other.c, uid, cut1, data[cut1:cut2]), 403, "forbidden", "another earner's PATCH")
+    expect(lead.c.get("/v1/uploads/" + uid), 403, "forbidden", "a lead's GET")
+    eq(head(earner.c, str(uuid.uuid4())).status, 404, "HEAD of an unknown upload")
+
+    # the connection drops in the middle of the second chunk
+    interrupted_patch(env.server.port, earner.token, uid, cut1, data[cut1:cut2], 1024 * 1024)
+    r = head(earner.c, uid)
+    expect_tus(r, 200, "HEAD after the interruption")
+    offset = int(r.header("upload-offset"))
+    eq(offset, cut1, "the offset after an interrupted PATCH")
+    # resume from where the server says
+    r = patch(earner.c, uid, offset, data[offset:cut2])
+    expect_tus(r, 204, "PATCH the second chunk")
+    eq(r.header("upload-offset"), str(cut2), "second PATCH: Upload-Offset")
+    check(r.header("x-artifact-id") is None, "X-Artifact-Id before the upload is complete")
+    view = expect(earner.c.get("/v1/uploads/" + uid), 200, what="GET the upload")
+    eq(view.get("offset"), cut2, "GET: offset")
+    eq(view.get("artifact_id"), None, "GET: artifact_id before completion")
+    # a chunk past the length
+    expect(patch(earner.c, uid, cut2, data[cut2:] + b"x"), 400, "length_exceeded",
+           "a chunk past Upload-Length")
+
+    # the last chunk makes the artifact
+    r = patch(earner.c, uid, cut2, data[cut2:])
+    expect_tus(r, 204, "PATCH the last chunk")
+    eq(r.header("upload-offset"), str(len(data)), "last PATCH: Upload-Offset")
+    aid = r.header("x-artifact-id")
+    check(is_uuid(aid), "last PATCH: X-Artifact-Id %r" % aid)
+    a = expect(earner.c.get("/v1/artifacts/" + aid), 200, what="the uploaded artifact")
+    eq(a.get("bytes"), len(data), "artifact bytes")
+    eq(a.get("sha256"), sha256(data), "artifact sha256")
+    eq(a.get("kind"), "video", "artifact kind")
+    eq(a.get("media_type"), "video/mp4", "artifact media_type")
+    eq(a.get("filename"), "morning-meeting.mp4", "artifact filename")
+    r = earner.c.get("/v1/artifacts/%s/content" % aid, timeout=120)
+    expect(r, 200, what="download the uploaded video")
+    check(r.body == data, "the downloaded bytes differ from the uploaded file")
+    view = expect(earner.c.get("/v1/uploads/" + uid), 200, what="GET the finished upload")
+    eq(view.get("artifact_id"), aid, "GET: artifact_id after completion")
+    eq(view.get("offset"), len(data), "GET: offset after completion")
+    # after completion: no more bytes
+    expect(patch(earner.c, uid, len(data), b""), 409, "upload_complete",
+           "PATCH a finished upload")
+    check(not os.path.exists(os.path.join(env.data_dir, "uploads", uid + ".part")),
+          "the part file should be gone once the upload is an artifact")
+
+    # the same bytes again: a second artifact sharing the stored file
+    small = data[:300000]
+    uid2 = new_upload(earner.c, len(small), meta=metadata(kind="other", filename=None,
+                                                          filetype=None))
+    r = patch(earner.c, uid2, 0, small)
+    expect_tus(r, 204, "a one-chunk upload")
+    a2 = expect(earner.c.get("/v1/artifacts/" + r.header("x-artifact-id")), 200)
+    eq(a2.get("sha256"), sha256(small), "one-chunk upload sha256")
+    eq(a2.get("media_type"), "application/octet-stream", "default media type")
+    # the artifact can be submitted like any other
+    r = earner.c.get("/v1/artifacts/%s/content" % a2["id"])
+    check(r.body == small, "one-chunk upload content")
+
+
+@test
+def upload_tus_chunk_over_max_body(env):
+    limit = 65536
+    s = env.start_server("tusmaxbody", {"ACCORD_MAX_BODY": str(limit)})
+    earner = env.user(["earner"], org="Tus Limit Org", server=s)
+    data = os.urandom(3 * limit)
+    uid = new_upload(earner.c, len(data))
+    head_bytes = ("PATCH /v1/uploads/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Authorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\nContent-Type: %s\r\n"
+                  "Upload-Offset: 0\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % (uid, earner.token, OCTETS, 2 * limit)).encode()
+    status, raw = raw_exchange(s.port, head_bytes, data[:2 * limit], timeout=15)
+    eq(status, 413, "a chunk of %d bytes with a body limit of %d (%r)" % (2 * limit, limit,
+                                                                          raw[:200]))
+    r = head(earner.c, uid)
+    eq(r.header("upload-offset"), "0", "the offset after a refused chunk")
+    # within the limit, chunk by chunk
+    step = limit - 1024
+    off = 0
+    while off < len(data):
+        r = patch(earner.c, uid, off, data[off:off + step])
+        expect_tus(r, 204, "PATCH at %d" % off)
+        off = min(off + step, len(data))
+        eq(r.header("upload-offset"), str(off), "Upload-Offset after PATCH")
+    aid = r.header("x-artifact-id")
+    a = expect(earner.c.get("/v1/artifacts/" + aid), 200)
+    eq(a.get("sha256"), sha256(data), "sha256 of the upload in small chunks")
+    msg = s.stop()
+    check(msg is None, msg)
+
+
+@test
+def upload_tus_finish_retry(env):
+    """The last step (artifact row) failed after the file moved into the store:
+    a PATCH with Upload-Offset = length and no bytes finishes it."""
+    earner = env.user(["earner"], org="Tus Retry Org")
+    data = os.urandom(100000)
+    uid = new_upload(earner.c, len(data), meta=metadata(kind="reflection", filename="r.txt",
+                                                         filetype="text/plain"))
+    r = patch(earner.c, uid, 0, data[:50000])
+    expect_tus(r, 204, "first half")
+    r = patch(earner.c, uid, 50000, b"")
+    expect_tus(r, 204, "an empty PATCH")
+    eq(r.header("upload-offset"), "50000", "an empty PATCH changes nothing")
+    r = patch(earner.c, uid, 50000, data[50000:])
+    expect_tus(r, 204, "second half")
+    first = r.header("x-artifact-id")
+    # as if api_upload_finish had never committed
+    p = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", env.base_env["DATABASE_URL"],
+                        "-c", "UPDATE uploads SET artifact_id = NULL WHERE id = '%s'" % uid],
+                       capture_output=True, text=True, timeout=30)
+    eq(p.returncode, 0, "psql: %s" % p.stderr)
+    expect(patch(earner.c, uid, 0, b"x"), 409, "offset_mismatch", "a chunk at 0 of a full upload")
+    r = patch(earner.c, uid, len(data), b"")
+    expect_tus(r, 204, "the retried last step")
+    aid = r.header("x-artifact-id")
+    check(is_uuid(aid) and aid != first, "the retried last step: X-Artifact-Id %r" % aid)
+    r = earner.c.get("/v1/artifacts/%s/content" % aid)
+    expect(r, 200)
+    check(r.body == data, "content after the retried last step")
