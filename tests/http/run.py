@@ -13,6 +13,7 @@ the exit status is 1 when anything failed.
 """
 
 import argparse
+import importlib
 import os
 import shutil
 import signal
@@ -29,15 +30,15 @@ import harness  # noqa: E402
 from harness import (Cluster, Env, Failure, User, Client, last_line, log_excerpt,  # noqa
                      run_cli, tail)
 
-# Test modules, in run order. t_ops holds the database-outage test, which must
-# stay last because it stops and restarts the cluster.
-import t_story  # noqa: E402,F401
-import t_authz  # noqa: E402,F401
-import t_badinput  # noqa: E402,F401
-import t_concurrency  # noqa: E402,F401
-import t_crash  # noqa: E402,F401
-import t_uploads  # noqa: E402,F401
-import t_ops  # noqa: E402,F401
+# Test modules, in run order; any other tests/http/t_*.py runs after these
+# (sorted by name) and before t_ops, whose database-outage test must stay last
+# because it stops and restarts the cluster.
+ORDER = ["t_story", "t_artifacts", "t_authz", "t_badinput", "t_concurrency", "t_crash"]
+LAST = ["t_ops"]
+_found = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("t_") and f.endswith(".py"))
+for _mod in ORDER + [m for m in _found if m not in ORDER + LAST] + LAST:
+    if _mod in _found:
+        importlib.import_module(_mod)
 
 MAIN_MAX_BODY = str(32 * 1024 * 1024)
 
@@ -170,6 +171,15 @@ def main():
                         msg = s.stop()
                         if msg and err is None:
                             err = msg
+            if err is not None and env.server.alive():
+                # a main server that stopped answering may be dying: give it a moment
+                try:
+                    Client(env.server).get("/healthz", timeout=3)
+                except Failure:
+                    try:
+                        env.server.proc.wait(5)
+                    except Exception:  # noqa: BLE001
+                        pass
             if harness.SOFT_FAILURES:
                 soft = "\n".join("(soft) " + m for m in harness.SOFT_FAILURES)
                 err = soft if err is None else soft + "\n" + err

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from harness import check, eq, expect, fail, short, test
 
 N_CLAIMERS = 16
-N_SUBMISSIONS = 24
+N_SUBMISSIONS = 32
 
 
 def parallel(fn, items, workers=8):
@@ -28,7 +28,10 @@ def concurrency_claims_are_exclusive(env):
         return env.submit(e.c, cred["id"], [a["id"] for a, _ in ev])["id"]
 
     subs = parallel(make_submission, range(N_SUBMISSIONS))
-    assessors = parallel(lambda i: env.user(["assessor"], org="Race Assessors %d" % i),
+    # half the claimers talk to a second server on the same database
+    s2 = env.start_server("race2")
+    assessors = parallel(lambda i: env.user(["assessor"], org="Race Assessors %d" % i,
+                                            server=s2 if i % 2 else None),
                          range(N_CLAIMERS))
     for a in assessors:
         env.grant(lead, cred["id"], a)
@@ -112,6 +115,8 @@ def concurrency_claims_are_exclusive(env):
     lst = expect(lead.c.get("/v1/submissions"), 200)
     statuses = {s["id"]: s["status"] for s in lst["submissions"] if s["id"] in set(subs)}
     eq(statuses, {s: "passed" for s in subs}, "statuses after concurrent scoring")
+    msg = s2.stop()
+    check(msg is None, msg)
 
 
 def parse_ts(s):

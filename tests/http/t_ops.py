@@ -1,12 +1,14 @@
 """Operations: health, readiness, metrics, SIGTERM, database outage (LAST)."""
 
 import http.client
+import json
+import os
 import re
 import socket
 import threading
 import time
 
-from harness import HOST, Failure, check, eq, expect, short, test
+from harness import HOST, Failure, check, eq, expect, sha256, short, test
 
 METRIC_LINE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? "
                          r"(-?[0-9.]+([eE][-+]?[0-9]+)?|NaN|[+-]Inf)( -?[0-9]+)?$")
@@ -64,6 +66,48 @@ def ops_sigterm_exits_zero(env):
         keep.close()
         half.close()
     check(msg is None, msg)
+
+
+@test
+def ops_keepalive_connection(env):
+    """One keep-alive connection carries many requests, errors included."""
+    u = env.user(["earner"], org="Keepalive Org")
+    conn = http.client.HTTPConnection(HOST, env.server.port, timeout=15)
+    auth = {"Authorization": "Bearer " + u.token}
+    try:
+        for i in range(30):
+            kind = i % 6
+            if kind == 0:
+                conn.request("GET", "/v1/me", headers=auth)
+                want = 200
+            elif kind == 1:
+                conn.request("GET", "/v1/nope", headers=auth)
+                want = 404
+            elif kind == 2:
+                conn.request("GET", "/v1/me")
+                want = 401
+            elif kind == 3:
+                conn.request("POST", "/v1/submissions", body=b'{"x":', headers=dict(
+                    auth, **{"Content-Type": "application/json"}))
+                want = 400
+            elif kind == 4:
+                data = os.urandom(1000 + i)
+                conn.request("POST", "/v1/artifacts", body=data, headers=dict(
+                    auth, **{"Content-Type": "text/plain", "X-Artifact-Kind": "reflection"}))
+                want = 201
+            else:
+                conn.request("GET", "/healthz")
+                want = 200
+            r = conn.getresponse()
+            body = r.read()
+            eq(r.status, want, "request %d (kind %d) on a keep-alive connection: %s"
+               % (i, kind, short(body.decode("utf-8", "replace"))))
+            if kind == 4:
+                eq(json.loads(body)["sha256"], sha256(data), "upload %d sha256" % i)
+            check(r.getheader("Connection", "").lower() != "close" or i == 29,
+                  "request %d: the server closed a keep-alive connection after %d" % (i, r.status))
+    finally:
+        conn.close()
 
 
 @test
