@@ -5,6 +5,7 @@ whose bytes and hash match; the protocol's refusals (412, 415, 409, 413, 403).""
 import base64
 import os
 import subprocess
+import threading
 import socket
 import time
 import uuid
@@ -191,7 +192,7 @@ def upload_tus_video_in_chunks(env):
     a2 = expect(earner.c.get("/v1/artifacts/" + r.header("x-artifact-id")), 200)
     eq(a2.get("sha256"), sha256(small), "one-chunk upload sha256")
     eq(a2.get("media_type"), "application/octet-stream", "default media type")
-    # the artifact can be submitted like any other
+    # served like any uploaded artifact
     r = earner.c.get("/v1/artifacts/%s/content" % a2["id"])
     check(r.body == small, "one-chunk upload content")
 
@@ -256,3 +257,34 @@ def upload_tus_finish_retry(env):
     r = earner.c.get("/v1/artifacts/%s/content" % aid)
     expect(r, 200)
     check(r.body == data, "content after the retried last step")
+
+
+@test
+def upload_tus_racing_patches(env):
+    """Two PATCHes at the same offset with different bytes: exactly one is
+    taken (204), the other is refused (423 while it writes, 409 after), and
+    the artifact holds the winner's bytes."""
+    earner = env.user(["earner"], org="Tus Race Org")
+    size = 4 * 1024 * 1024
+    for _ in range(3):
+        uid = new_upload(earner.c, size)
+        bodies = [os.urandom(size), os.urandom(size)]
+        results = [None, None]
+
+        def send(i):
+            results[i] = patch(earner.c, uid, 0, bodies[i])
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        statuses = sorted(r.status for r in results)
+        check(statuses in ([204, 409], [204, 423]),
+              "two racing PATCHes: expected one 204 and one 409/423, got %s (%s)"
+              % (statuses, [r.text[:200] for r in results]))
+        win = 0 if results[0].status == 204 else 1
+        aid = results[win].header("x-artifact-id")
+        r = earner.c.get("/v1/artifacts/%s/content" % aid)
+        expect(r, 200)
+        check(r.body == bodies[win], "the artifact should hold the accepted PATCH's bytes")
