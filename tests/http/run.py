@@ -195,7 +195,7 @@ def main():
             else:
                 failed += 1
                 print("FAIL %s (%.1fs)\n%s" % (t.__name__, dt, indent(err)))
-                if "stderr:" not in err:
+                if "stderr:" not in err and tail(env.server.stderr_path, 12).strip():
                     print("    --- main server stderr (tail) ---\n%s"
                           % indent(tail(env.server.stderr_path, 12), "    | "))
             sys.stdout.flush()

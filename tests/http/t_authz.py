@@ -3,7 +3,8 @@
 import json
 import uuid
 
-from harness import Client, assert_not_in_text, check, eq, expect, raw_exchange, test
+from harness import (Client, assert_not_in_text, check, eq, expect, is_ts, is_uuid, raw_exchange,
+                     test)
 
 
 class World:
@@ -280,3 +281,25 @@ def authz_raw_http_without_token(env):
     eq(status, 401, "raw GET /v1/me without a token (%r)" % data[:200])
     check(b'"unauthorized"' in data, "the 401 body should carry the unauthorized code: %r"
           % data[:300])
+
+
+@test
+def authz_users_and_tokens(env):
+    n = env.uniq()
+    body = {"email": "multi%d@example.org" % n, "name": "Multi Role", "roles": ["earner", "assessor"]}
+    r = env.admin.c.post("/v1/users", body)
+    u = expect(r, 201)
+    eq((u["email"], u["name"], sorted(u["roles"]), u["org"]),
+       (body["email"], "Multi Role", ["assessor", "earner"], None), "created user (no org)")
+    check(is_uuid(u["id"]) and is_ts(u.get("created_at")), "id/created_at of %s" % r.text)
+    t1 = expect(env.admin.c.post("/v1/users/%s/tokens" % u["id"]), 201)
+    t2 = expect(env.admin.c.post("/v1/users/%s/tokens" % u["id"]), 201)
+    eq((t1["user_id"], t2["user_id"]), (u["id"], u["id"]), "token user_id")
+    check(t1["token"] != t2["token"], "two tokens for one user must differ")
+    for t in (t1["token"], t2["token"]):
+        me = expect(Client(env.server, t).get("/v1/me"), 200)
+        eq((me["id"], me["org"], sorted(me["roles"])), (u["id"], None, ["assessor", "earner"]),
+           "GET /v1/me with each token")
+    r = env.admin.c.get("/v1/users/%s/tokens" % u["id"])
+    expect(r, 405, "method_not_allowed", "tokens cannot be listed")
+    check(t1["token"] not in env.admin.c.get("/v1/me").text, "the admin's /v1/me shows a token")

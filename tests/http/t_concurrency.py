@@ -172,3 +172,49 @@ def concurrency_lease_expiry(env):
     eq(levels.get("student-voice"), 2, "the stored score is B's (%s)" % short(str(levels)))
     msg = s2.stop()
     check(msg is None, msg)
+
+
+@test
+def concurrency_duplicate_requests(env):
+    """Racing duplicates: one earner submitting 8 times at once, one assessor
+    scoring the same review 8 times at once, 8 resubmits of one attempt."""
+    lead = env.user(["lead"])
+    rubric = env.rubric(lead)
+    cred = env.credential(lead, rubric["id"])
+    earner = env.user(["earner"], org="Dup Elementary")
+    a = env.user(["assessor"], org="Dup Assessors A")
+    b = env.user(["assessor"], org="Dup Assessors B")
+    env.grant(lead, cred["id"], a)
+    env.grant(lead, cred["id"], b)
+    ev = [x["id"] for x, _ in env.evidence(earner.c)]
+
+    def race(fn, n=8):
+        barrier = threading.Barrier(n)
+
+        def one(_):
+            barrier.wait(timeout=30)
+            return fn()
+        return parallel(one, range(n), workers=n)
+
+    rs = race(lambda: earner.c.post("/v1/submissions", {"credential_id": cred["id"],
+                                                        "artifact_ids": ev}))
+    ok = [r for r in rs if r.status == 201]
+    eq(len(ok), 1, "201s among 8 simultaneous submissions (%s)" % sorted(r.status for r in rs))
+    for r in rs:
+        if r.status != 201:
+            expect(r, 409, "already_submitted", "a losing simultaneous submission")
+    sub = ok[0].json
+    cl = expect(a.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200)
+    body = {"scores": env.scores({"reflection": 2}), "feedback": "Race."}
+    rs = race(lambda: a.c.post("/v1/reviews/%s/scores" % cl["id"], body))
+    eq(sorted(r.status for r in rs), [200] + [409] * 7, "statuses of 8 simultaneous scorings")
+    for r in rs:
+        if r.status == 409:
+            expect(r, 409, "already_scored", "a losing simultaneous scoring")
+    rs = race(lambda: earner.c.post("/v1/submissions/%s/resubmit" % sub["id"],
+                                    {"artifact_ids": ev}))
+    eq(sorted(r.status for r in rs), [201] + [409] * 7, "statuses of 8 simultaneous resubmits")
+    lst = expect(earner.c.get("/v1/submissions"), 200)
+    mine = sorted((s["attempt"], s["status"]) for s in lst["submissions"]
+                  if s["credential_id"] == cred["id"])
+    eq(mine, [(1, "returned"), (2, "queued")], "the earner's submissions after the races")
