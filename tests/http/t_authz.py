@@ -167,6 +167,10 @@ def authz_claim_eligibility(env):
            what="assessor without a grant (credential_id given)")
     expect(nogrant.c.post("/v1/reviews/claim", {}), 204,
            what="assessor without any grant (no credential_id)")
+    expect(nogrant.c.request("POST", "/v1/reviews/claim"), 204,
+           what="assessor without any grant (no body at all)")
+    expect(nogrant.c.post("/v1/reviews/claim", {"credential_id": "nope"}), 400,
+           ("invalid_uuid", "bad_request"), "claim with a malformed credential_id")
     # same org as the earner
     colleague = env.user(["assessor"], org="Elig Org E")
     env.grant(lead, cred["id"], colleague)

@@ -126,6 +126,8 @@ def bad_artifacts_and_submissions(env):
     r = earner.c.request("POST", "/v1/artifacts", data=b"abc",
                          headers={"Content-Type": "video/mp4", "X-Artifact-Kind": "hologram"})
     expect(r, (400, 422), what="upload with X-Artifact-Kind: hologram")
+    r = earner.c.request("POST", "/v1/artifacts", data=b"abc", headers={"Content-Type": "video/mp4"})
+    expect(r, (400, 422), what="upload without X-Artifact-Kind")
     # external URL artifacts
     ext = expect(earner.c.post("/v1/artifacts", {"kind": "video",
                                                  "url": "https://video.example.org/mm.mp4",

@@ -324,6 +324,8 @@ def story_attempt_limit(env):
     env.grant(lead, cred["id"], a)
     env.grant(lead, cred["id"], b)
     ev = [x[0]["id"] for x in env.evidence(earner.c)]
+    other = env.user(["earner"], org="Limit Elementary 2")
+    foreign = env.upload(other.c, "video", b"someone else's video")["id"]
     sub = env.submit(earner.c, cred["id"], ev)
     for n, assessor in ((1, a), (2, b)):
         cl = expect(assessor.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200)
@@ -332,6 +334,14 @@ def story_attempt_limit(env):
                                      {"scores": env.scores({"reflection": 1}, "not yet"),
                                       "feedback": "Not yet."}), 200)
         eq(res["verdict"], "resubmit", "verdict with a level 1")
+        if n == 1:
+            r = earner.c.post("/v1/submissions/%s/resubmit" % sub["id"], {"artifact_ids": ev[3:]})
+            expect(r, 422, "missing_evidence", "a resubmission without videos")
+            r = earner.c.post("/v1/submissions/%s/resubmit" % sub["id"],
+                              {"artifact_ids": ev + [foreign]})
+            expect(r, 403, "forbidden", "a resubmission with another earner's artifact")
+            r = a.c.post("/v1/submissions/%s/resubmit" % sub["id"], {"artifact_ids": ev})
+            expect(r, 403, "forbidden", "an assessor resubmits")
         r = earner.c.post("/v1/submissions/%s/resubmit" % sub["id"], {"artifact_ids": ev})
         if n == 1:
             sub = expect(r, 201)
