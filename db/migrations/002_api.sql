@@ -50,32 +50,41 @@ LANGUAGE sql STABLE AS $$
                              'created_at', _ts(a.created_at))
 $$;
 
+-- (helpers with a FROM clause are plpgsql, not sql: PostgreSQL 15 cannot
+-- inline them and would plan a sql function's query again on every call,
+-- while plpgsql caches its plans per session)
 CREATE FUNCTION _submission_artifacts_json(p_submission_id uuid) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(json_agg(_artifact_json(a) ORDER BY sa.position), '[]'::json)
-      FROM submission_artifacts sa
-      JOIN artifacts a ON a.id = sa.artifact_id
-     WHERE sa.submission_id = p_submission_id
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(json_agg(_artifact_json(a) ORDER BY sa.position), '[]'::json)
+              FROM submission_artifacts sa
+              JOIN artifacts a ON a.id = sa.artifact_id
+             WHERE sa.submission_id = p_submission_id);
+END $$;
 
 CREATE FUNCTION _scores_json(p_review_id uuid) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(json_agg(json_build_object('criterion', s.criterion, 'level', s.level,
-                                               'comment', s.comment, 'evidence', s.evidence)
-                             ORDER BY s.position), '[]'::json)
-      FROM review_scores s
-     WHERE s.review_id = p_review_id
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(json_agg(json_build_object('criterion', s.criterion, 'level', s.level,
+                                                       'comment', s.comment, 'evidence', s.evidence)
+                                     ORDER BY s.position), '[]'::json)
+              FROM review_scores s
+             WHERE s.review_id = p_review_id);
+END $$;
 
 -- The result of a decided review as an earner (or a later assessor) sees it:
 -- never who wrote it.
 CREATE FUNCTION _result_json(p_review_id uuid) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT json_build_object('verdict', r.verdict, 'scores', _scores_json(r.id),
-                             'feedback', r.feedback, 'decided_at', _ts(r.scored_at))
-      FROM reviews r
-     WHERE r.id = p_review_id AND r.status = 'submitted'
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_review_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT json_build_object('verdict', r.verdict, 'scores', _scores_json(r.id),
+                                     'feedback', r.feedback, 'decided_at', _ts(r.scored_at))
+              FROM reviews r
+             WHERE r.id = p_review_id AND r.status = 'submitted');
+END $$;
 
 CREATE FUNCTION _submission_json(s submissions) RETURNS json
 LANGUAGE sql STABLE AS $$
@@ -91,38 +100,44 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- A review as its assessor sees it: blind (no earner id, name, email or org).
-CREATE FUNCTION _review_json(r reviews) RETURNS json
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    s submissions;
-    c credentials;
-    rb rubrics;
-    v_cred json;
-    v_sub json;
+-- One query: the claim path calls it on every claim.
+CREATE FUNCTION _review_json(r reviews, s submissions) RETURNS json
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    SELECT * INTO s FROM submissions WHERE id = r.submission_id;
-    SELECT * INTO c FROM credentials WHERE id = s.credential_id;
-    SELECT * INTO rb FROM rubrics WHERE id = c.rubric_id;
-    v_cred := json_build_object('id', c.id, 'title', c.title, 'stakes', c.stakes);
-    v_sub := json_build_object(
-        'id', s.id,
-        'attempt', s.attempt,
-        'artifacts', _submission_artifacts_json(s.id),
-        'previous_result',
-            (SELECT _result_json(p.decided_review_id)
-               FROM submissions p WHERE p.id = s.previous_id));
-    IF r.status = 'submitted' THEN
-        RETURN json_build_object('id', r.id, 'status', r.status,
-                                 'lease_expires_at', _ts(r.lease_expires_at),
-                                 'credential', v_cred, 'submission', v_sub,
-                                 'rubric', _rubric_json(rb),
-                                 'scores', _scores_json(r.id), 'verdict', r.verdict,
-                                 'feedback', r.feedback, 'scored_at', _ts(r.scored_at));
-    END IF;
-    RETURN json_build_object('id', r.id, 'status', r.status,
-                             'lease_expires_at', _ts(r.lease_expires_at),
-                             'credential', v_cred, 'submission', v_sub,
-                             'rubric', _rubric_json(rb));
+    RETURN (
+        SELECT CASE WHEN r.status = 'submitted' THEN
+                   json_build_object('id', r.id, 'status', r.status,
+                                     'lease_expires_at', _ts(r.lease_expires_at),
+                                     'credential', v.cred, 'submission', v.sub,
+                                     'rubric', v.rubric,
+                                     'scores', _scores_json(r.id), 'verdict', r.verdict,
+                                     'feedback', r.feedback, 'scored_at', _ts(r.scored_at))
+               ELSE
+                   json_build_object('id', r.id, 'status', r.status,
+                                     'lease_expires_at', _ts(r.lease_expires_at),
+                                     'credential', v.cred, 'submission', v.sub,
+                                     'rubric', v.rubric)
+               END
+          FROM (SELECT json_build_object('id', c.id, 'title', c.title, 'stakes', c.stakes) AS cred,
+                       json_build_object(
+                           'id', s.id,
+                           'attempt', s.attempt,
+                           'artifacts',
+                               (SELECT coalesce(json_agg(_artifact_json(a) ORDER BY sa.position),
+                                                '[]'::json)
+                                  FROM submission_artifacts sa
+                                  JOIN artifacts a ON a.id = sa.artifact_id
+                                 WHERE sa.submission_id = s.id),
+                           'previous_result',
+                               CASE WHEN s.previous_id IS NOT NULL THEN
+                                   (SELECT _result_json(p.decided_review_id)
+                                      FROM submissions p WHERE p.id = s.previous_id)
+                               END) AS sub,
+                       _rubric_json(rb) AS rubric
+                  FROM credentials c
+                  JOIN rubrics rb ON rb.id = c.rubric_id
+                 WHERE c.id = s.credential_id) v);
 END $$;
 
 -- ---------------------------------------------------------------------------
@@ -982,18 +997,17 @@ END $$;
 -- small). Rows are locked FOR UPDATE SKIP LOCKED so concurrent assessors
 -- never wait on each other.
 CREATE FUNCTION api_review_claim(p_token text, p_body jsonb, p_lease_seconds int) RETURNS json
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_me users := _auth_role(p_token, '{assessor,expert}');
     b jsonb := _body(p_body);
     v_filter uuid := _j_uuid(b -> 'credential_id', 'credential_id', false);
     v_lease int := coalesce(p_lease_seconds, 7200);
     v_creds uuid[];
-    v_sid uuid;
-    v_qat timestamptz;
-    v_xid uuid;
     v_old reviews;
     s submissions;
+    sx submissions;
     r reviews;
 BEGIN
     IF v_lease < 1 OR v_lease > 30 * 86400 THEN
@@ -1012,7 +1026,7 @@ BEGIN
     END IF;
 
     IF cardinality(v_creds) = 1 THEN
-        SELECT s1.id, s1.queued_at INTO v_sid, v_qat
+        SELECT s1.* INTO s
           FROM submissions s1
          WHERE s1.status = 'queued' AND s1.credential_id = v_creds[1]
            AND s1.earner_id <> v_me.id
@@ -1023,7 +1037,7 @@ BEGIN
          LIMIT 1
            FOR UPDATE OF s1 SKIP LOCKED;
     ELSE
-        SELECT s1.id, s1.queued_at INTO v_sid, v_qat
+        SELECT s1.* INTO s
           FROM submissions s1
          WHERE s1.status = 'queued' AND s1.credential_id = ANY(v_creds)
            AND s1.earner_id <> v_me.id
@@ -1035,27 +1049,27 @@ BEGIN
            FOR UPDATE OF s1 SKIP LOCKED;
     END IF;
 
-    -- an expired lease that is older in queue order
-    SELECT s1.id INTO v_xid
+    -- an expired lease that is older in queue order (the partial index
+    -- submissions_leased_idx holds only submissions under review)
+    SELECT s1.* INTO sx
       FROM submissions s1
      WHERE s1.status = 'in_review' AND s1.lease_expires_at < now()
        AND s1.credential_id = ANY(v_creds)
        AND s1.earner_id <> v_me.id
        AND (v_me.org IS NULL OR s1.earner_org IS NULL OR s1.earner_org <> v_me.org)
-       AND (v_sid IS NULL OR (s1.queued_at, s1.id) < (v_qat, v_sid))
+       AND (s.id IS NULL OR (s1.queued_at, s1.id) < (s.queued_at, s.id))
        AND NOT EXISTS (SELECT 1 FROM reviews rv
                         WHERE rv.submission_id = s1.id AND rv.assessor_id = v_me.id)
      ORDER BY s1.queued_at, s1.id
      LIMIT 1
        FOR UPDATE OF s1 SKIP LOCKED;
     IF FOUND THEN
-        v_sid := v_xid;
+        s := sx;
     END IF;
-    IF v_sid IS NULL THEN
+    IF s.id IS NULL THEN
         RETURN NULL;
     END IF;
 
-    SELECT * INTO s FROM submissions WHERE id = v_sid;
     IF s.status = 'in_review' THEN
         UPDATE reviews SET status = 'expired', ended_at = now()
          WHERE id = s.current_review_id AND status = 'active'
@@ -1068,17 +1082,26 @@ BEGIN
                                    'taken_over_by', v_me.id));
     END IF;
 
-    INSERT INTO reviews (submission_id, assessor_id, lease_expires_at)
-    VALUES (s.id, v_me.id, now() + make_interval(secs => v_lease))
-    RETURNING * INTO r;
-    UPDATE submissions
-       SET status = 'in_review', lease_expires_at = r.lease_expires_at,
-           current_review_id = r.id, updated_at = now()
-     WHERE id = s.id;
-    INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
-    VALUES (v_me.id, 'review.claim', 'review', r.id,
-            jsonb_build_object('submission_id', s.id, 'lease_expires_at', _ts(r.lease_expires_at)));
-    RETURN _review_json(r);
+    -- review row, submission update and audit row in one statement
+    WITH nr AS (
+        INSERT INTO reviews (submission_id, assessor_id, lease_expires_at)
+        VALUES (s.id, v_me.id, now() + make_interval(secs => v_lease))
+        RETURNING *),
+    up AS (
+        UPDATE submissions sub
+           SET status = 'in_review', lease_expires_at = nr.lease_expires_at,
+               current_review_id = nr.id, updated_at = now()
+          FROM nr
+         WHERE sub.id = nr.submission_id),
+    au AS (
+        INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+        SELECT v_me.id, 'review.claim', 'review', nr.id,
+               jsonb_build_object('submission_id', nr.submission_id,
+                                  'lease_expires_at', _ts(nr.lease_expires_at))
+          FROM nr)
+    SELECT * INTO r FROM nr;
+    s.status := 'in_review';
+    RETURN _review_json(r, s);
 END $$;
 
 -- Its holder or a lead. 404 when it does not exist.
@@ -1102,17 +1125,22 @@ CREATE FUNCTION api_review_get(p_token text, p_id uuid) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_me users := _auth(p_token);
+    r reviews := _review_visible(v_me, p_id);
+    s submissions;
 BEGIN
-    RETURN _review_json(_review_visible(v_me, p_id));
+    SELECT * INTO s FROM submissions WHERE id = r.submission_id;
+    RETURN _review_json(r, s);
 END $$;
 
--- Locks the review's submission, then the review (the claim path's order),
--- checks that the caller holds it and that it is still active.
-CREATE FUNCTION _review_lock_active(v_me users, p_id uuid) RETURNS reviews
+-- Locks the review's submission (every change to a review happens under its
+-- submission's row lock: claim takeover, release, score), then reads the
+-- review afresh; checks that the caller holds it and that it is still active.
+CREATE FUNCTION _review_lock_active(v_me users, p_id uuid, OUT r reviews, OUT s submissions)
 LANGUAGE plpgsql AS $$
-DECLARE
-    r reviews;
 BEGIN
+    SELECT s1.* INTO s FROM submissions s1
+     WHERE s1.id = (SELECT rv.submission_id FROM reviews rv WHERE rv.id = p_id)
+       FOR UPDATE;
     SELECT * INTO r FROM reviews WHERE id = p_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'review not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
@@ -1121,29 +1149,31 @@ BEGIN
         RAISE EXCEPTION 'this review is not yours'
             USING ERRCODE = 'AC403', DETAIL = 'forbidden';
     END IF;
-    PERFORM 1 FROM submissions WHERE id = r.submission_id FOR UPDATE;
-    SELECT * INTO r FROM reviews WHERE id = p_id FOR UPDATE;
     IF r.status = 'submitted' THEN
         RAISE EXCEPTION 'this review was already scored'
             USING ERRCODE = 'AC409', DETAIL = 'already_scored';
-    ELSIF r.status = 'expired' THEN
+    ELSIF r.status = 'released' THEN
+        RAISE EXCEPTION 'this review was released and is no longer active'
+            USING ERRCODE = 'AC409', DETAIL = 'not_active';
+    ELSIF r.status = 'expired' OR s.current_review_id IS DISTINCT FROM r.id THEN
         RAISE EXCEPTION 'your lease on this review expired at % and another assessor has claimed the submission since',
                         _ts(r.lease_expires_at)
             USING ERRCODE = 'AC409', DETAIL = 'lease_lost';
-    ELSIF r.status <> 'active' THEN
-        RAISE EXCEPTION 'this review was released and is no longer active'
-            USING ERRCODE = 'AC409', DETAIL = 'not_active';
     END IF;
-    RETURN r;
 END $$;
 
 CREATE FUNCTION api_review_release(p_token text, p_id uuid) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
     v_me users := _auth(p_token);
-    r reviews := _review_lock_active(v_me, p_id);
+    r reviews;
+    s submissions;
+    l record;
     v_cid uuid;
 BEGIN
+    SELECT * INTO l FROM _review_lock_active(v_me, p_id);
+    r := l.r;
+    s := l.s;
     UPDATE reviews SET status = 'released', ended_at = now() WHERE id = r.id;
     UPDATE submissions
        SET status = 'queued', lease_expires_at = NULL, current_review_id = NULL,
@@ -1162,7 +1192,8 @@ END $$;
 -- Scores a held review: every criterion once at one of its levels, then the
 -- verdict, and on a pass the award, all in one transaction.
 CREATE FUNCTION api_review_score(p_token text, p_id uuid, p_body jsonb) RETURNS json
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_me users := _auth(p_token);
     b jsonb;
@@ -1171,7 +1202,7 @@ DECLARE
     r reviews;
     s submissions;
     c credentials;
-    v_criteria jsonb;
+    l record;
     v_keys text[];
     v_levels jsonb[];
     v_arts uuid[];
@@ -1196,115 +1227,167 @@ DECLARE
     v_end numeric;
     v_note text;
     v_pass boolean := true;
+    v_fast boolean;
+    v_min int;
     v_verdict text;
     v_award uuid;
 BEGIN
     -- 404 / 403 / 409 first, then the body
-    r := _review_lock_active(v_me, p_id);
+    l := _review_lock_active(v_me, p_id);
+    r := l.r;
+    s := l.s;
     b := _body(p_body);
     v_arr := _j_array(b -> 'scores', 'scores', true, 64);
     v_feedback := _j_text(b -> 'feedback', 'feedback', true, 20000, true);
-    SELECT * INTO s FROM submissions WHERE id = r.submission_id;
-    SELECT * INTO c FROM credentials WHERE id = s.credential_id;
-    SELECT criteria INTO v_criteria FROM rubrics WHERE id = c.rubric_id;
-    SELECT array_agg(x ->> 'key' ORDER BY o), array_agg(x -> 'levels' ORDER BY o)
-      INTO v_keys, v_levels
-      FROM jsonb_array_elements(v_criteria) WITH ORDINALITY t(x, o);
-    SELECT array_agg(artifact_id) INTO v_arts
-      FROM submission_artifacts WHERE submission_id = s.id;
+    SELECT c1 AS c, k.keys, k.levels INTO l
+      FROM credentials c1
+      JOIN rubrics rb ON rb.id = c1.rubric_id,
+           LATERAL (SELECT array_agg(x ->> 'key' ORDER BY o) AS keys,
+                           array_agg(x -> 'levels' ORDER BY o) AS levels
+                      FROM jsonb_array_elements(rb.criteria) WITH ORDINALITY t(x, o)) k
+     WHERE c1.id = s.credential_id;
+    c := l.c;
+    v_keys := l.keys;
+    v_levels := l.levels;
 
-    FOR e IN SELECT x FROM jsonb_array_elements(v_arr) x LOOP
-        f := format('scores[%s]', i);
-        IF jsonb_typeof(e) <> 'object' THEN
-            PERFORM _bad(format('%s must be an object {"criterion","level","comment"?,"evidence"?}', f));
-        END IF;
-        v_key := _j_text(e -> 'criterion', f || '.criterion', true, 64);
-        v_lvl := _j_int(e -> 'level', f || '.level', true);
-        n_com := n_com || _j_text(e -> 'comment', f || '.comment', false, 5000, true);
-        k := array_position(v_keys, v_key);
-        IF k IS NULL THEN
-            RAISE EXCEPTION 'unknown criterion "%": the rubric''s criteria are %', v_key,
-                            array_to_string(v_keys, ', ')
+    -- Fast path: one query validates and normalizes well-formed scores
+    -- without citations (the common case). Anything else, or anything wrong,
+    -- goes through the loop below, which names the problem.
+    SELECT coalesce(bool_and(coalesce(q.ok, false)), false)
+               AND count(*) = cardinality(v_keys) AND count(DISTINCT q.pos) = count(*),
+           array_agg(q.crit ORDER BY q.i), array_agg(q.pos ORDER BY q.i),
+           array_agg(q.lvl ORDER BY q.i), array_agg(q.com ORDER BY q.i), min(q.lvl)
+      INTO v_fast, n_crit, n_pos, n_lvl, n_com, v_min
+      FROM (SELECT t.i, t.crit, t.pos, t.lvl, t.com,
+                   t.pos IS NOT NULL AND t.lvl IS NOT NULL AND t.comok AND t.evok
+                   AND v_levels[t.pos] @> jsonb_build_array(jsonb_build_object('value', t.lvl)) AS ok
+              FROM (SELECT x.i,
+                           x.j ->> 'criterion' AS crit,
+                           CASE WHEN jsonb_typeof(x.j -> 'criterion') = 'string'
+                                THEN array_position(v_keys, x.j ->> 'criterion') END AS pos,
+                           CASE WHEN jsonb_typeof(x.j -> 'level') = 'number'
+                                 AND (x.j -> 'level')::numeric BETWEEN -1000000 AND 1000000
+                                 AND (x.j -> 'level')::numeric = trunc((x.j -> 'level')::numeric)
+                                THEN (x.j -> 'level')::numeric::int END AS lvl,
+                           CASE WHEN jsonb_typeof(x.j -> 'comment') = 'string'
+                                THEN x.j ->> 'comment' END AS com,
+                           coalesce(jsonb_typeof(x.j -> 'comment'), 'null') = 'null'
+                             OR (jsonb_typeof(x.j -> 'comment') = 'string'
+                                 AND length(x.j ->> 'comment') <= 5000) AS comok,
+                           coalesce(jsonb_typeof(x.j -> 'evidence'), 'null') = 'null'
+                             OR x.j -> 'evidence' = '[]'::jsonb AS evok
+                      FROM jsonb_array_elements(v_arr) WITH ORDINALITY x(j, i)) t) q;
+    IF v_fast THEN
+        n_ev := array_fill('[]'::jsonb, ARRAY[cardinality(n_crit)]);
+        v_pass := v_min >= c.min_level_each;
+    ELSE
+        n_crit := '{}';
+        n_pos := '{}';
+        n_lvl := '{}';
+        n_com := '{}';
+        n_ev := '{}';
+        FOR e IN SELECT x FROM jsonb_array_elements(v_arr) x LOOP
+            f := format('scores[%s]', i);
+            IF jsonb_typeof(e) <> 'object' THEN
+                PERFORM _bad(format('%s must be an object {"criterion","level","comment"?,"evidence"?}', f));
+            END IF;
+            v_key := _j_text(e -> 'criterion', f || '.criterion', true, 64);
+            v_lvl := _j_int(e -> 'level', f || '.level', true);
+            n_com := n_com || _j_text(e -> 'comment', f || '.comment', false, 5000, true);
+            k := array_position(v_keys, v_key);
+            IF k IS NULL THEN
+                RAISE EXCEPTION 'unknown criterion "%": the rubric''s criteria are %', v_key,
+                                array_to_string(v_keys, ', ')
+                    USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
+            END IF;
+            IF v_key = ANY(n_crit) THEN
+                RAISE EXCEPTION 'criterion "%" is scored more than once', v_key
+                    USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
+            END IF;
+            IF NOT (v_levels[k] @> jsonb_build_array(jsonb_build_object('value', v_lvl))) THEN
+                RAISE EXCEPTION 'level % is not a level of criterion "%" (levels: %)', v_lvl, v_key,
+                                (SELECT string_agg(lv ->> 'value', ', ')
+                                   FROM jsonb_array_elements(v_levels[k]) lv)
+                    USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
+            END IF;
+            ev_arr := _j_array(e -> 'evidence', f || '.evidence', false, 20);
+            ev_norm := '[]';
+            j := 0;
+            IF ev_arr IS NOT NULL THEN
+                FOR ev IN SELECT x FROM jsonb_array_elements(ev_arr) x LOOP
+                    IF jsonb_typeof(ev) <> 'object' THEN
+                        PERFORM _bad(format('%s.evidence[%s] must be an object', f, j));
+                    END IF;
+                    v_aid := _j_uuid(ev -> 'artifact_id', format('%s.evidence[%s].artifact_id', f, j), true);
+                    v_start := _j_seconds(ev -> 'start_s', format('%s.evidence[%s].start_s', f, j));
+                    v_end := _j_seconds(ev -> 'end_s', format('%s.evidence[%s].end_s', f, j));
+                    v_note := _j_text(ev -> 'note', format('%s.evidence[%s].note', f, j), false, 1000, true);
+                    IF v_arts IS NULL THEN
+                        SELECT array_agg(artifact_id) INTO v_arts
+                          FROM submission_artifacts WHERE submission_id = s.id;
+                    END IF;
+                    IF NOT (v_aid = ANY(v_arts)) THEN
+                        RAISE EXCEPTION '%.evidence[%] cites artifact %, which is not part of this submission',
+                                        f, j, v_aid
+                            USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
+                    END IF;
+                    IF v_end < v_start THEN
+                        RAISE EXCEPTION '%.evidence[%]: end_s (%) is before start_s (%)', f, j, v_end, v_start
+                            USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
+                    END IF;
+                    ev_norm := ev_norm || jsonb_build_array(jsonb_build_object(
+                        'artifact_id', v_aid, 'start_s', v_start, 'end_s', v_end, 'note', v_note));
+                    j := j + 1;
+                END LOOP;
+            END IF;
+            n_crit := n_crit || v_key;
+            n_pos := n_pos || k;
+            n_lvl := n_lvl || v_lvl;
+            n_ev := n_ev || ev_norm;
+            IF v_lvl < c.min_level_each THEN
+                v_pass := false;
+            END IF;
+            i := i + 1;
+        END LOOP;
+        IF cardinality(n_crit) < cardinality(v_keys) THEN
+            RAISE EXCEPTION 'every criterion must be scored; missing: %',
+                            (SELECT string_agg(x, ', ') FROM unnest(v_keys) x WHERE x <> ALL(n_crit))
                 USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
         END IF;
-        IF v_key = ANY(n_crit) THEN
-            RAISE EXCEPTION 'criterion "%" is scored more than once', v_key
-                USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-        END IF;
-        IF NOT (v_levels[k] @> jsonb_build_array(jsonb_build_object('value', v_lvl))) THEN
-            RAISE EXCEPTION 'level % is not a level of criterion "%" (levels: %)', v_lvl, v_key,
-                            (SELECT string_agg(l ->> 'value', ', ')
-                               FROM jsonb_array_elements(v_levels[k]) l)
-                USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-        END IF;
-        ev_arr := _j_array(e -> 'evidence', f || '.evidence', false, 20);
-        ev_norm := '[]';
-        j := 0;
-        IF ev_arr IS NOT NULL THEN
-            FOR ev IN SELECT x FROM jsonb_array_elements(ev_arr) x LOOP
-                IF jsonb_typeof(ev) <> 'object' THEN
-                    PERFORM _bad(format('%s.evidence[%s] must be an object', f, j));
-                END IF;
-                v_aid := _j_uuid(ev -> 'artifact_id', format('%s.evidence[%s].artifact_id', f, j), true);
-                v_start := _j_seconds(ev -> 'start_s', format('%s.evidence[%s].start_s', f, j));
-                v_end := _j_seconds(ev -> 'end_s', format('%s.evidence[%s].end_s', f, j));
-                v_note := _j_text(ev -> 'note', format('%s.evidence[%s].note', f, j), false, 1000, true);
-                IF NOT (v_aid = ANY(v_arts)) THEN
-                    RAISE EXCEPTION '%.evidence[%] cites artifact %, which is not part of this submission',
-                                    f, j, v_aid
-                        USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-                END IF;
-                IF v_end < v_start THEN
-                    RAISE EXCEPTION '%.evidence[%]: end_s (%) is before start_s (%)', f, j, v_end, v_start
-                        USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-                END IF;
-                ev_norm := ev_norm || jsonb_build_array(jsonb_build_object(
-                    'artifact_id', v_aid, 'start_s', v_start, 'end_s', v_end, 'note', v_note));
-                j := j + 1;
-            END LOOP;
-        END IF;
-        n_crit := n_crit || v_key;
-        n_pos := n_pos || k;
-        n_lvl := n_lvl || v_lvl;
-        n_ev := n_ev || ev_norm;
-        IF v_lvl < c.min_level_each THEN
-            v_pass := false;
-        END IF;
-        i := i + 1;
-    END LOOP;
-    IF cardinality(n_crit) < cardinality(v_keys) THEN
-        RAISE EXCEPTION 'every criterion must be scored; missing: %',
-                        (SELECT string_agg(x, ', ') FROM unnest(v_keys) x WHERE x <> ALL(n_crit))
-            USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
     END IF;
 
     v_verdict := CASE WHEN v_pass THEN 'pass' ELSE 'resubmit' END;
-    INSERT INTO review_scores (review_id, criterion, position, level, comment, evidence)
-    SELECT r.id, t.crit, t.pos, t.lvl, t.com, t.ev
-      FROM unnest(n_crit, n_pos, n_lvl, n_com, n_ev) AS t(crit, pos, lvl, com, ev);
-    UPDATE reviews
-       SET status = 'submitted', verdict = v_verdict, feedback = v_feedback,
-           scored_at = now(), ended_at = now()
-     WHERE id = r.id;
     IF v_pass THEN
-        INSERT INTO awards (credential_id, earner_id, submission_id)
-        VALUES (c.id, s.earner_id, s.id)
-        RETURNING id INTO v_award;
+        v_award := gen_random_uuid();
     END IF;
-    UPDATE submissions
-       SET status = CASE WHEN v_pass THEN 'passed' ELSE 'returned' END,
-           lease_expires_at = NULL, current_review_id = NULL,
-           decided_review_id = r.id, award_id = v_award, updated_at = now()
-     WHERE id = s.id;
+    -- scores, review, award, submission and audit rows in one statement
+    WITH sc AS (
+        INSERT INTO review_scores (review_id, criterion, position, level, comment, evidence)
+        SELECT r.id, t.crit, t.pos, t.lvl, t.com, t.ev
+          FROM unnest(n_crit, n_pos, n_lvl, n_com, n_ev) AS t(crit, pos, lvl, com, ev)),
+    rv AS (
+        UPDATE reviews
+           SET status = 'submitted', verdict = v_verdict, feedback = v_feedback,
+               scored_at = now(), ended_at = now()
+         WHERE id = r.id),
+    aw AS (
+        INSERT INTO awards (id, credential_id, earner_id, submission_id)
+        SELECT v_award, c.id, s.earner_id, s.id
+         WHERE v_pass),
+    up AS (
+        UPDATE submissions
+           SET status = CASE WHEN v_pass THEN 'passed' ELSE 'returned' END,
+               lease_expires_at = NULL, current_review_id = NULL,
+               decided_review_id = r.id, award_id = v_award, updated_at = now()
+         WHERE id = s.id)
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
-    VALUES (v_me.id, 'review.score', 'review', r.id,
-            jsonb_build_object('submission_id', s.id, 'verdict', v_verdict));
-    IF v_pass THEN
-        INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
-        VALUES (v_me.id, 'award.issue', 'award', v_award,
-                jsonb_build_object('submission_id', s.id, 'credential_id', c.id,
-                                   'earner_id', s.earner_id));
-    END IF;
+    SELECT v_me.id, 'review.score', 'review', r.id,
+           jsonb_build_object('submission_id', s.id, 'verdict', v_verdict)
+    UNION ALL
+    SELECT v_me.id, 'award.issue', 'award', v_award,
+           jsonb_build_object('submission_id', s.id, 'credential_id', c.id,
+                              'earner_id', s.earner_id)
+     WHERE v_pass;
     RETURN json_build_object('id', r.id, 'status', 'submitted', 'verdict', v_verdict,
                              'submission_id', s.id, 'award_id', v_award);
 END $$;
