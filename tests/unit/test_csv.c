@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "csv.h"
+#include "irr.h"
 
 #define MAXF 8
 
@@ -95,11 +96,57 @@ static void test_errors(void)
     free(rd.buf);
 }
 
+/* irr_load_csv: the long format, and errors that name the line. */
+static irr_status load_text(const char *text, const double *levels, size_t n_levels,
+                            irr_load_error *err, size_t *n_ratings)
+{
+    size_t len = strlen(text);
+    char *buf = malloc(len + 1);
+    memcpy(buf, text, len + 1);
+    irr_table *t = irr_table_new();
+    if (levels)
+        irr_table_set_levels(t, levels, n_levels);
+    irr_status st = irr_load_csv(t, buf, len, err);
+    *n_ratings = irr_table_n_ratings(t);
+    irr_table_free(t);
+    free(buf);
+    return st;
+}
+
+static void test_load(void)
+{
+    irr_load_error err;
+    size_t n;
+    CHECK(load_text("unit,rater,score\r\n\"u,1\",A,3\r\nu2,A, 2.5 \r\n\r\nu2,\"B\",-1e0\r\n", NULL,
+                    0, &err, &n) == IRR_OK);
+    CHECK(n == 3);
+    CHECK(load_text("Unit,Rater,Score\n", NULL, 0, &err, &n) == IRR_OK && n == 0);
+    CHECK(load_text("", NULL, 0, &err, &n) == IRR_ERR_INPUT && err.line == 1);
+    CHECK(load_text("unit,rater\nu,a\n", NULL, 0, &err, &n) == IRR_ERR_INPUT && err.line == 1);
+    CHECK(load_text("unit,rater,score\nu,a,1\nu,b,x\n", NULL, 0, &err, &n) == IRR_ERR_INPUT);
+    CHECK(err.line == 3);
+    CHECK_STR(err.message, "score \"x\" is not a number");
+    CHECK(load_text("unit,rater,score\nu,a,nan\n", NULL, 0, &err, &n) == IRR_ERR_INPUT);
+    CHECK(load_text("unit,rater,score\nu,a,0x10\n", NULL, 0, &err, &n) == IRR_ERR_INPUT);
+    CHECK(load_text("unit,rater,score\nu,a,\n", NULL, 0, &err, &n) == IRR_ERR_INPUT);
+    CHECK(load_text("unit,rater,score\nu,a,1,2\n", NULL, 0, &err, &n) == IRR_ERR_INPUT);
+    CHECK(err.line == 2);
+    CHECK(load_text("unit,rater,score\nu,a\n", NULL, 0, &err, &n) == IRR_ERR_INPUT);
+    CHECK(load_text("unit,rater,score\nu,a,1\nv,a,2\n\"multi\nline\",b,1\nu,a,3\n", NULL, 0, &err,
+                    &n) == IRR_ERR_DUPLICATE);
+    CHECK(err.line == 6);
+    CHECK_STR(err.message, "duplicate rating: rater \"a\" already rated unit \"u\" on line 2");
+    double levels[3] = {1, 2, 3};
+    CHECK(load_text("unit,rater,score\nu,a,1\nu,b,4\n", levels, 3, &err, &n) == IRR_ERR_SCORE);
+    CHECK(err.line == 3);
+}
+
 int main(void)
 {
     RUN(test_plain);
     RUN(test_quotes);
     RUN(test_empty_lines);
     RUN(test_errors);
+    RUN(test_load);
     return check_summary("csv");
 }
