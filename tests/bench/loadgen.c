@@ -55,6 +55,7 @@ struct opts {
     const char *credential;
     const char *token_prefix;
     const char *feedback;
+    const char *latencies; /* file for the raw cycle latencies, or NULL */
 };
 
 /* Latencies in microseconds; grows as needed. */
@@ -385,9 +386,10 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen --port PORT --credential UUID [--clients N] [--threads T]\n"
-            "               [--warmup S] [--duration S] [--token-prefix P]\n"
+            "               [--warmup S] [--duration S] [--token-prefix P] [--latencies FILE]\n"
             "  Virtual assessors claim and score reviews on http://127.0.0.1:PORT.\n"
-            "  Client i (1..N) uses the bearer token <P><i> (default P: bench-token-).\n");
+            "  Client i (1..N) uses the bearer token <P><i> (default P: bench-token-).\n"
+            "  --latencies FILE writes each measured cycle's latency (microseconds, sorted).\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -396,7 +398,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"port", required_argument, NULL, 'p'},     {"clients", required_argument, NULL, 'c'},
         {"threads", required_argument, NULL, 't'},  {"warmup", required_argument, NULL, 'w'},
         {"duration", required_argument, NULL, 'd'}, {"credential", required_argument, NULL, 'C'},
-        {"token-prefix", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
+        {"token-prefix", required_argument, NULL, 'P'}, {"latencies", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -407,7 +410,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .duration = 10,
                        .token_prefix = "bench-token-",
                        .feedback = "Clear evidence on most criteria; see the comments."};
-    while ((ch = getopt_long(argc, argv, "p:c:t:w:d:C:P:h", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "p:c:t:w:d:C:P:L:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'p':
             o->port = atoi(optarg);
@@ -429,6 +432,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'P':
             o->token_prefix = optarg;
+            break;
+        case 'L':
+            o->latencies = optarg;
             break;
         default:
             usage();
@@ -585,6 +591,18 @@ int main(int argc, char **argv)
                     printf(" %d=%llu", i, (unsigned long long)total.status[i]);
             }
         printf("\n");
+    }
+    if (o.latencies) {
+        FILE *f = fopen(o.latencies, "w");
+        if (!f) {
+            fprintf(stderr, "loadgen: %s: %s\n", o.latencies, strerror(errno));
+            rc = 1;
+        } else {
+            for (size_t i = 0; i < total.cycle.n; i++)
+                fprintf(f, "%u\n", total.cycle.v[i]);
+            if (fclose(f) != 0)
+                rc = 1;
+        }
     }
     free(total.cycle.v);
     free(total.claim.v);
