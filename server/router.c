@@ -200,15 +200,23 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     }
     if (!path || !*path)
         path = "/";
-    for (size_t i = 0; i < N_ROUTES; i++) {
-        enum match mi = match_path(routes[i].pattern, path, r);
-        if (mi == MATCH_NONE)
-            continue;
-        path_known = true;
-        if (routes[i].method == method || (method == EVHTTP_REQ_HEAD && routes[i].method == EVHTTP_REQ_GET)) {
-            route = &routes[i];
-            m = mi;
-            break;
+    /*
+     * A literal segment beats an {id}: "/v1/reviews/claim" must not be read
+     * as a malformed review id. So a route whose ids are malformed is only
+     * used when no route matches the path exactly.
+     */
+    for (int pass = 0; pass < 2 && !route && !path_known; pass++) {
+        for (size_t i = 0; i < N_ROUTES; i++) {
+            enum match mi = match_path(routes[i].pattern, path, r);
+            if (mi == MATCH_NONE || (pass == 0 && mi == MATCH_BAD_ID))
+                continue;
+            path_known = true;
+            if (routes[i].method == method ||
+                (method == EVHTTP_REQ_HEAD && routes[i].method == EVHTTP_REQ_GET)) {
+                route = &routes[i];
+                m = mi;
+                break;
+            }
         }
     }
     if (!route) {

@@ -241,6 +241,15 @@ def bad_paths_and_methods(env):
                "method_not_allowed", "%s %s" % (method, path))
 
 
+def check_libevent_413(raw):
+    """libevent 2.1 refuses a body over the limit itself, from its headers,
+    before accord sees the request, with its own fixed HTML page (2.1 has no
+    hook to replace it; README.md says so). What matters: the status, and
+    that the connection is closed instead of the body being read."""
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    check(b"connection: close" in head, "the 413 should close the connection: %r" % raw[:300])
+
+
 @test
 def bad_body_too_large(env):
     limit = 65536
@@ -258,9 +267,7 @@ def bad_body_too_large(env):
                 "Connection: close\r\n\r\n" % (earner.token, size)).encode()
         status, raw = raw_exchange(s.port, head, body, timeout=15)
         eq(status, 413, "upload of %d bytes with a limit of %d (answer %r)" % (size, limit, raw[:300]))
-        with soft():
-            check(b"body_too_large" in raw and b"application/json" in raw,
-                  "the 413 should be a JSON error with code body_too_large: %r" % raw[:400])
+        check_libevent_413(raw)
     big = ('{"credential_id": "%s", "artifact_ids": [%s]}' % (
         uuid.uuid4(), ",".join('"%s"' % uuid.uuid4() for _ in range(3000)))).encode()
     head = ("POST /v1/submissions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
@@ -269,9 +276,7 @@ def bad_body_too_large(env):
     status, raw = raw_exchange(s.port, head, big, timeout=15)
     eq(status, 413, "a JSON body of %d bytes with a limit of %d (answer %r)"
        % (len(big), limit, raw[:300]))
-    with soft():
-        check(b"body_too_large" in raw and b"application/json" in raw,
-              "the 413 should be a JSON error with code body_too_large: %r" % raw[:400])
+    check_libevent_413(raw)
     # still serving, and nothing lost
     expect(earner.c.get("/healthz"), 200)
     r = earner.c.get("/v1/artifacts/%s/content" % a["id"])
