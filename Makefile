@@ -13,7 +13,8 @@
 BUILD      := build
 PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto
 DEB_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
-              postgresql postgresql-contrib python3
+              postgresql postgresql-contrib python3 \
+              python3-numpy python3-sklearn python3-statsmodels python3-pandas r-cran-psych
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wformat=2 -Wvla
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(WARN) -Iserver -Irubric -I$(BUILD)/gen \
@@ -35,7 +36,7 @@ ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all asan test unit-test sql-test http-test run bench deps format clean
+.PHONY: all asan test unit-test sql-test irr-test http-test run bench deps format clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord
@@ -100,6 +101,11 @@ unit-test: $(UNIT_BIN)
 sql-test:
 	tests/sql/run.sh
 
+# Cross-checks `accord irr` against independent implementations from Debian
+# (scikit-learn, statsmodels, R psych); Debian's python3, which sees them.
+irr-test: $(BUILD)/accord
+	/usr/bin/python3 tests/irr/crosscheck.py $(BUILD)/accord
+
 # The HTTP suite runs against the sanitizer build: a leak or memory error in
 # the server fails the test during which it happened.
 http-test: $(BUILD)/asan/accord
@@ -109,6 +115,7 @@ test: deps
 	$(MAKE) all asan
 	$(MAKE) unit-test
 	$(MAKE) sql-test
+	$(MAKE) irr-test
 	$(MAKE) http-test
 
 run: deps
