@@ -11,6 +11,7 @@
 # fresh machine lacks, or names them when it cannot.
 
 BUILD      := build
+Q          := @   # make Q= shows full compiler command lines
 PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto
 DEB_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
               postgresql postgresql-contrib python3 \
@@ -51,11 +52,13 @@ $(BUILD)/asan/accord: $(ASAN_SERVER_OBJ) $(ASAN_RUBRIC_OBJ)
 
 $(BUILD)/obj/%.o: %.c | $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/asan/obj/%.o: %.c | $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN) -MMD -MP -c -o $@ $<
+	@echo "  CC asan $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN) -MMD -MP -c -o $@ $<
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
