@@ -878,6 +878,7 @@ DECLARE
     v_ids uuid[] := _j_artifact_ids(b);
     c credentials;
     l submissions;
+    s submissions;
 BEGIN
     SELECT * INTO c FROM credentials WHERE id = v_cid;
     IF NOT FOUND THEN
@@ -903,7 +904,9 @@ BEGIN
         END IF;
     END IF;
     PERFORM _check_evidence(c, v_ids);
-    RETURN _submission_json(_submission_insert(v_me, c, v_ids, 1, NULL));
+    -- (a separate statement, so the reply sees the rows just inserted)
+    s := _submission_insert(v_me, c, v_ids, 1, NULL);
+    RETURN _submission_json(s);
 END $$;
 
 CREATE FUNCTION api_submission_resubmit(p_token text, p_id uuid, p_body jsonb) RETURNS json
@@ -945,7 +948,8 @@ BEGIN
     END IF;
     PERFORM _check_artifacts(v_ids, v_me.id);
     PERFORM _check_evidence(c, v_ids);
-    RETURN _submission_json(_submission_insert(v_me, c, v_ids, s.attempt + 1, s.id));
+    s := _submission_insert(v_me, c, v_ids, s.attempt + 1, s.id);
+    RETURN _submission_json(s);
 END $$;
 
 CREATE FUNCTION api_submission_list(p_token text) RETURNS json

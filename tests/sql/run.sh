@@ -22,7 +22,19 @@ pass=0
 fail=0
 PSQL=(psql "$DATABASE_URL" -X -Atq -v VERBOSITY=verbose)
 
-q() { "${PSQL[@]}" -c "$1" 2>&1; }
+# One psql session for all checks (fast): each statement is followed by an
+# \echo marker; output and errors (VERBOSITY verbose) come back on one pipe.
+coproc PSQLP { stdbuf -oL -eL "${PSQL[@]}" -f - 2>&1; }
+exec 7>&"${PSQLP[1]}" 8<&"${PSQLP[0]}"
+q() {
+    printf '%s;\n\\echo __accord_sql_end__\n' "$1" >&7
+    local line out=
+    while IFS= read -r line <&8; do
+        [ "$line" = __accord_sql_end__ ] && break
+        out+="$line"$'\n'
+    done
+    printf '%s' "${out%$'\n'}"
+}
 
 ok() { pass=$((pass + 1)); }
 ko() { fail=$((fail + 1)); printf 'FAIL: %s\n%s\n' "$1" "$2" | head -20; }
@@ -38,7 +50,7 @@ check() {
 err() {
     local out
     out=$(q "$4")
-    if grep -q "^ERROR:  $2:" <<<"$out" && grep -q "^DETAIL:  $3\$" <<<"$out"; then
+    if grep -q "ERROR:  $2:" <<<"$out" && grep -q "^DETAIL:  $3\$" <<<"$out"; then
         ok
     else
         ko "$1 (want $2 $3)" "$out"
@@ -49,7 +61,7 @@ err() {
 run() {
     local out
     out=$(q "$2")
-    if grep -q '^ERROR:' <<<"$out"; then ko "$1" "$out"; else ok; fi
+    if grep -q 'ERROR:' <<<"$out"; then ko "$1" "$out"; else ok; fi
 }
 
 # --- migrations --------------------------------------------------------------
@@ -204,7 +216,8 @@ err "submit: unknown credential" AC422 unknown_credential "SELECT api_submission
 err "submit: artifact_ids not array" AC400 bad_request "SELECT api_submission_create(tk('tok-earner1'), jsonb_build_object('credential_id', g('low'), 'artifact_ids', 'x'))"
 err "submit: too many artifacts" AC400 bad_request "SELECT api_submission_create(tk('tok-earner1'), jsonb_build_object('credential_id', g('low'), 'artifact_ids', (SELECT jsonb_agg(gen_random_uuid()) FROM generate_series(1,101))))"
 err "submit: not earner" AC403 forbidden "$(sub peer1 low "g('e1v')")"
-run "submit earner1" "SELECT put('s1', ($(sub earner1 low "g('e1v'), g('e1p')"))->>'id')"
+check "submit earner1" "SELECT put('s1', j->>'id') IS NOT NULL AND j->>'status' = 'queued' AND json_array_length(j->'artifacts') = 2
+    FROM (SELECT $(sub earner1 low "g('e1v'), g('e1p')" | sed 's/^SELECT //') AS j) x"
 check "submit reply" "SELECT j->>'status' = 'queued' AND j->>'attempt' = '1' AND j->'previous_id' = 'null' AND json_array_length((j->'artifacts')::json) = 2
     AND j->'artifacts'->0->>'id' = g('e1v')::text FROM (SELECT api_submission_get(tk('tok-earner1'), g('s1'))::jsonb j) x"
 err "submit again" AC409 already_submitted "$(sub earner1 low "g('e1v'), g('e1p')")"
@@ -306,7 +319,8 @@ err "resubmit: not returned" AC409 not_returned "$(rs earner3 s3 "g('e3v'), g('e
 err "resubmit: not own" AC403 forbidden "$(rs earner2 s1 "g('e2v'), g('e2p')")"
 err "resubmit: missing evidence" AC422 missing_evidence "$(rs earner1 s1 "g('e1p2')")"
 err "resubmit: unknown" AC404 not_found "SELECT api_submission_resubmit(tk('tok-earner1'), gen_random_uuid(), '{\"artifact_ids\":[]}')"
-run "resubmit" "SELECT put('s1b', ($(rs earner1 s1 "g('e1v'), g('e1p2')"))->>'id')"
+check "resubmit" "SELECT put('s1b', j->>'id') IS NOT NULL AND j->>'attempt' = '2' AND json_array_length(j->'artifacts') = 2
+    FROM (SELECT $(rs earner1 s1 "g('e1v'), g('e1p2')" | sed 's/^SELECT //') AS j) x"
 check "resubmit reply" "SELECT j->>'attempt' = '2' AND j->>'previous_id' = g('s1')::text AND j->>'status' = 'queued'
     AND j->'artifacts'->1->>'id' = g('e1p2')::text FROM (SELECT api_submission_get(tk('tok-earner1'), g('s1b'))::jsonb j) x"
 err "resubmit: not latest" AC409 not_returned "$(rs earner1 s1 "g('e1v'), g('e1p2')")"
@@ -344,7 +358,12 @@ err "submit: attempts exhausted" AC409 attempts_exhausted "$(sub earner3 once "g
 q "SELECT put('r3', id::text) FROM reviews WHERE submission_id = g('s3') AND assessor_id = g('peer1')" >/dev/null
 q "UPDATE reviews SET lease_expires_at = now() - interval '1 minute' WHERE id = g('r3');
    UPDATE submissions SET lease_expires_at = now() - interval '1 minute' WHERE id = g('s3')" >/dev/null
-check "expired but not taken over: still scoreable" "SELECT ($(sc peer1 r3 "$(S4 2 2 2 2 | sed "s/g('e1v')/g('e3v')/")" "'Keep going.'"))->>'verdict' = 'resubmit'"
+# (no citations: the set-based fast path of api_review_score)
+check "expired but not taken over: still scoreable" "SELECT ($(sc peer1 r3 "jsonb_build_array(jsonb_build_object('criterion','follow','level',3,'comment','f'),
+    jsonb_build_object('criterion','plan','level',2,'comment',null), jsonb_build_object('criterion','ask','level',4),
+    jsonb_build_object('criterion','wait','level',3,'evidence','[]'::jsonb))" "'Keep going.'"))->>'verdict' = 'resubmit'"
+check "fast path stored the scores" "SELECT array_agg(criterion || ':' || position || ':' || level || ':' || coalesce(comment, '-') || ':' || evidence::text ORDER BY position)
+    = '{plan:1:2:-:[],ask:2:4:-:[],wait:3:3:-:[],follow:4:3:f:[]}' FROM review_scores WHERE review_id = g('r3')"
 run "resubmit s3" "SELECT put('s3b', ($(rs earner3 s3 "g('e3v'), g('e3p2')"))->>'id')"
 run "claim s3b with short lease" "SELECT put('r3b', api_review_claim(tk('tok-peer2'), '{}', 1)->>'id')"
 check "s3b held by peer2" "SELECT submission_id = g('s3b') FROM reviews WHERE id = g('r3b')"
@@ -359,6 +378,40 @@ err "score after takeover" AC409 lease_lost "$(sc peer2 r3b "$(S4 3 3 3 3 | sed 
 err "release after takeover" AC409 lease_lost "SELECT api_review_release(tk('tok-peer2'), g('r3b'))"
 check "content: former holder may still read" "SELECT api_artifact_content(tk('tok-peer2'), g('e3p2'))->>'id' = g('e3p2')::text"
 check "new holder scores" "SELECT ($(sc peer1 r3c "$(S4 4 4 4 4 | sed "s/g('e1v')/g('e3v')/")" "'Great.'"))->>'verdict' = 'pass'"
+
+# --- concurrency: 6 assessors claim and score in parallel sessions ------------
+run "concurrency setup" "SELECT put('cc', (api_credential_create(tk('tok-lead'), jsonb_build_object('title','Concurrent','stakes','low',
+    'rubric_id',g('rubric'),'evidence','[]'::jsonb,'pass_rule','{\"min_level_each\":3}'::jsonb))->>'id'))"
+q "DO \$\$ DECLARE i int; u uuid; a uuid; BEGIN
+     FOR i IN 1..6 LOOP
+       u := admin_user_add('cc-a' || i || '@example.org', 'CC assessor ' || i, '{assessor}', 'CC assessors');
+       PERFORM admin_token_add('cc-a' || i || '@example.org', tk('tok-cc-a' || i));
+       PERFORM api_assessor_grant(tk('tok-lead'), g('cc'), jsonb_build_object('user_id', u, 'pool', 'peer', 'waive_award', true));
+     END LOOP;
+     FOR i IN 1..60 LOOP
+       u := admin_user_add('cc-e' || i || '@example.org', 'CC earner ' || i, '{earner}', 'CC earners');
+       PERFORM admin_token_add('cc-e' || i || '@example.org', tk('tok-cc-e' || i));
+       a := (api_artifact_upload(tk('tok-cc-e' || i), 'plan', 'application/pdf', NULL, 1, '$H')->>'id')::uuid;
+       PERFORM api_submission_create(tk('tok-cc-e' || i), jsonb_build_object('credential_id', g('cc'), 'artifact_ids', jsonb_build_array(a)));
+     END LOOP; END \$\$" >/dev/null
+cc_pids=()
+for i in 1 2 3 4 5 6; do
+    (for n in $(seq 1 12); do
+        echo "SELECT coalesce(api_review_claim(tk('tok-cc-a$i'), jsonb_build_object('credential_id', g('cc')), 7200)->>'id', '') AS rid \\gset"
+        echo "SELECT CASE WHEN :'rid' = '' THEN true ELSE api_review_score(tk('tok-cc-a$i'), nullif(:'rid', '')::uuid, jsonb_build_object('scores', jsonb_build_array(jsonb_build_object('criterion','plan','level',3),
+              jsonb_build_object('criterion','ask','level',3), jsonb_build_object('criterion','wait','level',3), jsonb_build_object('criterion','follow','level',3)), 'feedback', 'ok')) IS NOT NULL END;"
+    done) | "${PSQL[@]}" >"${TMPDIR:-/tmp}/accord-sqltest-cc.$$.$i" 2>&1 &
+    cc_pids+=($!)
+done
+wait "${cc_pids[@]}"
+if cat "${TMPDIR:-/tmp}"/accord-sqltest-cc.$$.* | grep -q ERROR; then
+    ko "concurrent claims: no errors" "$(cat "${TMPDIR:-/tmp}"/accord-sqltest-cc.$$.* | grep -m3 -A2 ERROR)"
+else ok; fi
+rm -f "${TMPDIR:-/tmp}"/accord-sqltest-cc.$$.*
+check "concurrent claims: every submission reviewed exactly once" "SELECT count(*) = 60 AND bool_and(n = 1) FROM (SELECT s.id, count(r.id) n FROM submissions s
+    LEFT JOIN reviews r ON r.submission_id = s.id WHERE s.credential_id = g('cc') GROUP BY s.id) x"
+check "concurrent claims: all passed with awards" "SELECT count(*) = 60 FROM submissions WHERE credential_id = g('cc') AND status = 'passed' AND award_id IS NOT NULL"
+check "concurrent claims: nothing left" "SELECT api_review_claim(tk('tok-cc-a1'), jsonb_build_object('credential_id', g('cc')), 7200) IS NULL"
 
 # --- invariants ---------------------------------------------------------------------------
 out=$(q "DELETE FROM audit_log")
