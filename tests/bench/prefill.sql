@@ -7,13 +7,17 @@
 --   * a lead, bench-lead@example.org;
 --   * a rubric "Bench rubric": 4 criteria c1..c4, levels 1..4;
 --   * a low-stakes credential titled 'Bench credential' (evidence: 1 plan,
---     pass: every criterion >= 3, max_attempts 3);
+--     pass: every criterion >= 3, max_attempts 3) whose review policy has
+--     validity_rate 0 and second_score_rate 0: no validity items and no double
+--     scoring (near-cut included), so the benchmark measures the plain
+--     claim -> score loop of issue 2 (issue 4's sampling is tested elsewhere);
 --   * :n earners (one submission each: the schema allows one attempt chain per
 --     earner and credential) in 2 organisations, one plan artifact each;
 --   * :n queued submissions, oldest first in generate_series order;
 --   * 64 assessors (role assessor, org 'bench-assessors', peer grants with
 --     waive_award) whose bearer tokens are 'bench-token-1' .. 'bench-token-64'
---     (stored as encode(sha256(token), 'hex'), like the server does).
+--     (stored as encode(sha256(token), 'hex'), like the server does),
+--     qualified on the bench rubric (live claims need it since issue 4).
 -- Prints the credential id and the counts at the end.
 
 \if :{?n}
@@ -40,9 +44,9 @@ SELECT 'Bench rubric', 'four criteria, four levels',
        (SELECT id FROM users WHERE email = 'bench-lead@example.org');
 
 INSERT INTO credentials (title, description, stakes, rubric_id, evidence, min_level_each,
-                         max_attempts, created_by)
+                         max_attempts, created_by, validity_rate, second_score_rate)
 SELECT 'Bench credential', 'benchmark credential', 'low', r.id,
-       '[{"kind":"plan","min":1}]', 3, 3, r.created_by
+       '[{"kind":"plan","min":1}]', 3, 3, r.created_by, 0, 0
   FROM rubrics r WHERE r.title = 'Bench rubric';
 
 -- earners: bench-earner-<i>@example.org, two organisations
@@ -95,6 +99,26 @@ SELECT c.id, u.id, 'peer', true, c.created_by
   FROM credentials c, users u
  WHERE c.title = 'Bench credential' AND u.email LIKE 'bench-assessor-%';
 
+INSERT INTO qualifications (user_id, rubric_id, status, reason, qualified_at, updated_by)
+SELECT u.id, c.rubric_id, 'qualified', 'bench', now(), c.created_by
+  FROM credentials c, users u
+ WHERE c.title = 'Bench credential' AND u.email LIKE 'bench-assessor-%';
+
+-- With calibration (migration 004 and later): the bench assessors are
+-- qualified on the bench rubric, and the credential takes no validity items
+-- and no second scores, so every cycle is one claim -> one score.
+SELECT to_regclass('qualifications') IS NOT NULL AS bench_has_calibration \gset
+\if :bench_has_calibration
+INSERT INTO qualifications (user_id, rubric_id, status, qualified_at, updated_at)
+SELECT u.id, r.id, 'qualified', now() - interval '1 day', now()
+  FROM users u, rubrics r
+ WHERE u.email LIKE 'bench-assessor-%' AND r.title = 'Bench rubric'
+    ON CONFLICT (user_id, rubric_id) DO UPDATE
+   SET status = 'qualified', qualified_at = excluded.qualified_at, updated_at = now();
+UPDATE credentials SET validity_rate = 0, second_score_rate = 0, second_score_floor = 0
+ WHERE title = 'Bench credential';
+\endif
+
 COMMIT;
 
 VACUUM ANALYZE users;
@@ -104,6 +128,7 @@ VACUUM ANALYZE submissions;
 VACUUM ANALYZE submission_artifacts;
 VACUUM ANALYZE assessor_grants;
 VACUUM ANALYZE credentials;
+VACUUM ANALYZE qualifications;
 
 SELECT c.id AS bench_credential_id,
        (SELECT count(*) FROM submissions WHERE status = 'queued' AND credential_id = c.id) AS queued,

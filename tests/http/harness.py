@@ -510,7 +510,9 @@ class Env:
                       what="create rubric")
 
     def credential(self, lead, rubric_id, stakes="low", videos=3, max_attempts=3,
-                   title=None, min_level=3):
+                   title=None, min_level=3, review_policy=None):
+        """review_policy defaults to single scoring without validity items, so the
+        review story is deterministic (issue 4's sampling is tested in t_calibration)."""
         body = {
             "title": title or "Morning Meeting for SEL (%s stakes) #%d" % (stakes, self.uniq()),
             "description": "Show a Morning Meeting that builds SEL competencies.",
@@ -520,15 +522,30 @@ class Env:
                          {"kind": "reflection", "min": 1}],
             "pass_rule": {"min_level_each": min_level},
             "max_attempts": max_attempts,
+            "review_policy": review_policy if review_policy is not None
+            else {"validity_rate": 0, "second_score_rate": 0},
         }
         return expect(lead.c.post("/v1/credentials", body), 201, what="create credential")
 
-    def grant(self, lead, cred_id, user, pool="peer", waive_award=True):
+    def grant(self, lead, cred_id, user, pool="peer", waive_award=True, qualify=True):
+        """Grants, and (issue 4: live claims need `qualified` on the rubric) qualifies
+        the assessor on the credential's rubric by hand, as a lead."""
         body = {"user_id": user.id, "pool": pool}
         if waive_award is not None:
             body["waive_award"] = waive_award
-        return expect(lead.c.post("/v1/credentials/%s/assessors" % cred_id, body), 201,
-                      what="grant %s %s" % (pool, user.email))
+        g = expect(lead.c.post("/v1/credentials/%s/assessors" % cred_id, body), 201,
+                   what="grant %s %s" % (pool, user.email))
+        if qualify:
+            self.qualify(lead, cred_id, user)
+        return g
+
+    def qualify(self, lead, cred_id, user):
+        cred = expect(lead.c.get("/v1/credentials/%s" % cred_id), 200,
+                      what="read credential %s" % cred_id)
+        return expect(lead.c.post("/v1/assessors/%s/qualifications" % user.id,
+                                  {"rubric_id": cred["rubric_id"], "status": "qualified",
+                                   "reason": "qualified by hand for the tests"}), 201,
+                      what="qualify %s" % user.email)
 
     # artifacts / submissions --------------------------------------------
     def upload(self, client, kind, data, media_type=None, filename=None):

@@ -174,6 +174,16 @@ run "grant: peer1 once" "$(grant once peer1 peer ",'waive_award',true")"
 run "grant: expert high" "$(grant high expert1 expert)"
 run "grant: expert low" "$(grant low expert1 expert)"
 check "grant: upsert replaces" "SELECT ($(grant low expert1 expert))->>'pool' = 'expert' AND (SELECT count(*) FROM assessor_grants WHERE user_id = g('expert1')) = 2"
+# issue 4: live claims need `qualified` on the rubric (here set by hand by the
+# lead); no validity items and no double scoring on these credentials, so the
+# issue-2 story stays deterministic (tests/sql/calibration.sh covers those)
+qualify() { echo "SELECT api_qualification_set(tk('tok-lead'), g('$1'), jsonb_build_object('rubric_id', g('rubric'), 'status', 'qualified', 'reason', 'qualified by hand for the tests'))"; }
+run "qualify peer1" "$(qualify peer1)"
+run "qualify peer2" "$(qualify peer2)"
+run "qualify expert1" "$(qualify expert1)"
+for k in low high once; do
+    run "policy $k: single scoring" "SELECT api_credential_policy_put(tk('tok-lead'), g('$k'), '{\"validity_rate\":0,\"second_score_rate\":0}')"
+done
 
 # --- artifacts -----------------------------------------------------------------------
 H=$(printf '%064d' 0)
@@ -258,6 +268,9 @@ check "release" "SELECT api_review_release(tk('tok-peer2'), g('r2'))::jsonb = js
 check "release: queued again" "SELECT status = 'queued' AND lease_expires_at IS NULL FROM submissions WHERE id = g('s2')"
 err "release twice" AC409 not_active "SELECT api_review_release(tk('tok-peer2'), g('r2'))"
 check "claim: not the same attempt again" "SELECT api_review_claim(tk('tok-peer2'), '{}', 7200) IS NULL"
+# experts take low-stakes first scores only after peer_wait_hours (issue 4)
+check "claim: expert waits for peers on low stakes" "SELECT api_review_claim(tk('tok-expert1'), jsonb_build_object('credential_id', g('low')), 7200) IS NULL"
+run "policy low: peer_wait_hours 0" "SELECT api_credential_policy_put(tk('tok-lead'), g('low'), '{\"peer_wait_hours\":0}')"
 check "claim: expert takes s2 (low via expert grant)" "SELECT (api_review_claim(tk('tok-expert1'), jsonb_build_object('credential_id', g('low')), 7200)->'submission'->>'id') = g('s2')::text"
 check "claim: expert takes high" "SELECT (api_review_claim(tk('tok-expert1'), jsonb_build_object('credential_id', g('high')), 7200)->'submission'->>'id') = g('s3h')::text"
 check "audit: claims and release" "SELECT count(*) FILTER (WHERE action = 'review.claim') = 5 AND count(*) FILTER (WHERE action = 'review.release') = 1 FROM audit_log"
@@ -381,12 +394,14 @@ check "new holder scores" "SELECT ($(sc peer1 r3c "$(S4 4 4 4 4 | sed "s/g('e1v'
 
 # --- concurrency: 6 assessors claim and score in parallel sessions ------------
 run "concurrency setup" "SELECT put('cc', (api_credential_create(tk('tok-lead'), jsonb_build_object('title','Concurrent','stakes','low',
-    'rubric_id',g('rubric'),'evidence','[]'::jsonb,'pass_rule','{\"min_level_each\":3}'::jsonb))->>'id'))"
+    'rubric_id',g('rubric'),'evidence','[]'::jsonb,'pass_rule','{\"min_level_each\":3}'::jsonb,
+    'review_policy','{\"validity_rate\":0,\"second_score_rate\":0}'::jsonb))->>'id'))"
 q "DO \$\$ DECLARE i int; u uuid; a uuid; BEGIN
      FOR i IN 1..6 LOOP
        u := admin_user_add('cc-a' || i || '@example.org', 'CC assessor ' || i, '{assessor}', 'CC assessors');
        PERFORM admin_token_add('cc-a' || i || '@example.org', tk('tok-cc-a' || i));
        PERFORM api_assessor_grant(tk('tok-lead'), g('cc'), jsonb_build_object('user_id', u, 'pool', 'peer', 'waive_award', true));
+       PERFORM api_qualification_set(tk('tok-lead'), u, jsonb_build_object('rubric_id', g('rubric'), 'status', 'qualified', 'reason', 'test'));
      END LOOP;
      FOR i IN 1..60 LOOP
        u := admin_user_add('cc-e' || i || '@example.org', 'CC earner ' || i, '{earner}', 'CC earners');
