@@ -98,26 +98,10 @@ INSERT INTO assessor_grants (credential_id, user_id, pool, waive_award, granted_
 SELECT c.id, u.id, 'peer', true, c.created_by
   FROM credentials c, users u
  WHERE c.title = 'Bench credential' AND u.email LIKE 'bench-assessor-%';
-
 INSERT INTO qualifications (user_id, rubric_id, status, reason, qualified_at, updated_by)
 SELECT u.id, c.rubric_id, 'qualified', 'bench', now(), c.created_by
   FROM credentials c, users u
  WHERE c.title = 'Bench credential' AND u.email LIKE 'bench-assessor-%';
-
--- With calibration (migration 004 and later): the bench assessors are
--- qualified on the bench rubric, and the credential takes no validity items
--- and no second scores, so every cycle is one claim -> one score.
-SELECT to_regclass('qualifications') IS NOT NULL AS bench_has_calibration \gset
-\if :bench_has_calibration
-INSERT INTO qualifications (user_id, rubric_id, status, qualified_at, updated_at)
-SELECT u.id, r.id, 'qualified', now() - interval '1 day', now()
-  FROM users u, rubrics r
- WHERE u.email LIKE 'bench-assessor-%' AND r.title = 'Bench rubric'
-    ON CONFLICT (user_id, rubric_id) DO UPDATE
-   SET status = 'qualified', qualified_at = excluded.qualified_at, updated_at = now();
-UPDATE credentials SET validity_rate = 0, second_score_rate = 0, second_score_floor = 0
- WHERE title = 'Bench credential';
-\endif
 
 COMMIT;
 
