@@ -98,6 +98,7 @@ INSERT INTO assessor_grants (credential_id, user_id, pool, waive_award, granted_
 SELECT c.id, u.id, 'peer', true, c.created_by
   FROM credentials c, users u
  WHERE c.title = 'Bench credential' AND u.email LIKE 'bench-assessor-%';
+
 INSERT INTO qualifications (user_id, rubric_id, status, reason, qualified_at, updated_by)
 SELECT u.id, c.rubric_id, 'qualified', 'bench', now(), c.created_by
   FROM credentials c, users u
