@@ -743,6 +743,11 @@ class Sim:
         self.check(ok, "severity should rank lenient > every accurate peer > harsh: %s"
                    % {k: v for k, v in self.severity.items()})
         row = self.routing()
+        seen = [x[0] + x[1] for x in self.routing_log]
+        if "Dactive" in seen:
+            self.check("paused" not in [x[1] for x in self.routing_log[seen.index("Dactive"):]],
+                       "peer review paused again after resuming, with accurate peers (flapping): "
+                       "%s" % [x[2] for x in self.routing_log[seen.index("Dactive"):]])
         self.note("routing changes seen (low): %s" % " | ".join("%s %s: %s" % x
                                                                 for x in self.routing_log))
 
@@ -755,6 +760,10 @@ class Sim:
         self.phase_c()
         if self.paused:
             self.phase_d()
+        if self.created < self.p.submissions:
+            # the rest of the run's submissions, worked through like phase B
+            self.phase("E remaining submissions")
+            self.create_submissions(self.p.submissions - self.created)
         self.checks()
         self.phase("end")
         self.total = time.monotonic() - t0
