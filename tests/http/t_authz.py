@@ -66,7 +66,8 @@ def authz_wrong_role(env):
         ("assessor creates a credential", w.p, "POST", "/v1/credentials", cred_body),
         ("earner creates a credential", w.ea, "POST", "/v1/credentials", cred_body),
         ("earner claims", w.ea, "POST", "/v1/reviews/claim", {"credential_id": w.cred["id"]}),
-        ("lead claims", w.lead, "POST", "/v1/reviews/claim", {}),
+        # (a lead may claim: adjudications only, so that is no longer a 403)
+        ("admin claims", env.admin, "POST", "/v1/reviews/claim", {}),
         ("lead creates a user", w.lead, "POST", "/v1/users", user_body),
         ("earner creates a user", w.ea, "POST", "/v1/users", user_body),
         ("lead issues a token", w.lead, "POST", "/v1/users/%s/tokens" % w.ea.id, None),

@@ -112,7 +112,9 @@ def upload_tus_video_in_chunks(env):
     expect(create(earner.c, 100, meta="kind %%%"), 400, "bad_metadata", "kind not base64")
     expect(create(earner.c, 100, meta=metadata(kind="movie")), 400, "bad_request",
            "unknown kind")
-    expect(create(lead.c, 100), 403, "forbidden", "a lead creates an upload")
+    # Earners upload evidence and leads upload anchor evidence; nobody else.
+    assessor = env.user(["assessor"], org="Tus Assessors")
+    expect(create(assessor.c, 100), 403, "forbidden", "an assessor creates an upload")
 
     uid = new_upload(earner.c, len(data))
     r = head(earner.c, uid)
