@@ -34,6 +34,7 @@ void request_free(struct request *r)
     if (r->state_free)
         r->state_free(r->state);
     free(r->body);
+    free(r->query);
     free(r);
     worker_request_done(w);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -49,8 +50,32 @@ static const struct route routes[] = {
      ROUTE_BODY_OPTIONAL | ROUTE_LEASE, 200},
     {EVHTTP_REQ_GET, "/v1/reviews/{id}", NULL, STMT_REVIEW_GET, 0, 200},
     {EVHTTP_REQ_POST, "/v1/reviews/{id}/release", NULL, STMT_REVIEW_RELEASE, 0, 200},
-    {EVHTTP_REQ_POST, "/v1/reviews/{id}/scores", NULL, STMT_REVIEW_SCORE, ROUTE_BODY, 200},
+    {EVHTTP_REQ_POST, "/v1/reviews/{id}/scores", handle_review_score, STMT_REVIEW_SCORE,
+     ROUTE_BODY, 200},
     {EVHTTP_REQ_GET, "/v1/awards/{id}", NULL, STMT_AWARD_GET, ROUTE_PUBLIC, 200},
+    /* calibration (issue 4) */
+    {EVHTTP_REQ_GET, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_GET, 0, 200},
+    {EVHTTP_REQ_PUT, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_PUT,
+     ROUTE_BODY, 200},
+    {EVHTTP_REQ_PUT, "/v1/credentials/{id}/policy", NULL, STMT_CREDENTIAL_POLICY_PUT, ROUTE_BODY,
+     200},
+    {EVHTTP_REQ_POST, "/v1/anchors", NULL, STMT_ANCHOR_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/anchors", NULL, STMT_ANCHOR_LIST, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/anchors/{id}", NULL, STMT_ANCHOR_GET, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/calibration/sessions", NULL, STMT_CALIBRATION_SESSION_CREATE,
+     ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/calibration/sessions/{id}", NULL, STMT_CALIBRATION_SESSION_GET, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/calibration/sessions/{id}/items/{id}/scores", NULL,
+     STMT_CALIBRATION_ITEM_SCORE, ROUTE_BODY, 200},
+    {EVHTTP_REQ_GET, "/v1/me/qualifications", NULL, STMT_MY_QUALIFICATIONS, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/assessors/{id}/qualifications", NULL, STMT_QUALIFICATION_SET,
+     ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/reports/agreement", handle_report_agreement, STMT_REPORT_AGREEMENT_ROWS,
+     ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/reports/assessors", NULL, STMT_REPORT_ASSESSORS, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/reports/routing", NULL, STMT_REPORT_ROUTING, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv,
+     STMT_REPORT_RATINGS_CSV, ROUTE_QUERY, 200},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -173,6 +198,63 @@ static int read_body(struct request *r, unsigned flags)
     return 0;
 }
 
+#define MAX_QUERY_PARAMS 16
+#define MAX_QUERY_VALUE  512
+
+/*
+ * The query string as a JSON object of strings ({"credential_id":"..."}), so a
+ * statement takes it as one jsonb parameter and validates it in SQL. Bounded;
+ * a repeated or oversized parameter answers 400.
+ */
+static int read_query(struct request *r)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    struct evkeyval *kv;
+    json_t *obj = json_object();
+    int n = 0, rc = -1;
+
+    TAILQ_INIT(&params);
+    if (!obj) {
+        reply_error(r, 503, "busy", "out of memory");
+        return -1;
+    }
+    if (query && *query && evhttp_parse_query_str(query, &params) < 0) {
+        reply_error(r, 400, "bad_request", "the query string is malformed");
+        goto cleanup;
+    }
+    TAILQ_FOREACH(kv, &params, next)
+    {
+        json_t *value;
+        if (++n > MAX_QUERY_PARAMS || strlen(kv->key) > 64 || strlen(kv->value) > MAX_QUERY_VALUE) {
+            reply_error(r, 400, "bad_request",
+                        "at most %d query parameters, names up to 64 and values up to %d bytes",
+                        MAX_QUERY_PARAMS, MAX_QUERY_VALUE);
+            goto cleanup;
+        }
+        if (json_object_get(obj, kv->key)) {
+            reply_error(r, 400, "bad_request", "query parameter '%s' is given twice", kv->key);
+            goto cleanup;
+        }
+        value = json_string(kv->value);
+        if (!value || json_object_set_new(obj, kv->key, value) < 0) {
+            reply_error(r, 400, "bad_request", "query parameters must be UTF-8 text");
+            goto cleanup;
+        }
+    }
+    r->query = json_dumps(obj, JSON_COMPACT);
+    if (!r->query) {
+        reply_error(r, 503, "busy", "out of memory");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    evhttp_clear_headers(&params);
+    json_decref(obj);
+    return rc;
+}
+
 void router_dispatch(struct evhttp_request *req, void *arg)
 {
     struct worker *w = arg;
@@ -246,6 +328,11 @@ void router_dispatch(struct evhttp_request *req, void *arg)
         return;
     for (int i = 0; i < r->n_ids; i++)
         r->params[np++] = r->ids[i];
+    if (route->flags & ROUTE_QUERY) {
+        if (read_query(r) < 0)
+            return;
+        r->params[np++] = r->query;
+    }
     if (r->body)
         r->params[np++] = r->body;
     if (route->flags & ROUTE_LEASE) {

@@ -20,6 +20,7 @@ enum route_flags {
     ROUTE_BODY_OPTIONAL = 1 << 2, /* a JSON object body, or none (then {}) */
     ROUTE_LEASE = 1 << 3,         /* append the configured lease seconds */
     ROUTE_RAW_BODY = 1 << 4,      /* the handler reads the body itself */
+    ROUTE_QUERY = 1 << 5,         /* the query string, as a JSON object of strings */
 };
 
 typedef void (*route_handler)(struct request *r);
@@ -47,6 +48,9 @@ void handle_token_create(struct request *r);
 void handle_rubric_create(struct request *r);
 void handle_artifact_create(struct request *r);
 void handle_artifact_content(struct request *r);
+void handle_review_score(struct request *r);
+void handle_report_agreement(struct request *r);
+void handle_report_ratings_csv(struct request *r);
 void handle_upload_options(struct request *r);
 void handle_upload_create(struct request *r);
 void handle_upload_get(struct request *r);
