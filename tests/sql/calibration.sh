@@ -153,6 +153,7 @@ for i in 1 2 3 4 5; do
 done
 check "anchor get" "SELECT j->'master'->'scores'->0->>'rationale' = 'r1' AND j->'master'->>'feedback' = 'master fb' AND j->'artifact_ids'->>0 = g('la1')::text
     FROM (SELECT api_anchor_get(tk('tok-lead'), g('an1'))::jsonb j) x"
+err "anchor list: rubric_id required" AC400 bad_request "SELECT api_anchor_list(tk('tok-lead'), '{}')"
 check "anchor list" "SELECT json_array_length(api_anchor_list(tk('tok-lead'), jsonb_build_object('rubric_id', g('rubric')))->'anchors') = 5"
 err "anchor list: bad query" AC400 invalid_uuid "SELECT api_anchor_list(tk('tok-lead'), '{\"rubric_id\":\"x\"}')"
 err "anchor list: undashed uuid" AC400 invalid_uuid "SELECT api_anchor_list(tk('tok-lead'), jsonb_build_object('rubric_id', replace(g('rubric')::text, '-', '')))"
