@@ -103,6 +103,7 @@ unit-test: $(UNIT_BIN)
 
 sql-test:
 	tests/sql/run.sh
+	tests/sql/calibration.sh
 
 # Cross-checks `accord irr` against independent implementations from Debian
 # (scikit-learn, statsmodels, R psych); Debian's python3, which sees them.
