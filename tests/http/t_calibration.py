@@ -874,7 +874,8 @@ def calibration_reports(env):
     with soft():
         # the peer was 1 level under the expert on one criterion of 3 submissions (one of
         # them capped at 4): 2 of 12 differences are -1 -> vs_experts = -1/6
-        approx(pr["severity"]["vs_experts"], -2.0 / 12, "peer severity vs experts", 1e-6)
+        approx(pr["severity"]["vs_experts"], -2.0 / 12, "peer severity vs experts (3 decimals)",
+               0.0006)
     # bad input and authorization on the reports
     for q in ("/v1/reports/agreement?credential_id=abc", "/v1/reports/agreement",
               "/v1/reports/agreement?credential_id=%s&pool=crowd" % cid,
@@ -952,7 +953,6 @@ def calibration_bad_input(env):
                 (w.lead, "GET", "/v1/reports/assessors?rubric_id=%s" % bad, None)]:
             expect(u.c.request(method, path, json_body=body), 400, ("invalid_uuid", "bad_request"),
                    "%s %s" % (method, path))
-    expect(w.lead.c.get("/v1/anchors"), 400, what="GET /v1/anchors without rubric_id")
     # wrong methods on the new paths
     for method, path in (("DELETE", "/v1/rubrics/%s/calibration" % w.rid),
                          ("GET", "/v1/credentials/%s/policy" % cred["id"]),
