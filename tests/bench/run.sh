@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh - every benchmark (`make bench`): the review loop against
-# pgbench, then the reliability statistics benchmark when it exists.
+# pgbench, the reliability statistics against independent implementations, and
+# the full calibration simulation (40 assessors, 2,000 submissions) with its
+# timings.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 rc=0
 tests/bench/review.sh || rc=1
-if [ -x tests/bench/irr.sh ]; then
-    tests/bench/irr.sh || rc=1
-fi
+tests/bench/irr.sh || rc=1
+echo "== calibration simulation: 40 assessors, 2000 submissions (non-sanitizer build)"
+python3 tests/http/sim.py --bin build/accord --assessors 40 --submissions 2000 || rc=1
 exit $rc
