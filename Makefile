@@ -45,10 +45,12 @@ all: $(BUILD)/accord
 asan: $(BUILD)/asan/accord $(UNIT_BIN)
 
 $(BUILD)/accord: $(SERVER_OBJ) $(RUBRIC_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/asan/accord: $(ASAN_SERVER_OBJ) $(ASAN_RUBRIC_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c | $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
@@ -62,11 +64,13 @@ $(BUILD)/asan/obj/%.o: %.c | $(BUILD)/gen/migrations.c
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/asan/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN) -c -o $@ $<
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN) -c -o $@ $<
 
 # The migrations are compiled into the binary, so a deployed accord needs no
 # source tree to set up its database.
@@ -77,11 +81,13 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) db/embed.awk
 # Unit tests link rubric/ only: it has no I/O and builds on its own.
 $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lm
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lm
 
 $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(RUBRIC_OBJ) $(LDLIBS)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(RUBRIC_OBJ) $(LDLIBS)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

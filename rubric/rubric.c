@@ -79,8 +79,9 @@ bool rubric_validate(const struct rubric *r, char *err, size_t err_len)
                 return fail(err, err_len, "criterion '%s': level value %d is outside %d..%d",
                             c->key, l->value, RUBRIC_LEVEL_MIN, RUBRIC_LEVEL_MAX);
             if (!text_ok(l->label, RUBRIC_MAX_LABEL))
-                return fail(err, err_len, "criterion '%s': level %d needs a label of 1 to %d characters",
-                            c->key, l->value, RUBRIC_MAX_LABEL);
+                return fail(err, err_len,
+                            "criterion '%s': level %d needs a label of 1 to %d characters", c->key,
+                            l->value, RUBRIC_MAX_LABEL);
             for (size_t m = 0; m < k; m++)
                 if (c->levels[m].value == l->value)
                     return fail(err, err_len, "criterion '%s': level value %d appears twice",

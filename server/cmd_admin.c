@@ -88,9 +88,8 @@ int cmd_user(int argc, char **argv)
     params[1] = name ? name : email;
     params[2] = roles;
     params[3] = org;
-    rc = run_and_print(c, "user add",
-                       "select admin_user_add($1, $2, string_to_array($3, ','), $4)", 4, params,
-                       NULL);
+    rc = run_and_print(c, "user add", "select admin_user_add($1, $2, string_to_array($3, ','), $4)",
+                       4, params, NULL);
     PQfinish(c);
     return rc;
 usage:

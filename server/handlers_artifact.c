@@ -173,7 +173,8 @@ void handle_artifact_create(struct request *r)
                     "{kind,url} to register a link)");
         return;
     }
-    if (copy_header(ct ? ct : "application/octet-stream", st->media_type, sizeof st->media_type) < 0) {
+    if (copy_header(ct ? ct : "application/octet-stream", st->media_type, sizeof st->media_type) <
+        0) {
         reply_error(r, 400, "bad_request", "Content-Type must be 1 to %d printable characters",
                     MAX_HEADER_TEXT);
         return;
@@ -307,7 +308,8 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     }
     fd = -1;
     if (range > 0) {
-        snprintf(header, sizeof header, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, size);
+        snprintf(header, sizeof header, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last,
+                 size);
         evhttp_add_header(out_h, "Content-Range", header);
     }
     evhttp_add_header(out_h, "Cache-Control", "private, max-age=0");

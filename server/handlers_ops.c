@@ -6,7 +6,7 @@
 
 /* Both a status for probes and the API's error shape for people. */
 #define NOT_READY                                                                                  \
-    "{\"status\":\"unavailable\",\"error\":{\"code\":\"unavailable\",\"message\":"              \
+    "{\"status\":\"unavailable\",\"error\":{\"code\":\"unavailable\",\"message\":"                 \
     "\"the database is unreachable\"}}"
 
 void handle_healthz(struct request *r)

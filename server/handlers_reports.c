@@ -93,7 +93,8 @@ static void agreement_compute(void *arg)
         char unit[160];
         if (c < 0 || (size_t)c >= n_crit || !sub || !rater)
             continue;
-        snprintf(unit, sizeof unit, "%s:%s", sub, json_string_value(json_array_get(criteria, (size_t)c)));
+        snprintf(unit, sizeof unit, "%s:%s", sub,
+                 json_string_value(json_array_get(criteria, (size_t)c)));
         if (irr_table_add(all, unit, rater, level) != IRR_OK ||
             irr_table_add(by[c], sub, rater, level) != IRR_OK)
             goto oom;
@@ -107,10 +108,10 @@ static void agreement_compute(void *arg)
         if (!one || json_object_set_new(per, json_string_value(json_array_get(criteria, i)), one))
             goto oom;
     }
-    job->answer = json_pack("{s:O,s:O,s:O,s:o,s:o}", "credential_id",
-                            json_object_get(doc, "credential_id"), "pool",
-                            json_object_get(doc, "pool"), "since", json_object_get(doc, "since"),
-                            "overall", overall, "criteria", per);
+    job->answer =
+        json_pack("{s:O,s:O,s:O,s:o,s:o}", "credential_id", json_object_get(doc, "credential_id"),
+                  "pool", json_object_get(doc, "pool"), "since", json_object_get(doc, "since"),
+                  "overall", overall, "criteria", per);
     overall = per = NULL;
     if (!job->answer)
         goto oom;

@@ -15,7 +15,7 @@
 
 struct rubric_state {
     struct rubric rubric;
-    json_t *doc;    /* owns every string the rubric points to */
+    json_t *doc; /* owns every string the rubric points to */
     char *canonical;
 };
 
@@ -141,9 +141,9 @@ static json_t *canonical_rubric(const struct rubric *rb)
         for (size_t k = 0; levels && k < c->n_levels; k++)
             json_array_append_new(levels, json_pack("{s:i,s:s}", "value", c->levels[k].value,
                                                     "label", c->levels[k].label));
-        json_array_append_new(criteria, json_pack("{s:s,s:s,s:s?,s:o}", "key", c->key, "title",
-                                                  c->title, "description", c->description,
-                                                  "levels", levels));
+        json_array_append_new(criteria,
+                              json_pack("{s:s,s:s,s:s?,s:o}", "key", c->key, "title", c->title,
+                                        "description", c->description, "levels", levels));
     }
     return json_pack("{s:s,s:s?,s:o}", "title", rb->title, "description", rb->description,
                      "criteria", criteria);

@@ -156,9 +156,8 @@ static int b64_decode(const char *in, size_t len, char *out, size_t cap)
             if (pad || (v[k] = b64_value(c)) < 0)
                 return -1; /* '=' only at the end, then nothing but '=' */
         }
-        unsigned long triple =
-            ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
-            ((unsigned long)v[2] << 6) | (unsigned long)v[3];
+        unsigned long triple = ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
+                               ((unsigned long)v[2] << 6) | (unsigned long)v[3];
         for (int k = 0; k < 3 - pad; k++) {
             if (o + 1 >= cap)
                 return -1;
@@ -413,8 +412,9 @@ static void patch_write(void *arg)
             break;
     }
     if (off - st->from != st->len) {
-        snprintf(st->disk_error, sizeof st->disk_error, "short copy of a chunk (%" PRIu64
-                 " of %" PRIu64 " bytes)", off - st->from, st->len);
+        snprintf(st->disk_error, sizeof st->disk_error,
+                 "short copy of a chunk (%" PRIu64 " of %" PRIu64 " bytes)", off - st->from,
+                 st->len);
         goto fail;
     }
     if (fsync(fd) < 0) {
@@ -432,8 +432,7 @@ static void patch_write(void *arg)
             goto fail;
         if (bytes != st->length) {
             snprintf(st->disk_error, sizeof st->disk_error,
-                     "%.300s has %" PRIu64 " bytes, expected %" PRIu64, path, bytes,
-                     st->length);
+                     "%.300s has %" PRIu64 " bytes, expected %" PRIu64, path, bytes, st->length);
             goto fail;
         }
     }

@@ -36,7 +36,8 @@ void handle_token_create(struct request *r)
     }
     r->state = st;
     r->state_free = free;
-    if (auth_token_generate(st->token) < 0 || auth_sha256_hex(st->token, strlen(st->token), st->hash) < 0) {
+    if (auth_token_generate(st->token) < 0 ||
+        auth_sha256_hex(st->token, strlen(st->token), st->hash) < 0) {
         log_error("token: the random generator failed");
         reply_error(r, 500, "internal", "could not generate a token");
         return;

@@ -98,4 +98,3 @@ fail:
     json_decref(root);
     return NULL;
 }
-

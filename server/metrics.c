@@ -44,22 +44,23 @@ void metrics_render(struct evbuffer *out)
     for (int cls = 1; cls <= 5; cls++)
         evbuffer_add_printf(out, "accord_http_responses_total{class=\"%dxx\"} %ld\n", cls,
                             atomic_load(&responses[cls]));
-    evbuffer_add_printf(out,
-                        "# HELP accord_http_unavailable_total 503 answers (database down or busy).\n"
-                        "# TYPE accord_http_unavailable_total counter\n"
-                        "accord_http_unavailable_total %ld\n"
-                        "# HELP accord_db_connections_up Database connections ready for work.\n"
-                        "# TYPE accord_db_connections_up gauge\n"
-                        "accord_db_connections_up %d\n"
-                        "# HELP accord_db_connections_busy Database connections running a query.\n"
-                        "# TYPE accord_db_connections_busy gauge\n"
-                        "accord_db_connections_busy %d\n"
-                        "# HELP accord_db_queue_depth Queries waiting for a connection.\n"
-                        "# TYPE accord_db_queue_depth gauge\n"
-                        "accord_db_queue_depth %d\n"
-                        "# HELP accord_start_time_seconds Unix time the server started.\n"
-                        "# TYPE accord_start_time_seconds gauge\n"
-                        "accord_start_time_seconds %ld\n",
-                        atomic_load(&responses_503), sum.connections_up, sum.connections_busy,
-                        sum.queued, (long)started);
+    evbuffer_add_printf(
+        out,
+        "# HELP accord_http_unavailable_total 503 answers (database down or busy).\n"
+        "# TYPE accord_http_unavailable_total counter\n"
+        "accord_http_unavailable_total %ld\n"
+        "# HELP accord_db_connections_up Database connections ready for work.\n"
+        "# TYPE accord_db_connections_up gauge\n"
+        "accord_db_connections_up %d\n"
+        "# HELP accord_db_connections_busy Database connections running a query.\n"
+        "# TYPE accord_db_connections_busy gauge\n"
+        "accord_db_connections_busy %d\n"
+        "# HELP accord_db_queue_depth Queries waiting for a connection.\n"
+        "# TYPE accord_db_queue_depth gauge\n"
+        "accord_db_queue_depth %d\n"
+        "# HELP accord_start_time_seconds Unix time the server started.\n"
+        "# TYPE accord_start_time_seconds gauge\n"
+        "accord_start_time_seconds %ld\n",
+        atomic_load(&responses_503), sum.connections_up, sum.connections_busy, sum.queued,
+        (long)started);
 }

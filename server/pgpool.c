@@ -34,8 +34,8 @@ static const char *const setup_sql[] = {
     "SET idle_in_transaction_session_timeout = '60s'",
     "SET application_name = 'accord'",
 };
-#define N_SETUP_SQL  (int)(sizeof setup_sql / sizeof setup_sql[0])
-#define N_SETUP      (N_SETUP_SQL + STMT_COUNT)
+#define N_SETUP_SQL       (int)(sizeof setup_sql / sizeof setup_sql[0])
+#define N_SETUP           (N_SETUP_SQL + STMT_COUNT)
 #define CONNECT_TIMEOUT_S 5
 #define BACKOFF_MIN_MS    50
 #define BACKOFF_MAX_MS    2000
@@ -331,7 +331,8 @@ static void conn_step_done(struct pgconn *c)
         set_state(c, CONN_IDLE);
         if (!res) {
             out.status = DB_UNAVAILABLE;
-        } else if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK) {
+        } else if (PQresultStatus(res) == PGRES_TUPLES_OK ||
+                   PQresultStatus(res) == PGRES_COMMAND_OK) {
             if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
                 out.value = PQgetvalue(res, 0, 0);
         } else {

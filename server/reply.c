@@ -73,7 +73,8 @@ void reply_json(struct request *r, int status, json_t *body)
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
-        reply_json_text(r, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+        reply_json_text(r, 500,
+                        "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
         return;
     }
     reply_json_text(r, status, text);
@@ -94,8 +95,7 @@ void reply_error(struct request *r, int status, const char *code, const char *fm
     va_end(ap);
     if (status == 503)
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-    reply_json(r, status,
-               json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+    reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
 static const char *default_code(int status)
@@ -144,7 +144,8 @@ void reply_db_failure(struct request *r, const struct db_result *res)
         return;
     }
     if (strcmp(state, "23503") == 0) {
-        reply_error(r, 422, "unknown_reference", "the request refers to an object that does not exist");
+        reply_error(r, 422, "unknown_reference",
+                    "the request refers to an object that does not exist");
         return;
     }
     if (strncmp(state, "22", 2) == 0) {

@@ -32,8 +32,8 @@ struct request {
     char token_hash[AUTH_HASH_LEN + 1]; /* "" when there was no token */
     char ids[REQUEST_MAX_PATH_IDS][37]; /* UUIDs from the path, lower-case */
     int n_ids;
-    char *body;           /* the request body, NUL-terminated (owned), or NULL */
-    char *query;          /* ROUTE_QUERY: the query string as a JSON object (owned) */
+    char *body;  /* the request body, NUL-terminated (owned), or NULL */
+    char *query; /* ROUTE_QUERY: the query string as a JSON object (owned) */
     size_t body_len;
     const char *params[REQUEST_MAX_PARAMS]; /* bound parameters: point into this struct */
     char scratch[64];                       /* small parameter text (numbers) */

@@ -29,8 +29,7 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/credentials", NULL, STMT_CREDENTIAL_CREATE, ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/credentials", NULL, STMT_CREDENTIAL_LIST, 0, 200},
     {EVHTTP_REQ_GET, "/v1/credentials/{id}", NULL, STMT_CREDENTIAL_GET, 0, 200},
-    {EVHTTP_REQ_POST, "/v1/credentials/{id}/assessors", NULL, STMT_ASSESSOR_GRANT, ROUTE_BODY,
-     201},
+    {EVHTTP_REQ_POST, "/v1/credentials/{id}/assessors", NULL, STMT_ASSESSOR_GRANT, ROUTE_BODY, 201},
     {EVHTTP_REQ_POST, "/v1/artifacts", handle_artifact_create, 0, ROUTE_RAW_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/artifacts/{id}", NULL, STMT_ARTIFACT_GET, 0, 200},
     {EVHTTP_REQ_GET, "/v1/artifacts/{id}/content", handle_artifact_content, STMT_ARTIFACT_CONTENT,
@@ -44,38 +43,38 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/submissions", NULL, STMT_SUBMISSION_CREATE, ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/submissions", NULL, STMT_SUBMISSION_LIST, 0, 200},
     {EVHTTP_REQ_GET, "/v1/submissions/{id}", NULL, STMT_SUBMISSION_GET, 0, 200},
-    {EVHTTP_REQ_POST, "/v1/submissions/{id}/resubmit", NULL, STMT_SUBMISSION_RESUBMIT,
-     ROUTE_BODY, 201},
+    {EVHTTP_REQ_POST, "/v1/submissions/{id}/resubmit", NULL, STMT_SUBMISSION_RESUBMIT, ROUTE_BODY,
+     201},
     {EVHTTP_REQ_POST, "/v1/reviews/claim", NULL, STMT_REVIEW_CLAIM,
      ROUTE_BODY_OPTIONAL | ROUTE_LEASE, 200},
     {EVHTTP_REQ_GET, "/v1/reviews/{id}", NULL, STMT_REVIEW_GET, 0, 200},
     {EVHTTP_REQ_POST, "/v1/reviews/{id}/release", NULL, STMT_REVIEW_RELEASE, 0, 200},
-    {EVHTTP_REQ_POST, "/v1/reviews/{id}/scores", handle_review_score, STMT_REVIEW_SCORE,
-     ROUTE_BODY, 200},
+    {EVHTTP_REQ_POST, "/v1/reviews/{id}/scores", handle_review_score, STMT_REVIEW_SCORE, ROUTE_BODY,
+     200},
     {EVHTTP_REQ_GET, "/v1/awards/{id}", NULL, STMT_AWARD_GET, ROUTE_PUBLIC, 200},
     /* calibration (issue 4) */
     {EVHTTP_REQ_GET, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_GET, 0, 200},
-    {EVHTTP_REQ_PUT, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_PUT,
-     ROUTE_BODY, 200},
+    {EVHTTP_REQ_PUT, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_PUT, ROUTE_BODY,
+     200},
     {EVHTTP_REQ_PUT, "/v1/credentials/{id}/policy", NULL, STMT_CREDENTIAL_POLICY_PUT, ROUTE_BODY,
      200},
     {EVHTTP_REQ_POST, "/v1/anchors", NULL, STMT_ANCHOR_CREATE, ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/anchors", NULL, STMT_ANCHOR_LIST, ROUTE_QUERY, 200},
     {EVHTTP_REQ_GET, "/v1/anchors/{id}", NULL, STMT_ANCHOR_GET, 0, 200},
-    {EVHTTP_REQ_POST, "/v1/calibration/sessions", NULL, STMT_CALIBRATION_SESSION_CREATE,
-     ROUTE_BODY, 201},
+    {EVHTTP_REQ_POST, "/v1/calibration/sessions", NULL, STMT_CALIBRATION_SESSION_CREATE, ROUTE_BODY,
+     201},
     {EVHTTP_REQ_GET, "/v1/calibration/sessions/{id}", NULL, STMT_CALIBRATION_SESSION_GET, 0, 200},
     {EVHTTP_REQ_POST, "/v1/calibration/sessions/{id}/items/{id}/scores", NULL,
      STMT_CALIBRATION_ITEM_SCORE, ROUTE_BODY, 200},
     {EVHTTP_REQ_GET, "/v1/me/qualifications", NULL, STMT_MY_QUALIFICATIONS, 0, 200},
-    {EVHTTP_REQ_POST, "/v1/assessors/{id}/qualifications", NULL, STMT_QUALIFICATION_SET,
-     ROUTE_BODY, 201},
+    {EVHTTP_REQ_POST, "/v1/assessors/{id}/qualifications", NULL, STMT_QUALIFICATION_SET, ROUTE_BODY,
+     201},
     {EVHTTP_REQ_GET, "/v1/reports/agreement", handle_report_agreement, STMT_REPORT_AGREEMENT_ROWS,
      ROUTE_QUERY, 200},
     {EVHTTP_REQ_GET, "/v1/reports/assessors", NULL, STMT_REPORT_ASSESSORS, ROUTE_QUERY, 200},
     {EVHTTP_REQ_GET, "/v1/reports/routing", NULL, STMT_REPORT_ROUTING, 0, 200},
-    {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv,
-     STMT_REPORT_RATINGS_CSV, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv, STMT_REPORT_RATINGS_CSV,
+     ROUTE_QUERY, 200},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -314,7 +313,8 @@ void router_dispatch(struct evhttp_request *req, void *arg)
         return;
     }
     if (!(route->flags & ROUTE_PUBLIC)) {
-        const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        const char *authz =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
         if (auth_bearer_hash(authz, r->token_hash) < 0) {
             r->token_hash[0] = '\0';
             reply_error(r, 401, "unauthorized",

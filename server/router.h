@@ -27,7 +27,7 @@ typedef void (*route_handler)(struct request *r);
 
 struct route {
     enum evhttp_cmd_type method;
-    const char *pattern; /* "/v1/reviews/{id}/scores": {id} matches a UUID */
+    const char *pattern;   /* "/v1/reviews/{id}/scores": {id} matches a UUID */
     route_handler handler; /* NULL: generic statement call */
     enum stmt_id stmt;
     unsigned flags;

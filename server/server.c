@@ -134,8 +134,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->http = evhttp_new(w->base);
     w->ev_stop = event_new(w->base, -1, 0, on_stop, w);
     w->ev_deadline = evtimer_new(w->base, on_deadline, w);
-    w->pool = pgpool_new(w->base, cfg->database_url, (int)cfg->db_pool_size,
-                         (int)cfg->db_queue_max, id);
+    w->pool =
+        pgpool_new(w->base, cfg->database_url, (int)cfg->db_pool_size, (int)cfg->db_queue_max, id);
     if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool)
         return -1;
     metrics_add_pool(w->pool);
@@ -144,8 +144,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     evhttp_set_max_headers_size(w->http, 64 * 1024);
     evhttp_set_timeout(w->http, 120);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS);
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
     return w->bound ? 0 : -1;
 }

@@ -49,7 +49,8 @@ int store_hash_file(const char *path, char sha256_hex[65], uint64_t *bytes, char
 int store_put_file(const char *root, const char *src_path, char sha256_hex[65], uint64_t *bytes,
                    char *err, size_t err_len) __attribute__((warn_unused_result));
 
-/* The path of the file with this hash. Returns 0, or -1 if it does not fit or the hash is malformed. */
+/* The path of the file with this hash. Returns 0, or -1 if it does not fit or the hash is
+ * malformed. */
 int store_path(const char *root, const char *sha256_hex, char *out, size_t out_len)
     __attribute__((warn_unused_result));
 

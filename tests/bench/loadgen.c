@@ -39,13 +39,13 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
-#define MAX_CLIENTS   1024
-#define MAX_THREADS   16
-#define MAX_CRITERIA  32
-#define MAX_LEVELS    16
-#define RETRY_MS      20
-#define HTTP_TIMEOUT  30
-#define STATUS_SLOTS  600 /* index 0: no answer (connection failed / timed out) */
+#define MAX_CLIENTS  1024
+#define MAX_THREADS  16
+#define MAX_CRITERIA 32
+#define MAX_LEVELS   16
+#define RETRY_MS     20
+#define HTTP_TIMEOUT 30
+#define STATUS_SLOTS 600 /* index 0: no answer (connection failed / timed out) */
 
 struct opts {
     int port;
@@ -202,8 +202,8 @@ static bool in_window(const struct worker *w, double t)
     return t >= w->t_measure && t <= w->t_end;
 }
 
-static struct evhttp_request *new_request(struct client *c, void (*cb)(struct evhttp_request *,
-                                                                        void *),
+static struct evhttp_request *new_request(struct client *c,
+                                          void (*cb)(struct evhttp_request *, void *),
                                           const char *body, size_t len)
 {
     struct evhttp_request *req = evhttp_request_new(cb, c);
@@ -260,8 +260,8 @@ static char *score_body(struct client *c, json_t *claim)
             json_decref(scores);
             return NULL;
         }
-        json_array_append_new(scores, json_pack("{s:O,s:I}", "criterion", key, "level",
-                                                json_integer_value(level)));
+        json_array_append_new(
+            scores, json_pack("{s:O,s:I}", "criterion", key, "level", json_integer_value(level)));
     }
     body = json_pack("{s:o,s:s}", "scores", scores, "feedback", c->w->o->feedback);
     text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -395,10 +395,14 @@ static void usage(void)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
-        {"port", required_argument, NULL, 'p'},     {"clients", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},  {"warmup", required_argument, NULL, 'w'},
-        {"duration", required_argument, NULL, 'd'}, {"credential", required_argument, NULL, 'C'},
-        {"token-prefix", required_argument, NULL, 'P'}, {"latencies", required_argument, NULL, 'L'},
+        {"port", required_argument, NULL, 'p'},
+        {"clients", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"duration", required_argument, NULL, 'd'},
+        {"credential", required_argument, NULL, 'C'},
+        {"token-prefix", required_argument, NULL, 'P'},
+        {"latencies", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -442,9 +446,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         }
     }
     if (o->port <= 0 || o->port > 65535 || !o->credential || strlen(o->credential) != 36 ||
-        o->clients < 1 || o->clients > MAX_CLIENTS || o->threads < 1 ||
-        o->threads > MAX_THREADS || o->warmup < 0 || o->warmup > 600 || o->duration <= 0 ||
-        o->duration > 600 || strlen(o->token_prefix) > 64) {
+        o->clients < 1 || o->clients > MAX_CLIENTS || o->threads < 1 || o->threads > MAX_THREADS ||
+        o->warmup < 0 || o->warmup > 600 || o->duration <= 0 || o->duration > 600 ||
+        strlen(o->token_prefix) > 64) {
         usage();
         return -1;
     }

@@ -98,11 +98,15 @@ static void test_verdicts(void)
     struct rubric r = morning_meeting();
     struct pass_rule rule = {3};
     /* The story, attempt 1: three at Meets, student voice at Approaching. */
-    struct criterion_score first[4] = {{"structure", 3}, {"sel", 3}, {"voice", 2}, {"reflection", 3}};
-    struct criterion_score second[4] = {{"reflection", 4}, {"voice", 3}, {"sel", 3}, {"structure", 3}};
+    struct criterion_score first[4] = {
+        {"structure", 3}, {"sel", 3}, {"voice", 2}, {"reflection", 3}};
+    struct criterion_score second[4] = {
+        {"reflection", 4}, {"voice", 3}, {"sel", 3}, {"structure", 3}};
     struct criterion_score dup[4] = {{"structure", 3}, {"sel", 3}, {"sel", 3}, {"reflection", 3}};
-    struct criterion_score unknown[4] = {{"structure", 3}, {"sel", 3}, {"nope", 3}, {"reflection", 3}};
-    struct criterion_score out_of_range[4] = {{"structure", 5}, {"sel", 3}, {"voice", 3}, {"reflection", 3}};
+    struct criterion_score unknown[4] = {
+        {"structure", 3}, {"sel", 3}, {"nope", 3}, {"reflection", 3}};
+    struct criterion_score out_of_range[4] = {
+        {"structure", 5}, {"sel", 3}, {"voice", 3}, {"reflection", 3}};
 
     CHECK(rubric_verdict(&r, &rule, first, 4, err, sizeof err) == VERDICT_RESUBMIT);
     CHECK(rubric_verdict(&r, &rule, second, 4, err, sizeof err) == VERDICT_PASS);
@@ -115,7 +119,8 @@ static void test_verdicts(void)
     CHECK(rubric_verdict(&r, &rule, out_of_range, 4, err, sizeof err) == VERDICT_INVALID);
     CHECK_STR(err, "criterion 'structure' has no level 5");
     /* The cut itself passes: "at 3 or above". */
-    struct criterion_score at_cut[4] = {{"structure", 3}, {"sel", 3}, {"voice", 3}, {"reflection", 3}};
+    struct criterion_score at_cut[4] = {
+        {"structure", 3}, {"sel", 3}, {"voice", 3}, {"reflection", 3}};
     CHECK(rubric_verdict(&r, &rule, at_cut, 4, err, sizeof err) == VERDICT_PASS);
 }
 
