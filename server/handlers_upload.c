@@ -24,7 +24,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -363,32 +362,14 @@ static void disk_fail(struct tus_state *st, const char *what, const char *path)
     snprintf(st->disk_error, sizeof st->disk_error, "%s %.300s: %s", what, path, strerror(errno));
 }
 
-static int pwrite_all(int fd, const char *p, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 /* Offload thread: the chunk at its offset, fsynced; the whole file's hash when it is the last. */
 static void patch_write(void *arg)
 {
     struct request *r = arg;
     struct tus_state *st = r->state;
     char path[4200];
-    struct evbuffer_ptr pos;
-    struct evbuffer_iovec vec[16];
-    uint64_t off = st->from, bytes = 0;
-    int fd, n;
+    uint64_t off, written = 0, bytes = 0;
+    int fd;
 
     part_path(r, st, path, sizeof path);
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
@@ -396,21 +377,11 @@ static void patch_write(void *arg)
         disk_fail(st, "cannot open", path);
         goto fail;
     }
-    /* Walk the chunk's extents without copying; peek fills at most 16 per call. */
-    evbuffer_ptr_set(st->chunk, &pos, 0, EVBUFFER_PTR_SET);
-    while (off - st->from < st->len && (n = evbuffer_peek(st->chunk, -1, &pos, vec, 16)) > 0) {
-        size_t advanced = 0;
-        for (int i = 0; i < n && i < 16; i++) {
-            if (pwrite_all(fd, vec[i].iov_base, vec[i].iov_len, off) < 0) {
-                disk_fail(st, "cannot write", path);
-                goto fail;
-            }
-            off += vec[i].iov_len;
-            advanced += vec[i].iov_len;
-        }
-        if (advanced == 0 || evbuffer_ptr_set(st->chunk, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
-            break;
+    if (store_write_evbuffer(fd, st->chunk, st->from, NULL, &written) < 0) {
+        disk_fail(st, "cannot write", path);
+        goto fail;
     }
+    off = st->from + written;
     if (off - st->from != st->len) {
         snprintf(st->disk_error, sizeof st->disk_error,
                  "short copy of a chunk (%" PRIu64 " of %" PRIu64 " bytes)", off - st->from,

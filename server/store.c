@@ -90,11 +90,10 @@ int store_path(const char *root, const char *sha, char *out, size_t out_len)
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+static int pwrite_all(int fd, const char *p, size_t len, uint64_t off)
 {
-    const char *p = buf;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -102,6 +101,37 @@ static int write_all(int fd, const void *buf, size_t len)
         }
         p += n;
         len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, EVP_MD_CTX *md,
+                         uint64_t *written)
+{
+    size_t len = evbuffer_get_length(data);
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec vec[16];
+    uint64_t total = 0;
+    int n;
+
+    *written = 0;
+    /* Walk the buffer's chains without copying or draining them. */
+    evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET);
+    while (total < len && (n = evbuffer_peek(data, -1, &pos, vec, 16)) > 0) {
+        size_t advanced = 0;
+        for (int i = 0; i < n && i < 16; i++) { /* with len -1, peek fills at most 16 */
+            if (pwrite_all(fd, vec[i].iov_base, vec[i].iov_len, offset + total + advanced) < 0)
+                return -1;
+            if (md)
+                EVP_DigestUpdate(md, vec[i].iov_base, vec[i].iov_len);
+            advanced += vec[i].iov_len;
+        }
+        total += advanced;
+        *written = total;
+        if (advanced == 0 || total >= len ||
+            evbuffer_ptr_set(data, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
+            break;
     }
     return 0;
 }
@@ -114,9 +144,7 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    struct evbuffer_ptr pos;
-    struct evbuffer_iovec vec[16];
-    int fd = -1, rc = -1, n;
+    int fd = -1, rc = -1;
     uint64_t total = 0;
 
     if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -132,24 +160,9 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
         failf(err, err_len, "cannot create", tmp_path);
         goto cleanup;
     }
-    /* Walk the buffer's chains without copying or draining them. */
-    evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET);
-    while ((n = evbuffer_peek(data, -1, &pos, vec, 16)) > 0) {
-        size_t advanced = 0;
-        for (int i = 0; i < n && i < 16; i++) /* n may exceed 16 */ {
-            if (write_all(fd, vec[i].iov_base, vec[i].iov_len) < 0) {
-                failf(err, err_len, "cannot write", tmp_path);
-                goto cleanup;
-            }
-            EVP_DigestUpdate(md, vec[i].iov_base, vec[i].iov_len);
-            advanced += vec[i].iov_len;
-        }
-        total += advanced;
-        /* With len -1, peek fills at most 16 extents: continue after them. */
-        if (advanced == 0 || total >= evbuffer_get_length(data))
-            break;
-        if (evbuffer_ptr_set(data, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
-            break;
+    if (store_write_evbuffer(fd, data, 0, md, &total) < 0) {
+        failf(err, err_len, "cannot write", tmp_path);
+        goto cleanup;
     }
     if (total != evbuffer_get_length(data)) {
         snprintf(err, err_len, "short copy of the upload (%llu of %zu bytes)",

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
+#include <openssl/evp.h>
 
 /*
  * Creates ROOT, ROOT/tmp and ROOT/uploads (resumable uploads' part files) if
@@ -48,6 +49,14 @@ int store_hash_file(const char *path, char sha256_hex[65], uint64_t *bytes, char
  */
 int store_put_file(const char *root, const char *src_path, char sha256_hex[65], uint64_t *bytes,
                    char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/*
+ * Writes every byte of data (not drained) to fd at offset with pwrite,
+ * feeding md too when it is not NULL; *written counts what was written.
+ * Returns 0, or -1 with errno set. Blocks: offload threads only.
+ */
+int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, EVP_MD_CTX *md,
+                         uint64_t *written) __attribute__((warn_unused_result));
 
 /* The path of the file with this hash. Returns 0, or -1 if it does not fit or the hash is
  * malformed. */
