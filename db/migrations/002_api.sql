@@ -31,6 +31,21 @@ LANGUAGE sql STABLE AS $$
                              'criteria', r.criteria, 'created_at', _ts(r.created_at))
 $$;
 
+-- The review policy with the stakes default filled in (calibration, 004).
+CREATE FUNCTION _second_rate(c credentials) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(c.second_score_rate, CASE WHEN c.stakes = 'high' THEN 0.25 ELSE 0.20 END)
+$$;
+
+CREATE FUNCTION _policy_json(c credentials) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT json_build_object('validity_rate', c.validity_rate,
+                             'second_score_rate', _second_rate(c),
+                             'second_score_floor', c.second_score_floor,
+                             'reliability_threshold', c.reliability_threshold,
+                             'min_pairs', c.min_pairs, 'peer_wait_hours', c.peer_wait_hours)
+$$;
+
 CREATE FUNCTION _credential_json(c credentials) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT json_build_object('id', c.id, 'title', c.title, 'description', c.description,
@@ -38,6 +53,7 @@ LANGUAGE sql STABLE AS $$
                              'evidence', c.evidence,
                              'pass_rule', json_build_object('min_level_each', c.min_level_each),
                              'max_attempts', c.max_attempts,
+                             'review_policy', _policy_json(c),
                              'created_at', _ts(c.created_at))
 $$;
 
@@ -571,6 +587,7 @@ BEGIN
     RETURN _rubric_json(r);
 END $$;
 
+-- review_policy is optional (defaults of the credentials table; see _policy_apply).
 CREATE FUNCTION api_credential_create(p_token text, p_body jsonb) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -592,6 +609,7 @@ DECLARE
     v_n int;
     r rubrics;
     c credentials;
+    p credentials;
 BEGIN
     IF v_stakes NOT IN ('low','high') THEN
         PERFORM _bad('stakes must be "low" or "high"');
@@ -623,6 +641,13 @@ BEGIN
         RAISE EXCEPTION 'max_attempts must be between 1 and 20, got %', v_max
             USING ERRCODE = 'AC422', DETAIL = 'invalid_max_attempts';
     END IF;
+    -- review policy: defaults, then the given fields
+    p.validity_rate := 0.05;
+    p.second_score_floor := 0.10;
+    p.reliability_threshold := 0.60;
+    p.min_pairs := 30;
+    p.peer_wait_hours := 72;
+    p := _policy_apply(p, b -> 'review_policy');
     SELECT * INTO r FROM rubrics WHERE id = v_rubric_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'rubric % does not exist', v_rubric_id
@@ -637,9 +662,11 @@ BEGIN
             USING ERRCODE = 'AC422', DETAIL = 'invalid_pass_rule';
     END IF;
     INSERT INTO credentials (title, description, stakes, rubric_id, evidence, min_level_each,
-                             max_attempts, created_by)
+                             max_attempts, created_by, validity_rate, second_score_rate,
+                             second_score_floor, reliability_threshold, min_pairs, peer_wait_hours)
     VALUES (v_title, v_desc, v_stakes, v_rubric_id, v_norm, v_min_level,
-            coalesce(v_max, 3), v_me.id)
+            coalesce(v_max, 3), v_me.id, p.validity_rate, p.second_score_rate,
+            p.second_score_floor, p.reliability_threshold, p.min_pairs, p.peer_wait_hours)
     RETURNING * INTO c;
     INSERT INTO audit_log (actor_id, action, object_type, object_id)
     VALUES (v_me.id, 'credential.create', 'credential', c.id);
@@ -728,13 +755,13 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------------------
--- Artifacts
+-- Artifacts: earners upload evidence, leads upload anchor evidence
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION api_artifact_precheck(p_token text, p_kind text) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_me users := _auth_role(p_token, '{earner}');
+    v_me users := _auth_role(p_token, '{earner,lead}');
 BEGIN
     PERFORM _check_kind(p_kind, 'X-Artifact-Kind');
     RETURN json_build_object('user_id', v_me.id);
@@ -744,7 +771,7 @@ CREATE FUNCTION api_artifact_upload(p_token text, p_kind text, p_media_type text
                                     p_filename text, p_bytes bigint, p_sha256 text) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_me users := _auth_role(p_token, '{earner}');
+    v_me users := _auth_role(p_token, '{earner,lead}');
     a artifacts;
 BEGIN
     PERFORM _check_kind(p_kind, 'X-Artifact-Kind');
@@ -775,7 +802,7 @@ END $$;
 CREATE FUNCTION api_artifact_register(p_token text, p_body jsonb) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_me users := _auth_role(p_token, '{earner}');
+    v_me users := _auth_role(p_token, '{earner,lead}');
     b jsonb := _body(p_body);
     v_kind text := _check_kind(_j_text(b -> 'kind', 'kind', true, 200));
     v_url text := _j_text(b -> 'url', 'url', true, 2048);
@@ -794,7 +821,8 @@ BEGIN
 END $$;
 
 -- Read access: the uploader; a lead; an assessor who holds or held a review
--- of a submission containing the artifact. 404 if it does not exist, else 403.
+-- of a submission containing the artifact; the assessor of a calibration
+-- session showing an anchor with it. 404 if it does not exist, else 403.
 CREATE FUNCTION _artifact_readable(v_me users, p_id uuid) RETURNS artifacts
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -811,6 +839,13 @@ BEGIN
                  FROM submission_artifacts sa
                  JOIN reviews r ON r.submission_id = sa.submission_id
                 WHERE sa.artifact_id = p_id AND r.assessor_id = v_me.id) THEN
+        RETURN a;
+    END IF;
+    IF EXISTS (SELECT 1
+                 FROM anchor_artifacts aa
+                 JOIN calibration_items ci ON ci.anchor_id = aa.anchor_id
+                 JOIN calibration_sessions cs ON cs.id = ci.session_id
+                WHERE aa.artifact_id = p_id AND cs.assessor_id = v_me.id) THEN
         RETURN a;
     END IF;
     RAISE EXCEPTION 'you may not read this artifact'
@@ -952,6 +987,7 @@ BEGIN
     RETURN _submission_json(s);
 END $$;
 
+-- Validity items (status 'validity') are never listed or shown.
 CREATE FUNCTION api_submission_list(p_token text) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -963,6 +999,7 @@ BEGIN
             (SELECT coalesce(json_agg(q.j ORDER BY q.created_at DESC, q.id), '[]'::json)
                FROM (SELECT _submission_json(s) AS j, s.created_at, s.id
                        FROM submissions s
+                      WHERE s.status <> 'validity'
                       ORDER BY s.created_at DESC, s.id LIMIT 500) q));
     END IF;
     RETURN json_build_object('submissions',
@@ -976,11 +1013,11 @@ DECLARE
     v_me users := _auth(p_token);
     s submissions;
 BEGIN
-    SELECT * INTO s FROM submissions WHERE id = p_id;
+    SELECT * INTO s FROM submissions WHERE id = p_id AND status <> 'validity';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'submission not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
     END IF;
-    IF s.earner_id <> v_me.id AND NOT 'lead' = ANY(v_me.roles) THEN
+    IF s.earner_id IS DISTINCT FROM v_me.id AND NOT 'lead' = ANY(v_me.roles) THEN
         RAISE EXCEPTION 'this submission is not yours'
             USING ERRCODE = 'AC403', DETAIL = 'forbidden';
     END IF;
@@ -991,48 +1028,153 @@ END $$;
 -- Reviews
 -- ---------------------------------------------------------------------------
 
--- Claims the oldest eligible submission (a lease of p_lease_seconds), or
--- returns NULL (204) when nothing is eligible.
+-- Creates a validity item for credential c from an anchor of its rubric the
+-- assessor has not seen since qualifying; NULL when there is none.
+CREATE FUNCTION _validity_claim(v_me users, p_cred uuid, p_pool text, p_since timestamptz,
+                                p_lease int) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    c credentials;
+    v_anchor uuid;
+    s submissions;
+    r reviews;
+BEGIN
+    SELECT * INTO c FROM credentials WHERE id = p_cred;
+    SELECT a.id INTO v_anchor
+      FROM anchors a
+     WHERE a.rubric_id = c.rubric_id
+       AND NOT EXISTS (SELECT 1 FROM submissions vs JOIN reviews rv ON rv.submission_id = vs.id
+                        WHERE vs.anchor_id = a.id AND rv.assessor_id = v_me.id
+                          AND rv.claimed_at >= coalesce(p_since, '-infinity'))
+     ORDER BY random()
+     LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO submissions (credential_id, earner_id, earner_org, attempt, status, anchor_id,
+                             lease_expires_at)
+    VALUES (c.id, NULL, NULL, 1, 'validity', v_anchor, now() + make_interval(secs => p_lease))
+    RETURNING * INTO s;
+    INSERT INTO submission_artifacts (submission_id, artifact_id, position)
+    SELECT s.id, aa.artifact_id, aa.position FROM anchor_artifacts aa WHERE aa.anchor_id = v_anchor;
+    INSERT INTO reviews (submission_id, assessor_id, lease_expires_at, stage, pool, routing)
+    VALUES (s.id, v_me.id, s.lease_expires_at, 'validity', p_pool,
+            jsonb_build_object('rule', 'validity_item', 'anchor_id', v_anchor,
+                               'validity_rate', c.validity_rate))
+    RETURNING * INTO r;
+    UPDATE submissions SET current_review_id = r.id WHERE id = s.id RETURNING * INTO s;
+    INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+    VALUES (v_me.id, 'review.claim', 'review', r.id,
+            jsonb_build_object('submission_id', s.id, 'lease_expires_at', _ts(r.lease_expires_at),
+                               'validity_item', true, 'anchor_id', v_anchor));
+    RETURN _review_json(r, s);
+END $$;
+
+-- Claims the oldest eligible work (a lease of p_lease_seconds), or returns
+-- NULL (204) when nothing is eligible. Eligibility per grant (with
+-- `qualified` on the credential's rubric):
+--   peer grant (low stakes): first scores, unless peer review is paused and
+--     the peer qualified before the pause;
+--   expert grant, high stakes: first and second scores, adjudications;
+--   expert grant, low stakes: second scores and adjudications; first scores
+--     while peer review is paused or once they waited peer_wait_hours;
+--   lead (no grant needed): adjudications of any credential.
+-- The common path (one grant, first scores, no validity draw hit) is a
+-- single-credential index scan.
 --
--- Claimable = status 'queued', or 'in_review' with an expired lease (no
--- background job needed). The queued candidate comes from the partial index
--- submissions_queue_cred_idx / submissions_queue_idx in queue order; an
--- expired lease older in queue order than it wins (submissions_leased_idx,
--- small). Rows are locked FOR UPDATE SKIP LOCKED so concurrent assessors
--- never wait on each other.
+-- Claimable first scores = status 'queued', or 'in_review' with an expired
+-- lease (no background job needed). The queued candidate comes from the
+-- partial index submissions_queue_cred_idx / submissions_queue_idx in queue
+-- order; an expired lease older in queue order than it wins
+-- (submissions_leased_idx, small). Rows are locked FOR UPDATE SKIP LOCKED so
+-- concurrent assessors never wait on each other.
 CREATE FUNCTION api_review_claim(p_token text, p_body jsonb, p_lease_seconds int) RETURNS json
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-    v_me users := _auth_role(p_token, '{assessor,expert}');
+    v_me users := _auth_role(p_token, '{assessor,expert,lead}');
     b jsonb := _body(p_body);
     v_filter uuid := _j_uuid(b -> 'credential_id', 'credential_id', false);
     v_lease int := coalesce(p_lease_seconds, 7200);
-    v_creds uuid[];
+    v_lead boolean := 'lead' = ANY(v_me.roles);
+    -- per eligible grant
+    v_gc uuid[];        -- credential
+    v_gmode text[];     -- peer | peer_requalified | expert_high | expert_low_paused | expert_low
+    v_gpool text[];
+    v_grate numeric[];  -- validity_rate
+    v_gsince timestamptz[];  -- qualified_at
+    v_gwait numeric[];  -- peer_wait_hours
+    v_first uuid[];     -- first scores unconditionally
+    v_waitc uuid[];     -- first scores after waiting (low-stakes expert)
+    v_waith numeric[];
+    v_second uuid[];    -- second scores / adjudication (expert grants)
+    v_adj boolean;      -- lead: adjudications of any credential
+    i int;
     v_old reviews;
     s submissions;
     sx submissions;
     r reviews;
+    c credentials;
+    v_mode text;
+    v_pool text;
+    v_routing jsonb;
+    v_valid json;
 BEGIN
     IF v_lease < 1 OR v_lease > 30 * 86400 THEN
         PERFORM _bad('the lease must be between 1 second and 30 days');
     END IF;
-    -- credentials this assessor may review now (expert grants only on high stakes)
-    SELECT array_agg(g.credential_id) INTO v_creds
-      FROM assessor_grants g
-      JOIN credentials c ON c.id = g.credential_id
-     WHERE g.user_id = v_me.id
-       AND (v_filter IS NULL OR g.credential_id = v_filter)
-       AND CASE WHEN g.pool = 'expert' THEN 'expert' = ANY(v_me.roles)
-                ELSE c.stakes = 'low' AND 'assessor' = ANY(v_me.roles) END;
-    IF v_creds IS NULL THEN
+    SELECT array_agg(x.credential_id), array_agg(x.mode), array_agg(x.pool),
+           array_agg(x.validity_rate), array_agg(x.qualified_at), array_agg(x.peer_wait_hours)
+      INTO v_gc, v_gmode, v_gpool, v_grate, v_gsince, v_gwait
+      FROM (SELECT g.credential_id, g.pool, c1.validity_rate, q.qualified_at, c1.peer_wait_hours,
+                   CASE WHEN g.pool = 'peer' THEN
+                            CASE WHEN c1.peer_paused_at IS NULL THEN 'peer'
+                                 WHEN q.qualified_at > c1.peer_paused_at THEN 'peer_requalified' END
+                        WHEN c1.stakes = 'high' THEN 'expert_high'
+                        WHEN c1.peer_paused_at IS NOT NULL THEN 'expert_low_paused'
+                        ELSE 'expert_low' END AS mode
+              FROM assessor_grants g
+              JOIN credentials c1 ON c1.id = g.credential_id
+              JOIN qualifications q ON q.user_id = g.user_id AND q.rubric_id = c1.rubric_id
+                                   AND q.status = 'qualified'
+             WHERE g.user_id = v_me.id
+               AND (v_filter IS NULL OR g.credential_id = v_filter)
+               AND CASE WHEN g.pool = 'expert' THEN 'expert' = ANY(v_me.roles)
+                        ELSE c1.stakes = 'low' AND 'assessor' = ANY(v_me.roles) END) x
+     WHERE x.mode IS NOT NULL;
+    v_adj := v_lead;
+    IF v_gc IS NULL AND NOT v_adj THEN
         RETURN NULL;
     END IF;
 
-    IF cardinality(v_creds) = 1 THEN
+    -- validity items: with probability validity_rate per eligible credential
+    IF v_gc IS NOT NULL THEN
+        FOR i IN 1 .. cardinality(v_gc) LOOP
+            IF v_grate[i] > 0 AND random() < v_grate[i] THEN
+                v_valid := _validity_claim(v_me, v_gc[i], v_gpool[i], v_gsince[i], v_lease);
+                IF v_valid IS NOT NULL THEN
+                    RETURN v_valid;
+                END IF;
+            END IF;
+        END LOOP;
+        FOR i IN 1 .. cardinality(v_gc) LOOP
+            IF v_gmode[i] IN ('peer','peer_requalified','expert_high','expert_low_paused') THEN
+                v_first := v_first || v_gc[i];
+            ELSE
+                v_waitc := v_waitc || v_gc[i];
+                v_waith := v_waith || v_gwait[i];
+            END IF;
+            IF v_gpool[i] = 'expert' THEN
+                v_second := v_second || v_gc[i];
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- first scores: queued submissions (002's queries)
+    IF cardinality(v_first) = 1 THEN
         SELECT s1.* INTO s
           FROM submissions s1
-         WHERE s1.status = 'queued' AND s1.credential_id = v_creds[1]
+         WHERE s1.status = 'queued' AND s1.credential_id = v_first[1]
            AND s1.earner_id <> v_me.id
            AND (v_me.org IS NULL OR s1.earner_org IS NULL OR s1.earner_org <> v_me.org)
            AND NOT EXISTS (SELECT 1 FROM reviews rv
@@ -1040,10 +1182,10 @@ BEGIN
          ORDER BY s1.queued_at, s1.id
          LIMIT 1
            FOR UPDATE OF s1 SKIP LOCKED;
-    ELSE
+    ELSIF cardinality(v_first) > 1 THEN
         SELECT s1.* INTO s
           FROM submissions s1
-         WHERE s1.status = 'queued' AND s1.credential_id = ANY(v_creds)
+         WHERE s1.status = 'queued' AND s1.credential_id = ANY(v_first)
            AND s1.earner_id <> v_me.id
            AND (v_me.org IS NULL OR s1.earner_org IS NULL OR s1.earner_org <> v_me.org)
            AND NOT EXISTS (SELECT 1 FROM reviews rv
@@ -1053,17 +1195,71 @@ BEGIN
            FOR UPDATE OF s1 SKIP LOCKED;
     END IF;
 
-    -- an expired lease that is older in queue order (the partial index
-    -- submissions_leased_idx holds only submissions under review)
+    -- low-stakes first scores that waited longer than peer_wait_hours (experts)
+    FOR i IN 1 .. coalesce(cardinality(v_waitc), 0) LOOP
+        SELECT s1.* INTO sx
+          FROM submissions s1
+         WHERE s1.status = 'queued' AND s1.credential_id = v_waitc[i]
+           AND s1.queued_at < now() - make_interval(secs => v_waith[i] * 3600)
+           AND (s.id IS NULL OR (s1.queued_at, s1.id) < (s.queued_at, s.id))
+           AND s1.earner_id <> v_me.id
+           AND (v_me.org IS NULL OR s1.earner_org IS NULL OR s1.earner_org <> v_me.org)
+           AND NOT EXISTS (SELECT 1 FROM reviews rv
+                            WHERE rv.submission_id = s1.id AND rv.assessor_id = v_me.id)
+         ORDER BY s1.queued_at, s1.id
+         LIMIT 1
+           FOR UPDATE OF s1 SKIP LOCKED;
+        IF FOUND THEN
+            s := sx;
+        END IF;
+    END LOOP;
+
+    -- second scores and adjudications waiting for a claim
+    IF v_second IS NOT NULL OR v_adj THEN
+        SELECT s1.* INTO sx
+          FROM submissions s1
+         WHERE s1.status = 'in_review' AND s1.current_review_id IS NULL
+           AND ((s1.stage = 'second' AND s1.credential_id = ANY(v_second))
+                OR (s1.stage = 'adjudication'
+                    AND ((v_adj AND (v_filter IS NULL OR s1.credential_id = v_filter))
+                         OR s1.credential_id = ANY(v_second))))
+           AND (s.id IS NULL OR (s1.queued_at, s1.id) < (s.queued_at, s.id))
+           AND s1.earner_id <> v_me.id
+           AND (v_me.org IS NULL OR s1.earner_org IS NULL OR s1.earner_org <> v_me.org)
+           AND NOT EXISTS (SELECT 1 FROM reviews rv
+                            WHERE rv.submission_id = s1.id AND rv.assessor_id = v_me.id
+                              AND rv.status = 'submitted')
+           AND NOT EXISTS (SELECT 1 FROM reviews rv
+                            WHERE rv.submission_id = s1.id AND rv.assessor_id = v_me.id
+                              AND rv.stage = s1.stage)
+         ORDER BY s1.queued_at, s1.id
+         LIMIT 1
+           FOR UPDATE OF s1 SKIP LOCKED;
+        IF FOUND THEN
+            s := sx;
+        END IF;
+    END IF;
+
+    -- an expired lease that is older in queue order, in a stage this
+    -- assessor may take
     SELECT s1.* INTO sx
       FROM submissions s1
      WHERE s1.status = 'in_review' AND s1.lease_expires_at < now()
-       AND s1.credential_id = ANY(v_creds)
+       AND ((s1.stage = 'first'
+             AND (s1.credential_id = ANY(v_first)
+                  OR (s1.credential_id = ANY(v_waitc)
+                      AND s1.queued_at < now() - make_interval(
+                              secs => v_waith[array_position(v_waitc, s1.credential_id)] * 3600))))
+            OR (s1.stage = 'second' AND s1.credential_id = ANY(v_second))
+            OR (s1.stage = 'adjudication'
+                AND ((v_adj AND (v_filter IS NULL OR s1.credential_id = v_filter))
+                     OR s1.credential_id = ANY(v_second))))
        AND s1.earner_id <> v_me.id
        AND (v_me.org IS NULL OR s1.earner_org IS NULL OR s1.earner_org <> v_me.org)
        AND (s.id IS NULL OR (s1.queued_at, s1.id) < (s.queued_at, s.id))
        AND NOT EXISTS (SELECT 1 FROM reviews rv
-                        WHERE rv.submission_id = s1.id AND rv.assessor_id = v_me.id)
+                        WHERE rv.submission_id = s1.id AND rv.assessor_id = v_me.id
+                          AND (s1.stage = 'first' OR rv.status = 'submitted' OR rv.stage = s1.stage))
      ORDER BY s1.queued_at, s1.id
      LIMIT 1
        FOR UPDATE OF s1 SKIP LOCKED;
@@ -1074,7 +1270,7 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    IF s.status = 'in_review' THEN
+    IF s.status = 'in_review' AND s.current_review_id IS NOT NULL THEN
         UPDATE reviews SET status = 'expired', ended_at = now()
          WHERE id = s.current_review_id AND status = 'active'
         RETURNING * INTO v_old;
@@ -1086,10 +1282,41 @@ BEGIN
                                    'taken_over_by', v_me.id));
     END IF;
 
+    -- why this review went to this assessor
+    i := array_position(v_gc, s.credential_id);
+    v_mode := v_gmode[i];
+    IF s.stage = 'first' THEN
+        v_pool := v_gpool[i];
+        IF v_mode = 'peer' THEN
+            v_routing := jsonb_build_object('rule', 'peer');
+        ELSIF v_mode = 'expert_high' THEN
+            v_routing := jsonb_build_object('rule', 'high_stakes_expert');
+        ELSE
+            SELECT * INTO c FROM credentials WHERE id = s.credential_id;
+            IF v_mode = 'peer_requalified' THEN
+                v_routing := jsonb_build_object('rule', 'peer_requalified', 'always_double', true,
+                                                'paused_at', _ts(c.peer_paused_at));
+            ELSIF v_mode = 'expert_low_paused' THEN
+                v_routing := jsonb_build_object('rule', 'peer_paused',
+                                                'kappa', c.routing_state -> 'kappa',
+                                                'ci', c.routing_state -> 'ci',
+                                                'pairs', c.routing_state -> 'pairs',
+                                                'paused_at', _ts(c.peer_paused_at));
+            ELSE
+                v_routing := jsonb_build_object('rule', 'peer_wait',
+                                                'waited_hours', round(extract(epoch FROM now() - s.queued_at)::numeric / 3600, 1),
+                                                'peer_wait_hours', c.peer_wait_hours);
+            END IF;
+        END IF;
+    ELSE
+        v_pool := CASE WHEN v_gpool[i] = 'expert' THEN 'expert' ELSE 'lead' END;
+        v_routing := s.routing;
+    END IF;
+
     -- review row, submission update and audit row in one statement
     WITH nr AS (
-        INSERT INTO reviews (submission_id, assessor_id, lease_expires_at)
-        VALUES (s.id, v_me.id, now() + make_interval(secs => v_lease))
+        INSERT INTO reviews (submission_id, assessor_id, lease_expires_at, stage, pool, routing)
+        VALUES (s.id, v_me.id, now() + make_interval(secs => v_lease), s.stage, v_pool, v_routing)
         RETURNING *),
     up AS (
         UPDATE submissions sub
@@ -1105,6 +1332,9 @@ BEGIN
           FROM nr)
     SELECT * INTO r FROM nr;
     s.status := 'in_review';
+    IF r.stage = 'adjudication' OR v_lead THEN
+        RETURN _review_view(r, s, false);
+    END IF;
     RETURN _review_json(r, s);
 END $$;
 
@@ -1125,6 +1355,29 @@ BEGIN
     RETURN r;
 END $$;
 
+-- The review as its holder sees it (_review_json) plus, for an
+-- adjudication, the two earlier score sets without identities; a lead also
+-- sees the routing explanation.
+CREATE FUNCTION _review_view(r reviews, s submissions, p_lead boolean) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v jsonb := _review_json(r, s)::jsonb;
+BEGIN
+    IF r.stage = 'adjudication' THEN
+        v := v || jsonb_build_object('adjudication', jsonb_build_object('score_sets',
+                (SELECT coalesce(jsonb_agg(jsonb_build_object('scores', _scores_json(p.id)::jsonb,
+                                                              'feedback', p.feedback)
+                                           ORDER BY p.scored_at, p.id), '[]'::jsonb)
+                   FROM reviews p
+                  WHERE p.submission_id = s.id AND p.status = 'submitted'
+                    AND p.stage IN ('first','second'))));
+    END IF;
+    IF p_lead THEN
+        v := v || jsonb_build_object('routing', r.routing, 'stage', r.stage, 'pool', r.pool);
+    END IF;
+    RETURN v::json;
+END $$;
+
 CREATE FUNCTION api_review_get(p_token text, p_id uuid) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -1133,7 +1386,7 @@ DECLARE
     s submissions;
 BEGIN
     SELECT * INTO s FROM submissions WHERE id = r.submission_id;
-    RETURN _review_json(r, s);
+    RETURN _review_view(r, s, 'lead' = ANY(v_me.roles));
 END $$;
 
 -- Locks the review's submission (every change to a review happens under its
@@ -1166,6 +1419,9 @@ BEGIN
     END IF;
 END $$;
 
+-- A released first score goes back to the queue; a released second score or
+-- adjudication waits for another claim in its stage; a released validity
+-- item just disappears.
 CREATE FUNCTION api_review_release(p_token text, p_id uuid) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1180,10 +1436,12 @@ BEGIN
     s := l.s;
     UPDATE reviews SET status = 'released', ended_at = now() WHERE id = r.id;
     UPDATE submissions
-       SET status = 'queued', lease_expires_at = NULL, current_review_id = NULL,
+       SET status = CASE WHEN status = 'validity' THEN 'validity'
+                         WHEN stage = 'first' THEN 'queued' ELSE 'in_review' END,
+           lease_expires_at = NULL, current_review_id = NULL,
            updated_at = now()
      WHERE id = r.submission_id AND current_review_id = r.id
-    RETURNING credential_id INTO v_cid;
+    RETURNING CASE WHEN status <> 'validity' THEN credential_id END INTO v_cid;
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
     VALUES (v_me.id, 'review.release', 'review', r.id,
             jsonb_build_object('submission_id', r.submission_id));
@@ -1193,8 +1451,38 @@ BEGIN
     RETURN json_build_object('id', r.id, 'status', 'released');
 END $$;
 
--- Scores a held review: every criterion once at one of its levels, then the
--- verdict, and on a pass the award, all in one transaction.
+-- Inserts a window row (assessor vs reference) and checks the window.
+CREATE FUNCTION _window_add(p_user uuid, p_rubric rubrics, p_source text, p_cmp record,
+                            p_verdict_agree boolean, p_anchor uuid, p_review uuid,
+                            p_scored_at timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_cmp.n IS NULL OR p_cmp.n = 0 THEN
+        RETURN;
+    END IF;
+    INSERT INTO calibration_window (user_id, rubric_id, source, n, n_exact, n_adjacent, exact,
+                                    adjacent, verdict_agree, diff_sum, anchor_id, review_id,
+                                    scored_at)
+    VALUES (p_user, p_rubric.id, p_source, p_cmp.n, p_cmp.n_exact, p_cmp.n_adj,
+            _share(p_cmp.n_exact, p_cmp.n), _share(p_cmp.n_adj, p_cmp.n), p_verdict_agree,
+            p_cmp.diff_sum, p_anchor, p_review, p_scored_at);
+    PERFORM _window_check(p_user, p_rubric.id);
+END $$;
+
+-- Scores a held review: every criterion once at one of its levels
+-- (_scores_norm), then the verdict, all in one transaction; by stage:
+--   validity: compared with the anchor's master (window row); nothing else;
+--   first: second-scored with probability = the credential's current share,
+--     always near the cut or for a peer requalified during a pause; else final
+--     (a policy second_score_rate of 0 turns double scoring off, near-cut
+--     included; requalified peers during a pause are still double-scored);
+--   second: disagreement (verdicts differ or a criterion > 1 level apart) ->
+--     adjudication; else final (low stakes: these scores; high: the first's);
+--   adjudication: final with these scores.
+-- Final = the submission passed/returned, award on a pass.
+-- A completed low-stakes peer/expert pair adds "_reliability_due" (the
+-- credential id) to the answer: the server strips it and recomputes the
+-- reliability estimate.
 CREATE FUNCTION api_review_score(p_token text, p_id uuid, p_body jsonb) RETURNS json
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$
@@ -1206,192 +1494,190 @@ DECLARE
     r reviews;
     s submissions;
     c credentials;
+    rb rubrics;
     l record;
+    n record;
+    k record;
+    cm record;
+    f reviews;
     v_keys text[];
     v_levels jsonb[];
-    v_arts uuid[];
-    -- normalized scores
-    n_crit text[] := '{}';
-    n_pos int[] := '{}';
-    n_lvl int[] := '{}';
-    n_com text[] := '{}';
-    n_ev jsonb[] := '{}';
-    e jsonb;
-    ev jsonb;
-    ev_arr jsonb;
-    ev_norm jsonb;
-    i int := 0;
-    j int;
-    k int;
-    f text;
-    v_key text;
-    v_lvl int;
-    v_aid uuid;
-    v_start numeric;
-    v_end numeric;
-    v_note text;
-    v_pass boolean := true;
-    v_fast boolean;
-    v_min int;
+    v_pass boolean;
     v_verdict text;
     v_award uuid;
+    v_final boolean := true;
+    v_decided uuid;
+    v_fpass boolean;
+    v_stage text;
+    v_sub_routing jsonb;
+    v_decision jsonb;
+    v_share numeric;
+    v_draw float8;
+    v_below int;
+    v_cut int;
+    v_due uuid;
+    v_vl int;
+    m_crit text[];
+    m_lvl int[];
+    f_crit text[];
+    f_lvl int[];
 BEGIN
     -- 404 / 403 / 409 first, then the body
     l := _review_lock_active(v_me, p_id);
     r := l.r;
     s := l.s;
+    IF r.stage = 'validity' AND r.lease_expires_at < now() THEN
+        RAISE EXCEPTION 'your lease on this review expired at %', _ts(r.lease_expires_at)
+            USING ERRCODE = 'AC409', DETAIL = 'lease_lost';
+    END IF;
     b := _body(p_body);
     v_arr := _j_array(b -> 'scores', 'scores', true, 64);
     v_feedback := _j_text(b -> 'feedback', 'feedback', true, 20000, true);
-    SELECT c1 AS c, k.keys, k.levels INTO l
+    SELECT c1 AS c, rb1 AS rb, k1.keys, k1.levels INTO l
       FROM credentials c1
-      JOIN rubrics rb ON rb.id = c1.rubric_id,
+      JOIN rubrics rb1 ON rb1.id = c1.rubric_id,
            LATERAL (SELECT array_agg(x ->> 'key' ORDER BY o) AS keys,
                            array_agg(x -> 'levels' ORDER BY o) AS levels
-                      FROM jsonb_array_elements(rb.criteria) WITH ORDINALITY t(x, o)) k
+                      FROM jsonb_array_elements(rb1.criteria) WITH ORDINALITY t(x, o)) k1
      WHERE c1.id = s.credential_id;
     c := l.c;
+    rb := l.rb;
     v_keys := l.keys;
     v_levels := l.levels;
+    n := _scores_norm(v_arr, v_keys, v_levels, c.min_level_each, s.id, NULL, 'comment');
+    v_pass := n.pass;
+    v_verdict := CASE WHEN v_pass THEN 'pass' ELSE 'resubmit' END;
+    v_stage := s.stage;
+    v_decided := r.id;
+    v_fpass := v_pass;
 
-    -- Fast path: one query validates and normalizes well-formed scores
-    -- without citations (the common case). Anything else, or anything wrong,
-    -- goes through the loop below, which names the problem.
-    SELECT coalesce(bool_and(coalesce(q.ok, false)), false)
-               AND count(*) = cardinality(v_keys) AND count(DISTINCT q.pos) = count(*),
-           array_agg(q.crit ORDER BY q.i), array_agg(q.pos ORDER BY q.i),
-           array_agg(q.lvl ORDER BY q.i), array_agg(q.com ORDER BY q.i), min(q.lvl)
-      INTO v_fast, n_crit, n_pos, n_lvl, n_com, v_min
-      FROM (SELECT t.i, t.crit, t.pos, t.lvl, t.com,
-                   t.pos IS NOT NULL AND t.lvl IS NOT NULL AND t.comok AND t.evok
-                   AND v_levels[t.pos] @> jsonb_build_array(jsonb_build_object('value', t.lvl)) AS ok
-              FROM (SELECT x.i,
-                           x.j ->> 'criterion' AS crit,
-                           CASE WHEN jsonb_typeof(x.j -> 'criterion') = 'string'
-                                THEN array_position(v_keys, x.j ->> 'criterion') END AS pos,
-                           CASE WHEN jsonb_typeof(x.j -> 'level') = 'number'
-                                 AND (x.j -> 'level')::numeric BETWEEN -1000000 AND 1000000
-                                 AND (x.j -> 'level')::numeric = trunc((x.j -> 'level')::numeric)
-                                THEN (x.j -> 'level')::numeric::int END AS lvl,
-                           CASE WHEN jsonb_typeof(x.j -> 'comment') = 'string'
-                                THEN x.j ->> 'comment' END AS com,
-                           coalesce(jsonb_typeof(x.j -> 'comment'), 'null') = 'null'
-                             OR (jsonb_typeof(x.j -> 'comment') = 'string'
-                                 AND length(x.j ->> 'comment') <= 5000) AS comok,
-                           coalesce(jsonb_typeof(x.j -> 'evidence'), 'null') = 'null'
-                             OR x.j -> 'evidence' = '[]'::jsonb AS evok
-                      FROM jsonb_array_elements(v_arr) WITH ORDINALITY x(j, i)) t) q;
-    IF v_fast THEN
-        n_ev := array_fill('[]'::jsonb, ARRAY[cardinality(n_crit)]);
-        v_pass := v_min >= c.min_level_each;
-    ELSE
-        n_crit := '{}';
-        n_pos := '{}';
-        n_lvl := '{}';
-        n_com := '{}';
-        n_ev := '{}';
-        FOR e IN SELECT x FROM jsonb_array_elements(v_arr) x LOOP
-            f := format('scores[%s]', i);
-            IF jsonb_typeof(e) <> 'object' THEN
-                PERFORM _bad(format('%s must be an object {"criterion","level","comment"?,"evidence"?}', f));
+    IF r.stage = 'validity' THEN
+        v_final := false;
+    ELSIF r.stage = 'first' THEN
+        -- near the cut: a resubmit where exactly one criterion sits exactly
+        -- one level under min_level_each and all others pass
+        IF NOT v_pass AND _second_rate(c) > 0 THEN
+            SELECT count(*) FILTER (WHERE t.lvl < c.min_level_each),
+                   count(*) FILTER (WHERE t.lvl < c.min_level_each
+                                      AND t.lvl = (SELECT max((lv ->> 'value')::int)
+                                                     FROM jsonb_array_elements(v_levels[t.pos]) lv
+                                                    WHERE (lv ->> 'value')::int < c.min_level_each))
+              INTO v_below, v_cut
+              FROM unnest(n.pos, n.lvl) t(pos, lvl);
+        END IF;
+        IF coalesce((r.routing ->> 'always_double')::boolean, false) THEN
+            v_decision := jsonb_build_object('rule', 'peer_paused_double');
+        ELSIF v_below = 1 AND v_cut = 1 THEN
+            v_decision := jsonb_build_object('rule', 'near_cut');
+        ELSE
+            v_share := coalesce((c.routing_state ->> 'share')::numeric, _second_rate(c));
+            IF v_share > 0 THEN
+                v_draw := random();
+                IF v_draw < v_share THEN
+                    v_decision := jsonb_build_object('rule', 'second_score_random',
+                                                     'share', v_share, 'draw', round(v_draw::numeric, 4));
+                END IF;
             END IF;
-            v_key := _j_text(e -> 'criterion', f || '.criterion', true, 64);
-            v_lvl := _j_int(e -> 'level', f || '.level', true);
-            n_com := n_com || _j_text(e -> 'comment', f || '.comment', false, 5000, true);
-            k := array_position(v_keys, v_key);
-            IF k IS NULL THEN
-                RAISE EXCEPTION 'unknown criterion "%": the rubric''s criteria are %', v_key,
-                                array_to_string(v_keys, ', ')
-                    USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-            END IF;
-            IF v_key = ANY(n_crit) THEN
-                RAISE EXCEPTION 'criterion "%" is scored more than once', v_key
-                    USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-            END IF;
-            IF NOT (v_levels[k] @> jsonb_build_array(jsonb_build_object('value', v_lvl))) THEN
-                RAISE EXCEPTION 'level % is not a level of criterion "%" (levels: %)', v_lvl, v_key,
-                                (SELECT string_agg(lv ->> 'value', ', ')
-                                   FROM jsonb_array_elements(v_levels[k]) lv)
-                    USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-            END IF;
-            ev_arr := _j_array(e -> 'evidence', f || '.evidence', false, 20);
-            ev_norm := '[]';
-            j := 0;
-            IF ev_arr IS NOT NULL THEN
-                FOR ev IN SELECT x FROM jsonb_array_elements(ev_arr) x LOOP
-                    IF jsonb_typeof(ev) <> 'object' THEN
-                        PERFORM _bad(format('%s.evidence[%s] must be an object', f, j));
-                    END IF;
-                    v_aid := _j_uuid(ev -> 'artifact_id', format('%s.evidence[%s].artifact_id', f, j), true);
-                    v_start := _j_seconds(ev -> 'start_s', format('%s.evidence[%s].start_s', f, j));
-                    v_end := _j_seconds(ev -> 'end_s', format('%s.evidence[%s].end_s', f, j));
-                    v_note := _j_text(ev -> 'note', format('%s.evidence[%s].note', f, j), false, 1000, true);
-                    IF v_arts IS NULL THEN
-                        SELECT array_agg(artifact_id) INTO v_arts
-                          FROM submission_artifacts WHERE submission_id = s.id;
-                    END IF;
-                    IF NOT (v_aid = ANY(v_arts)) THEN
-                        RAISE EXCEPTION '%.evidence[%] cites artifact %, which is not part of this submission',
-                                        f, j, v_aid
-                            USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-                    END IF;
-                    IF v_end < v_start THEN
-                        RAISE EXCEPTION '%.evidence[%]: end_s (%) is before start_s (%)', f, j, v_end, v_start
-                            USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
-                    END IF;
-                    ev_norm := ev_norm || jsonb_build_array(jsonb_build_object(
-                        'artifact_id', v_aid, 'start_s', v_start, 'end_s', v_end, 'note', v_note));
-                    j := j + 1;
-                END LOOP;
-            END IF;
-            n_crit := n_crit || v_key;
-            n_pos := n_pos || k;
-            n_lvl := n_lvl || v_lvl;
-            n_ev := n_ev || ev_norm;
-            IF v_lvl < c.min_level_each THEN
-                v_pass := false;
-            END IF;
-            i := i + 1;
-        END LOOP;
-        IF cardinality(n_crit) < cardinality(v_keys) THEN
-            RAISE EXCEPTION 'every criterion must be scored; missing: %',
-                            (SELECT string_agg(x, ', ') FROM unnest(v_keys) x WHERE x <> ALL(n_crit))
-                USING ERRCODE = 'AC422', DETAIL = 'invalid_scores';
+        END IF;
+        IF v_decision IS NOT NULL THEN
+            v_final := false;
+            v_stage := 'second';
+            v_sub_routing := v_decision;
+        END IF;
+    ELSIF r.stage = 'second' THEN
+        SELECT * INTO f FROM reviews
+         WHERE submission_id = s.id AND stage = 'first' AND status = 'submitted'
+         ORDER BY scored_at DESC LIMIT 1;
+        SELECT array_agg(criterion), array_agg(level) INTO f_crit, f_lvl
+          FROM review_scores WHERE review_id = f.id;
+        cm := _cmp(rb.criteria, f_crit, f_lvl, n.crit, n.lvl);
+        IF f.verdict <> v_verdict OR cm.max_dist > 1 THEN
+            v_final := false;
+            v_stage := 'adjudication';
+            v_sub_routing := jsonb_build_object('rule', 'disagreement',
+                                                'verdicts', jsonb_build_array(f.verdict, v_verdict),
+                                                'criteria', to_jsonb(cm.far),
+                                                'max_distance', cm.max_dist);
+        ELSIF c.stakes = 'high' THEN
+            v_decided := f.id;
+            v_fpass := f.verdict = 'pass';
+        END IF;
+        v_decision := jsonb_build_object('compared_with', f.id, 'exact', cm.n_exact, 'n', cm.n,
+                                         'max_distance', cm.max_dist,
+                                         'outcome', CASE WHEN v_final THEN 'final' ELSE 'adjudication' END);
+        IF c.stakes = 'low' AND f.pool = 'peer' AND r.pool = 'expert' THEN
+            INSERT INTO score_pairs (credential_id, submission_id, peer_review_id, expert_review_id,
+                                     peer_scored_at)
+            VALUES (c.id, s.id, f.id, r.id, f.scored_at);
+            PERFORM _window_add(f.assessor_id, rb, 'double', cm, f.verdict = v_verdict, NULL, f.id,
+                                f.scored_at);
+            v_due := c.id;
         END IF;
     END IF;
 
-    v_verdict := CASE WHEN v_pass THEN 'pass' ELSE 'resubmit' END;
-    IF v_pass THEN
+    IF v_final AND v_fpass THEN
         v_award := gen_random_uuid();
     END IF;
     -- scores, review, award, submission and audit rows in one statement
     WITH sc AS (
         INSERT INTO review_scores (review_id, criterion, position, level, comment, evidence)
         SELECT r.id, t.crit, t.pos, t.lvl, t.com, t.ev
-          FROM unnest(n_crit, n_pos, n_lvl, n_com, n_ev) AS t(crit, pos, lvl, com, ev)),
+          FROM unnest(n.crit, n.pos, n.lvl, n.com, n.ev) AS t(crit, pos, lvl, com, ev)),
     rv AS (
         UPDATE reviews
            SET status = 'submitted', verdict = v_verdict, feedback = v_feedback,
-               scored_at = now(), ended_at = now()
+               scored_at = now(), ended_at = now(),
+               routing = CASE WHEN v_decision IS NULL THEN routing
+                              ELSE coalesce(routing, '{}') || jsonb_build_object('decision', v_decision) END
          WHERE id = r.id),
     aw AS (
         INSERT INTO awards (id, credential_id, earner_id, submission_id)
         SELECT v_award, c.id, s.earner_id, s.id
-         WHERE v_pass),
+         WHERE v_award IS NOT NULL),
     up AS (
         UPDATE submissions
-           SET status = CASE WHEN v_pass THEN 'passed' ELSE 'returned' END,
+           SET status = CASE WHEN r.stage = 'validity' THEN 'validity'
+                             WHEN NOT v_final THEN 'in_review'
+                             WHEN v_fpass THEN 'passed' ELSE 'returned' END,
+               stage = v_stage,
+               routing = CASE WHEN v_sub_routing IS NULL THEN routing ELSE v_sub_routing END,
                lease_expires_at = NULL, current_review_id = NULL,
-               decided_review_id = r.id, award_id = v_award, updated_at = now()
+               decided_review_id = CASE WHEN v_final THEN v_decided END,
+               award_id = v_award, updated_at = now()
          WHERE id = s.id)
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
     SELECT v_me.id, 'review.score', 'review', r.id,
            jsonb_build_object('submission_id', s.id, 'verdict', v_verdict)
     UNION ALL
+    SELECT NULL, 'submission.route', 'submission', s.id,
+           jsonb_build_object('stage', v_stage, 'routing', v_sub_routing, 'after_review', r.id)
+     WHERE v_sub_routing IS NOT NULL
+    UNION ALL
+    SELECT NULL, 'submission.decide', 'submission', s.id,
+           jsonb_build_object('decided_review_id', v_decided, 'stage', r.stage,
+                              'verdict', CASE WHEN v_fpass THEN 'pass' ELSE 'resubmit' END)
+     WHERE v_final AND r.stage <> 'first'
+    UNION ALL
     SELECT v_me.id, 'award.issue', 'award', v_award,
            jsonb_build_object('submission_id', s.id, 'credential_id', c.id,
                               'earner_id', s.earner_id)
-     WHERE v_pass;
+     WHERE v_award IS NOT NULL;
+
+    IF r.stage = 'validity' THEN
+        SELECT array_agg(criterion), array_agg(level) INTO m_crit, m_lvl
+          FROM anchor_scores WHERE anchor_id = s.anchor_id;
+        cm := _cmp(rb.criteria, n.crit, n.lvl, m_crit, m_lvl);
+        v_vl := _verdict_level(rb);
+        PERFORM _window_add(v_me.id, rb, 'validity', cm,
+                            (SELECT bool_and(x >= v_vl) FROM unnest(n.lvl) x)
+                              = (SELECT bool_and(x >= v_vl) FROM unnest(m_lvl) x),
+                            s.anchor_id, r.id, now());
+    END IF;
+    IF v_due IS NOT NULL THEN
+        RETURN json_build_object('id', r.id, 'status', 'submitted', 'verdict', v_verdict,
+                                 'submission_id', s.id, 'award_id', v_award,
+                                 '_reliability_due', v_due);
+    END IF;
     RETURN json_build_object('id', r.id, 'status', 'submitted', 'verdict', v_verdict,
                              'submission_id', s.id, 'award_id', v_award);
 END $$;

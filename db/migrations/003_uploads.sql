@@ -16,25 +16,7 @@
 -- The hash is recorded before the part file moves, so when the last step
 -- fails (database down) a retried PATCH can finish from the store alone.
 
-CREATE TABLE uploads (
-    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    owner_id      uuid NOT NULL REFERENCES users (id),
-    kind          text NOT NULL CHECK (kind IN ('video','plan','reflection','other')),
-    media_type    text NOT NULL CHECK (length(media_type) BETWEEN 1 AND 255),
-    filename      text CHECK (length(filename) BETWEEN 1 AND 255),
-    upload_length bigint NOT NULL CHECK (upload_length >= 1),
-    upload_offset bigint NOT NULL DEFAULT 0
-                  CHECK (upload_offset >= 0 AND upload_offset <= upload_length),
-    sha256        text CHECK (sha256 ~ '^[0-9a-f]{64}$'),
-    lease_id      uuid,
-    lease_until   timestamptz,
-    artifact_id   uuid UNIQUE REFERENCES artifacts (id),
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    updated_at    timestamptz NOT NULL DEFAULT now(),
-    CHECK (sha256 IS NULL OR upload_offset = upload_length),
-    CHECK (artifact_id IS NULL OR sha256 IS NOT NULL)
-);
-CREATE INDEX uploads_owner_idx ON uploads (owner_id);
+-- The uploads table is in 001_schema.sql.
 
 CREATE FUNCTION _upload_json(u uploads) RETURNS json
 LANGUAGE sql STABLE AS $$

@@ -1,181 +1,12 @@
--- 004_calibration.sql - calibration (issue 4), part 1: settings, anchors,
--- qualification sessions, qualifications, the rolling validity window, and
--- the tables the review pipeline (005) needs for stages, validity items,
--- double scoring and the reliability-driven peer/expert split.
+-- 004_calibration.sql - calibration (issue 4): rubric calibration settings,
+-- credential review policy, anchors, qualification sessions, qualifications
+-- and the rolling validity window. The tables are in 001_schema.sql; the
+-- review pipeline that uses them (stages, validity items, double scoring) is
+-- in 002_api.sql, the reliability-driven peer/expert split in 005_routing.sql.
 --
 -- Shares are numeric (0.70 stays 0.70 in JSON). Level distances ("within one
 -- level", "more than one level apart") are counted in positions of the
 -- criterion's sorted levels, not in level values.
-
--- ---------------------------------------------------------------------------
--- Schema
--- ---------------------------------------------------------------------------
-
--- Per rubric calibration settings (API: GET/PUT /v1/rubrics/{id}/calibration).
-ALTER TABLE rubrics
-    ADD COLUMN cal_exact_min    numeric NOT NULL DEFAULT 0.70 CHECK (cal_exact_min BETWEEN 0 AND 1),
-    ADD COLUMN cal_adjacent_min numeric NOT NULL DEFAULT 0.95 CHECK (cal_adjacent_min BETWEEN 0 AND 1),
-    ADD COLUMN cal_verdict_min  numeric NOT NULL DEFAULT 0.80 CHECK (cal_verdict_min BETWEEN 0 AND 1),
-    ADD COLUMN cal_set_size     int NOT NULL DEFAULT 5 CHECK (cal_set_size BETWEEN 1 AND 50),
-    ADD COLUMN cal_window       int NOT NULL DEFAULT 20 CHECK (cal_window BETWEEN 1 AND 500),
-    ADD COLUMN cal_min_items    int NOT NULL DEFAULT 8 CHECK (cal_min_items BETWEEN 1 AND 500),
-    ADD COLUMN cal_verdict_level int;   -- NULL: the middle level of the first criterion
-
--- Per credential review policy. second_score_rate NULL = the stakes default
--- (0.20 low, 0.25 high). peer_paused_at: peer review paused (low stakes) since
--- then; routing_state: the last reliability estimate (pairs, kappa, ci, share,
--- reason) written by routing_update().
-ALTER TABLE credentials
-    ADD COLUMN validity_rate         numeric NOT NULL DEFAULT 0.05 CHECK (validity_rate BETWEEN 0 AND 1),
-    ADD COLUMN second_score_rate     numeric CHECK (second_score_rate BETWEEN 0 AND 1),
-    ADD COLUMN second_score_floor    numeric NOT NULL DEFAULT 0.10 CHECK (second_score_floor BETWEEN 0 AND 1),
-    ADD COLUMN reliability_threshold numeric NOT NULL DEFAULT 0.60 CHECK (reliability_threshold BETWEEN -1 AND 1),
-    ADD COLUMN min_pairs             int NOT NULL DEFAULT 30 CHECK (min_pairs BETWEEN 1 AND 100000),
-    ADD COLUMN peer_wait_hours       numeric NOT NULL DEFAULT 72 CHECK (peer_wait_hours BETWEEN 0 AND 8760),
-    ADD COLUMN peer_paused_at        timestamptz,
-    ADD COLUMN routing_state         jsonb NOT NULL DEFAULT '{}';
-
--- Anchors: evidence with master scores, per rubric. Never shown to earners.
-CREATE TABLE anchors (
-    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    rubric_id       uuid NOT NULL REFERENCES rubrics (id),
-    master_feedback text NOT NULL CHECK (length(master_feedback) <= 20000),
-    created_by      uuid REFERENCES users (id),
-    created_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX anchors_rubric_idx ON anchors (rubric_id, created_at, id);
-
-CREATE TABLE anchor_artifacts (
-    anchor_id   uuid NOT NULL REFERENCES anchors (id),
-    artifact_id uuid NOT NULL REFERENCES artifacts (id),
-    position    int NOT NULL,
-    PRIMARY KEY (anchor_id, artifact_id)
-);
-CREATE INDEX anchor_artifacts_artifact_idx ON anchor_artifacts (artifact_id);
-
-CREATE TABLE anchor_scores (
-    anchor_id uuid NOT NULL REFERENCES anchors (id),
-    criterion text NOT NULL CHECK (length(criterion) <= 64),
-    position  int NOT NULL,
-    level     int NOT NULL,
-    rationale text CHECK (length(rationale) <= 5000),
-    evidence  jsonb NOT NULL DEFAULT '[]',
-    PRIMARY KEY (anchor_id, criterion)
-);
-
--- Qualification sessions (calibration sets).
-CREATE TABLE calibration_sessions (
-    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    rubric_id    uuid NOT NULL REFERENCES rubrics (id),
-    assessor_id  uuid NOT NULL REFERENCES users (id),
-    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open','completed')),
-    result       jsonb,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    completed_at timestamptz
-);
-CREATE INDEX calibration_sessions_assessor_idx ON calibration_sessions (assessor_id, rubric_id);
-
-CREATE TABLE calibration_items (
-    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    session_id uuid NOT NULL REFERENCES calibration_sessions (id),
-    anchor_id  uuid NOT NULL REFERENCES anchors (id),
-    position   int NOT NULL,
-    feedback   text CHECK (length(feedback) <= 20000),
-    verdict    text CHECK (verdict IN ('pass','resubmit')),
-    scored_at  timestamptz,
-    UNIQUE (session_id, position)
-);
-CREATE INDEX calibration_items_anchor_idx ON calibration_items (anchor_id);
-
-CREATE TABLE calibration_item_scores (
-    item_id   uuid NOT NULL REFERENCES calibration_items (id),
-    criterion text NOT NULL CHECK (length(criterion) <= 64),
-    position  int NOT NULL,
-    level     int NOT NULL,
-    comment   text CHECK (length(comment) <= 5000),
-    evidence  jsonb NOT NULL DEFAULT '[]',
-    PRIMARY KEY (item_id, criterion)
-);
-
--- Qualification per (assessor, rubric). No row = not qualified.
--- qualified_at: when the assessor last qualified; the rolling window counts
--- only items scored since then.
-CREATE TABLE qualifications (
-    user_id      uuid NOT NULL REFERENCES users (id),
-    rubric_id    uuid NOT NULL REFERENCES rubrics (id),
-    status       text NOT NULL CHECK (status IN ('qualified','needs_recalibration')),
-    reason       text CHECK (length(reason) <= 2000),
-    qualified_at timestamptz,
-    updated_by   uuid REFERENCES users (id),
-    updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, rubric_id)
-);
-CREATE INDEX qualifications_rubric_idx ON qualifications (rubric_id);
-
--- The rolling window: one row per validity item scored (source 'validity',
--- vs the master) or per live peer/expert pair (source 'double', the peer vs
--- the expert). n = criteria compared; diff_sum = sum of signed level-position
--- differences (positive = more lenient than the reference).
-CREATE TABLE calibration_window (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id       uuid NOT NULL REFERENCES users (id),
-    rubric_id     uuid NOT NULL REFERENCES rubrics (id),
-    source        text NOT NULL CHECK (source IN ('validity','double')),
-    n             int NOT NULL CHECK (n > 0),
-    n_exact       int NOT NULL,
-    n_adjacent    int NOT NULL,
-    exact         numeric NOT NULL,
-    adjacent      numeric NOT NULL,
-    verdict_agree boolean NOT NULL,
-    diff_sum      int NOT NULL DEFAULT 0,
-    anchor_id     uuid REFERENCES anchors (id),
-    review_id     uuid,
-    scored_at     timestamptz NOT NULL,
-    at            timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX calibration_window_idx ON calibration_window (user_id, rubric_id, scored_at DESC, id DESC);
-
--- Review pipeline (used from 005): stages, validity items, routing.
--- A validity item is a submission with status 'validity', no earner, tied to
--- an anchor: no queue, list or report ever selects that status.
--- A submission waiting for a second score or an adjudication stays
--- 'in_review' (the earner sees in_review and no result) with stage 'second'
--- or 'adjudication' and no current review.
-ALTER TABLE submissions ALTER COLUMN earner_id DROP NOT NULL;
-ALTER TABLE submissions DROP CONSTRAINT submissions_status_check;
-ALTER TABLE submissions
-    ADD CONSTRAINT submissions_status_check
-        CHECK (status IN ('queued','in_review','returned','passed','validity')),
-    ADD COLUMN anchor_id uuid REFERENCES anchors (id),
-    ADD COLUMN stage text NOT NULL DEFAULT 'first'
-        CHECK (stage IN ('first','second','adjudication')),
-    ADD COLUMN routing jsonb,
-    ADD CONSTRAINT submissions_earner_or_validity
-        CHECK ((earner_id IS NULL) = (status = 'validity'));
--- second scores and adjudications waiting for a claim (small)
-CREATE INDEX submissions_stage_wait_idx
-    ON submissions (queued_at, id) WHERE status = 'in_review' AND current_review_id IS NULL;
-CREATE INDEX submissions_anchor_idx ON submissions (anchor_id) WHERE anchor_id IS NOT NULL;
-
--- pool: the reviewer's capacity ('lead' = adjudication by a lead); routing:
--- why the review went where it went.
-ALTER TABLE reviews
-    ADD COLUMN stage text NOT NULL DEFAULT 'first'
-        CHECK (stage IN ('first','second','adjudication','validity')),
-    ADD COLUMN pool text CHECK (pool IN ('peer','expert','lead')),
-    ADD COLUMN routing jsonb;
-
--- Completed low-stakes peer/expert pairs: what the reliability estimate reads.
-CREATE TABLE score_pairs (
-    credential_id    uuid NOT NULL REFERENCES credentials (id),
-    submission_id    uuid NOT NULL REFERENCES submissions (id),
-    peer_review_id   uuid NOT NULL REFERENCES reviews (id),
-    expert_review_id uuid NOT NULL REFERENCES reviews (id),
-    peer_scored_at   timestamptz NOT NULL,
-    paired_at        timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (submission_id, expert_review_id)
-);
-CREATE INDEX score_pairs_cred_idx ON score_pairs (credential_id, paired_at DESC);
 
 -- ---------------------------------------------------------------------------
 -- Helpers
@@ -229,6 +60,17 @@ BEGIN
     END IF;
 END $$;
 
+-- A UUID query parameter: the canonical 8-4-4-4-12 form only.
+CREATE FUNCTION _q_uuid(v jsonb, p_field text, p_required boolean) RETURNS uuid
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF jsonb_typeof(v) = 'string'
+       AND (v #>> '{}') !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+        PERFORM _bad(format('%s is not a valid UUID: %s', p_field, left(v #>> '{}', 64)), 'invalid_uuid');
+    END IF;
+    RETURN _j_uuid(v, p_field, p_required);
+END $$;
+
 -- The level value verdicts on anchors are compared at.
 CREATE FUNCTION _verdict_level(r rubrics) RETURNS int
 LANGUAGE sql IMMUTABLE AS $$
@@ -247,36 +89,10 @@ LANGUAGE sql STABLE AS $$
                              'min_items', r.cal_min_items, 'verdict_level', r.cal_verdict_level)
 $$;
 
-CREATE FUNCTION _second_rate(c credentials) RETURNS numeric
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(c.second_score_rate, CASE WHEN c.stakes = 'high' THEN 0.25 ELSE 0.20 END)
-$$;
-
-CREATE FUNCTION _policy_json(c credentials) RETURNS json
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT json_build_object('validity_rate', c.validity_rate,
-                             'second_score_rate', _second_rate(c),
-                             'second_score_floor', c.second_score_floor,
-                             'reliability_threshold', c.reliability_threshold,
-                             'min_pairs', c.min_pairs, 'peer_wait_hours', c.peer_wait_hours)
-$$;
-
--- (replaces 002's: adds review_policy)
-CREATE OR REPLACE FUNCTION _credential_json(c credentials) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT json_build_object('id', c.id, 'title', c.title, 'description', c.description,
-                             'stakes', c.stakes, 'rubric_id', c.rubric_id,
-                             'evidence', c.evidence,
-                             'pass_rule', json_build_object('min_level_each', c.min_level_each),
-                             'max_attempts', c.max_attempts,
-                             'review_policy', _policy_json(c),
-                             'created_at', _ts(c.created_at))
-$$;
-
--- Normalizes and validates scores exactly as api_review_score of 002 did
--- (same messages and codes): every criterion once, at one of its levels,
--- comments (p_ckey: "comment", or "rationale" for master scores) and cited
--- evidence. Citable artifacts: those of submission p_sub or of anchor p_anchor.
+-- Normalizes and validates scores (reviews, anchors and calibration items
+-- alike, with the same messages and codes): every criterion once, at one of
+-- its levels, comments (p_ckey: "comment", or "rationale" for master scores)
+-- and cited evidence. Citable artifacts: those of submission p_sub or of anchor p_anchor.
 -- pass: every level >= p_min.
 CREATE FUNCTION _scores_norm(p_arr jsonb, p_keys text[], p_levels jsonb[], p_min int,
                              p_sub uuid, p_anchor uuid, p_ckey text,
@@ -666,92 +482,6 @@ BEGIN
     RETURN _policy_json(c);
 END $$;
 
--- (replaces 002's: accepts an optional review_policy)
-CREATE OR REPLACE FUNCTION api_credential_create(p_token text, p_body jsonb) RETURNS json
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_me users := _auth_role(p_token, '{lead}');
-    b jsonb := _body(p_body);
-    v_title text := _j_text(b -> 'title', 'title', true, 200);
-    v_desc text := _j_text(b -> 'description', 'description', false, 5000, true);
-    v_stakes text := _j_text(b -> 'stakes', 'stakes', true, 200);
-    v_rubric_id uuid := _j_uuid(b -> 'rubric_id', 'rubric_id', true);
-    v_ev jsonb := _j_array(b -> 'evidence', 'evidence', true, 4);
-    v_rule jsonb := b -> 'pass_rule';
-    v_min_level int;
-    v_max int := _j_int(b -> 'max_attempts', 'max_attempts', false);
-    v_norm jsonb := '[]';
-    v_kinds text[] := '{}';
-    e jsonb;
-    i int := 0;
-    v_kind text;
-    v_n int;
-    r rubrics;
-    c credentials;
-    p credentials;
-BEGIN
-    IF v_stakes NOT IN ('low','high') THEN
-        PERFORM _bad('stakes must be "low" or "high"');
-    END IF;
-    IF v_rule IS NULL OR jsonb_typeof(v_rule) <> 'object' THEN
-        PERFORM _bad('pass_rule must be an object {"min_level_each": <level>}');
-    END IF;
-    v_min_level := _j_int(v_rule -> 'min_level_each', 'pass_rule.min_level_each', true);
-    FOR e IN SELECT x FROM jsonb_array_elements(v_ev) x LOOP
-        IF jsonb_typeof(e) <> 'object' THEN
-            PERFORM _bad(format('evidence[%s] must be an object {"kind":..., "min":...}', i));
-        END IF;
-        v_kind := _check_kind(_j_text(e -> 'kind', format('evidence[%s].kind', i), true, 200),
-                              format('evidence[%s].kind', i));
-        v_n := _j_int(e -> 'min', format('evidence[%s].min', i), true);
-        IF v_n < 1 OR v_n > 50 THEN
-            RAISE EXCEPTION 'evidence[%].min must be between 1 and 50, got %', i, v_n
-                USING ERRCODE = 'AC422', DETAIL = 'invalid_evidence';
-        END IF;
-        IF v_kind = ANY(v_kinds) THEN
-            RAISE EXCEPTION 'evidence lists kind % twice', v_kind
-                USING ERRCODE = 'AC422', DETAIL = 'invalid_evidence';
-        END IF;
-        v_kinds := v_kinds || v_kind;
-        v_norm := v_norm || jsonb_build_array(jsonb_build_object('kind', v_kind, 'min', v_n));
-        i := i + 1;
-    END LOOP;
-    IF v_max IS NOT NULL AND (v_max < 1 OR v_max > 20) THEN
-        RAISE EXCEPTION 'max_attempts must be between 1 and 20, got %', v_max
-            USING ERRCODE = 'AC422', DETAIL = 'invalid_max_attempts';
-    END IF;
-    -- review policy: defaults, then the given fields
-    p.validity_rate := 0.05;
-    p.second_score_floor := 0.10;
-    p.reliability_threshold := 0.60;
-    p.min_pairs := 30;
-    p.peer_wait_hours := 72;
-    p := _policy_apply(p, b -> 'review_policy');
-    SELECT * INTO r FROM rubrics WHERE id = v_rubric_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'rubric % does not exist', v_rubric_id
-            USING ERRCODE = 'AC422', DETAIL = 'unknown_rubric';
-    END IF;
-    IF NOT EXISTS (SELECT 1
-                     FROM jsonb_array_elements(r.criteria) cr,
-                          jsonb_array_elements(cr -> 'levels') l
-                    WHERE l -> 'value' = to_jsonb(v_min_level)) THEN
-        RAISE EXCEPTION 'pass_rule.min_level_each (%) is not one of the rubric''s level values',
-                        v_min_level
-            USING ERRCODE = 'AC422', DETAIL = 'invalid_pass_rule';
-    END IF;
-    INSERT INTO credentials (title, description, stakes, rubric_id, evidence, min_level_each,
-                             max_attempts, created_by, validity_rate, second_score_rate,
-                             second_score_floor, reliability_threshold, min_pairs, peer_wait_hours)
-    VALUES (v_title, v_desc, v_stakes, v_rubric_id, v_norm, v_min_level,
-            coalesce(v_max, 3), v_me.id, p.validity_rate, p.second_score_rate,
-            p.second_score_floor, p.reliability_threshold, p.min_pairs, p.peer_wait_hours)
-    RETURNING * INTO c;
-    INSERT INTO audit_log (actor_id, action, object_type, object_id)
-    VALUES (v_me.id, 'credential.create', 'credential', c.id);
-    RETURN _credential_json(c);
-END $$;
-
 -- ---------------------------------------------------------------------------
 -- Anchors (lead)
 -- ---------------------------------------------------------------------------
@@ -833,7 +563,7 @@ BEGIN
     RETURN _anchor_json(a);
 END $$;
 
--- p_query: the URL query as a JSON object of strings: rubric_id (optional).
+-- p_query: the URL query as a JSON object of strings: rubric_id (required).
 CREATE FUNCTION api_anchor_list(p_token text, p_query jsonb) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -842,7 +572,7 @@ DECLARE
     v_rid uuid;
 BEGIN
     PERFORM _only_keys(q, '{rubric_id}', 'query parameter');
-    v_rid := _j_uuid(q -> 'rubric_id', 'rubric_id', false);
+    v_rid := _q_uuid(q -> 'rubric_id', 'rubric_id', true);
     IF v_rid IS NOT NULL THEN
         PERFORM _rubric_lookup(v_rid);
     END IF;
@@ -1106,6 +836,9 @@ DECLARE
     r rubrics;
     q qualifications;
 BEGIN
+    IF btrim(v_reason) = '' THEN
+        PERFORM _bad('reason must not be blank: say why (it goes to the audit log)');
+    END IF;
     IF v_status NOT IN ('qualified','needs_recalibration') THEN
         PERFORM _bad('status must be "qualified" or "needs_recalibration"');
     END IF;
@@ -1121,62 +854,4 @@ BEGIN
     q := _qualification_put(u.id, r.id, v_status, v_reason, v_me.id, 'lead');
     RETURN json_build_object('user_id', q.user_id, 'rubric_id', q.rubric_id, 'status', q.status,
                              'reason', q.reason, 'updated_at', _ts(q.updated_at));
-END $$;
-
--- ---------------------------------------------------------------------------
--- Artifacts: leads upload anchor evidence; calibration items are readable by
--- the session's assessor. (replace 002's and 003's: only the roles and the
--- read rule change)
--- ---------------------------------------------------------------------------
-
-CREATE OR REPLACE FUNCTION _artifact_readable(v_me users, p_id uuid) RETURNS artifacts
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    a artifacts;
-BEGIN
-    SELECT * INTO a FROM artifacts WHERE id = p_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'artifact not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
-    END IF;
-    IF a.owner_id = v_me.id OR 'lead' = ANY(v_me.roles) THEN
-        RETURN a;
-    END IF;
-    IF EXISTS (SELECT 1
-                 FROM submission_artifacts sa
-                 JOIN reviews r ON r.submission_id = sa.submission_id
-                WHERE sa.artifact_id = p_id AND r.assessor_id = v_me.id) THEN
-        RETURN a;
-    END IF;
-    IF EXISTS (SELECT 1
-                 FROM anchor_artifacts aa
-                 JOIN calibration_items ci ON ci.anchor_id = aa.anchor_id
-                 JOIN calibration_sessions cs ON cs.id = ci.session_id
-                WHERE aa.artifact_id = p_id AND cs.assessor_id = v_me.id) THEN
-        RETURN a;
-    END IF;
-    RAISE EXCEPTION 'you may not read this artifact'
-        USING ERRCODE = 'AC403', DETAIL = 'forbidden';
-END $$;
-
--- Leads may upload and register artifacts (anchor evidence), one-shot or
--- resumable. Rewritten from the functions' current definitions so that any
--- later fix to them in 002/003 is kept: only the role list changes.
-DO $$
-DECLARE
-    f record;
-    v_new text;
-BEGIN
-    FOR f IN SELECT p.oid, p.proname, pg_get_functiondef(p.oid) AS def
-               FROM pg_proc p
-              WHERE p.pronamespace = 'public'::regnamespace
-                AND p.proname IN ('api_artifact_precheck', 'api_artifact_upload',
-                                  'api_artifact_register', 'api_upload_create', 'api_upload_get',
-                                  'api_upload_begin', 'api_upload_advance', 'api_upload_finish') LOOP
-        v_new := replace(f.def, '_auth_role(p_token, ''{earner}'')',
-                         '_auth_role(p_token, ''{earner,lead}'')');
-        IF v_new = f.def THEN
-            RAISE EXCEPTION '004: % no longer authorizes with _auth_role(p_token, ''{earner}'')', f.proname;
-        END IF;
-        EXECUTE v_new;
-    END LOOP;
 END $$;
