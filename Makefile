@@ -5,6 +5,7 @@
 #   make test       every test: unit (rubric/) and HTTP against a throwaway PostgreSQL
 #   make run        serve on 127.0.0.1:8080 with an embedded cluster under var/
 #   make bench      benchmarks (minutes; not part of make test)
+#   make fuzz       libFuzzer targets for untrusted input (FUZZ_SECONDS each)
 #   make format     clang-format every C file
 #
 # `make deps` (run first by test/run/bench) installs the Debian packages a
@@ -37,7 +38,7 @@ ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all asan test unit-test sql-test irr-test http-test run bench deps format clean
+.PHONY: all asan test unit-test sql-test irr-test http-test run bench fuzz deps format clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord
@@ -136,8 +137,29 @@ bench: deps
 	$(MAKE) all $(BENCH_BIN)
 	tests/bench/run.sh
 
+# libFuzzer targets (clang), each run for FUZZ_SECONDS from its seed corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(RUBRIC_SRC)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)clang -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Irubric $(FUZZ_FLAGS) -o $@ $^ -lm
+
+fuzz:
+	@command -v clang >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; } || \
+	    { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 1; }
+	$(MAKE) $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	    name=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$name; \
+	    echo "== $$name for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	        $(BUILD)/fuzz/corpus-$$name tests/fuzz/corpus || exit 1; done
+
 format:
-	clang-format -i $(wildcard server/*.[ch] rubric/*.[ch] tests/unit/*.[ch] tests/bench/*.[ch])
+	clang-format -i $(wildcard server/*.[ch] rubric/*.[ch] tests/unit/*.[ch] tests/bench/*.[ch] tests/fuzz/*.c)
 
 clean:
 	rm -rf $(BUILD)
