@@ -511,6 +511,12 @@ class Sim:
                     a.validity_since_override = 0
                 overridden = True
                 continue
+            # A watched assessor can also be flagged by an expert's second score of
+            # their work (the pair enters their window): that happens during the
+            # expert's call and stops their claims, so look at their status here too.
+            for a in watched:
+                if not a.flagged:
+                    self.poll_flag(a)
             if (all(a.flagged for a in watched) and made >= min_b) or made >= budget:
                 break
         d = self.by_kind["drifter"][0]
