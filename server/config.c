@@ -29,9 +29,11 @@ static const struct numeric_setting numeric_settings[] = {
     {"threads", "ACCORD_THREADS", 0, 0, 64, offsetof(struct config, threads),
      "event loops (0 = one per core)"},
     /*
-     * Two per loop, i.e. about two per core in all: claims contend on the
-     * queue's head, and on the 2-core bench machine 2 per loop did 0.94 of
-     * pgbench at 16 clients against 0.73 with 4 per loop (tests/bench).
+     * Two per loop, i.e. about two backends per core in all: claims contend
+     * on the queue's head, and more backends than cores only add contention.
+     * On the 2-core bench machine (tests/bench/review.sh, noisy, +-20%
+     * between runs): 1 per loop 0.68 of pgbench at 16 clients, 2 per loop
+     * 0.72-0.94, 3 per loop 0.86-0.90, 4 per loop 0.73.
      */
     {"db-pool", "ACCORD_DB_POOL", 2, 1, 64, offsetof(struct config, db_pool_size),
      "database connections per event loop"},
