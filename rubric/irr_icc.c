@@ -28,6 +28,19 @@ static double f_crit(double conf, double d1, double d2)
     return irr_f_quantile(0.5 + conf / 2.0, d1, d2);
 }
 
+/* An F-based interval on a defined ICC (these intervals come with no SE). */
+static void set_f_ci(irr_metric *m, double lo, double hi)
+{
+    if (!m->defined)
+        return;
+    m->has_ci = 1;
+    m->se = NAN;
+    m->ci_method = "F";
+    m->ci_reason[0] = '\0';
+    m->ci_lo = lo;
+    m->ci_hi = hi;
+}
+
 /* Interval for ICC(1,1)/(3,1) (single) and (1,k)/(3,k) (average) from F = BMS / xMS. */
 static void ci_from_f(irr_metric *single, irr_metric *average, double f, double df1, double df2,
                       double k, double conf)
@@ -39,23 +52,8 @@ static void ci_from_f(irr_metric *single, irr_metric *average, double f, double 
     }
     double fl = f / f_crit(conf, df1, df2);
     double fu = f * f_crit(conf, df2, df1);
-    irr_metric *ms[2] = {single, average};
-    for (int i = 0; i < 2; i++) {
-        irr_metric *m = ms[i];
-        if (!m->defined)
-            continue;
-        m->has_ci = 1;
-        m->se = NAN;
-        m->ci_method = "F";
-        m->ci_reason[0] = '\0';
-        if (i == 0) {
-            m->ci_lo = (fl - 1) / (fl + k - 1);
-            m->ci_hi = (fu - 1) / (fu + k - 1);
-        } else {
-            m->ci_lo = 1 - 1 / fl;
-            m->ci_hi = 1 - 1 / fu;
-        }
-    }
+    set_f_ci(single, (fl - 1) / (fl + k - 1), (fu - 1) / (fu + k - 1));
+    set_f_ci(average, 1 - 1 / fl, 1 - 1 / fu);
 }
 
 /* ICC(2,1) and (2,k): Satterthwaite degrees of freedom (McGraw & Wong 1996). */
@@ -80,19 +78,9 @@ static void ci_case2(irr_metric *single, irr_metric *average, const anova *a, do
     double c = k * a->jms + (k * n - k - n) * a->ems;
     double lo = n * (a->bms - f_star * a->ems) / (f_star * c + n * a->bms);
     double hi = n * (f_star2 * a->bms - a->ems) / (c + n * f_star2 * a->bms);
-    irr_metric *ms[2] = {single, average};
-    for (int i = 0; i < 2; i++) {
-        irr_metric *m = ms[i];
-        if (!m->defined)
-            continue;
-        m->has_ci = 1;
-        m->se = NAN;
-        m->ci_method = "F";
-        m->ci_reason[0] = '\0';
-        /* The average-measure bounds are the Spearman-Brown step-up of these. */
-        m->ci_lo = i == 0 ? lo : k * lo / (1 + (k - 1) * lo);
-        m->ci_hi = i == 0 ? hi : k * hi / (1 + (k - 1) * hi);
-    }
+    set_f_ci(single, lo, hi);
+    /* The average-measure bounds are the Spearman-Brown step-up of these. */
+    set_f_ci(average, k * lo / (1 + (k - 1) * lo), k * hi / (1 + (k - 1) * hi));
 }
 
 /* ratio or undefined when the denominator vanishes. */

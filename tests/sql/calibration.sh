@@ -13,14 +13,8 @@ suite=sqlcal
 
 # --- migrations and scaffolding ------------------------------------------------
 apply_migrations
-q "CREATE TABLE t_ctx (k text PRIMARY KEY, v text);
-   CREATE FUNCTION tk(n text) RETURNS text LANGUAGE sql AS
-     \$\$ SELECT encode(sha256(convert_to(n, 'UTF8')), 'hex') \$\$;
-   CREATE FUNCTION put(k text, v text) RETURNS text LANGUAGE sql AS
-     \$\$ INSERT INTO t_ctx VALUES (k, v) ON CONFLICT (k) DO UPDATE SET v = excluded.v RETURNING v \$\$;
-   CREATE FUNCTION g(k text) RETURNS uuid LANGUAGE sql AS
-     \$\$ SELECT v::uuid FROM t_ctx WHERE t_ctx.k = g.k \$\$;
-   -- scores as json: levels for c1..c4
+create_scaffolding
+q "-- scores as json: levels for c1..c4
    CREATE FUNCTION S(a int, b int, c int, d int, cm text DEFAULT 'comment') RETURNS jsonb LANGUAGE sql AS
      \$\$ SELECT jsonb_build_array(jsonb_build_object('criterion','c1','level',a,cm,'x'),
             jsonb_build_object('criterion','c2','level',b), jsonb_build_object('criterion','c3','level',c),

@@ -13,15 +13,7 @@ suite=sql
 # --- migrations --------------------------------------------------------------
 apply_migrations
 
-# test scaffolding: tk(name) = token hash of bearer token name; put/g = a
-# key-value scratch table for ids between statements
-q "CREATE TABLE t_ctx (k text PRIMARY KEY, v text);
-   CREATE FUNCTION tk(n text) RETURNS text LANGUAGE sql AS
-     \$\$ SELECT encode(sha256(convert_to(n, 'UTF8')), 'hex') \$\$;
-   CREATE FUNCTION put(k text, v text) RETURNS text LANGUAGE sql AS
-     \$\$ INSERT INTO t_ctx VALUES (k, v) ON CONFLICT (k) DO UPDATE SET v = excluded.v RETURNING v \$\$;
-   CREATE FUNCTION g(k text) RETURNS uuid LANGUAGE sql AS
-     \$\$ SELECT v::uuid FROM t_ctx WHERE t_ctx.k = g.k \$\$;" >/dev/null
+create_scaffolding
 
 # --- users and tokens --------------------------------------------------------------
 run "admin_user_add" "SELECT put('admin', admin_user_add('Root@Example.org', 'Root', '{admin}', NULL)::text)"
