@@ -39,6 +39,9 @@ static const struct numeric_setting numeric_settings[] = {
      "database connections per event loop"},
     {"db-queue", "ACCORD_DB_QUEUE", 1024, 1, 1 << 20, offsetof(struct config, db_queue_max),
      "queries waiting for a connection per loop before 503"},
+    /* Lookups of credentials not in the cache run on one connection per loop. */
+    {"auth-queue", "ACCORD_AUTH_QUEUE", 64, 1, 1 << 16, offsetof(struct config, auth_queue_max),
+     "credential lookups waiting per loop before 503"},
     {"shutdown-grace", "ACCORD_SHUTDOWN_GRACE", 10, 0, 3600,
      offsetof(struct config, shutdown_grace), "seconds to finish requests at shutdown"},
 };

@@ -19,6 +19,7 @@ struct config {
     long threads;             /* event loops, one per core by default */
     long db_pool_size;        /* connections per event loop */
     long db_queue_max;        /* queries waiting for a connection, per loop */
+    long auth_queue_max;      /* credential lookups waiting, per loop */
     long shutdown_grace;      /* seconds to finish requests in flight */
     bool migrate;             /* apply migrations at start */
 };

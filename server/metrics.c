@@ -2,6 +2,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "authgate.h"
 #include "metrics.h"
 
 #define MAX_POOLS 64
@@ -63,4 +64,5 @@ void metrics_render(struct evbuffer *out)
         "accord_start_time_seconds %ld\n",
         atomic_load(&responses_503), sum.connections_up, sum.connections_busy, sum.queued,
         (long)started);
+    authgate_render_metrics(out);
 }

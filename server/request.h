@@ -30,6 +30,7 @@ struct request {
     struct worker *w;
     const struct route *route;
     char token_hash[AUTH_HASH_LEN + 1]; /* "" when there was no token */
+    char user_id[37];                   /* who is asking, once the auth gate said so; else "" */
     char ids[REQUEST_MAX_PATH_IDS][37]; /* UUIDs from the path, lower-case */
     int n_ids;
     char *body;  /* the request body, NUL-terminated (owned), or NULL */

@@ -25,6 +25,8 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 
+#include "authgate.h"
+#include "authlisten.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -136,7 +138,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->ev_deadline = evtimer_new(w->base, on_deadline, w);
     w->pool =
         pgpool_new(w->base, cfg->database_url, (int)cfg->db_pool_size, (int)cfg->db_queue_max, id);
-    if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool)
+    w->gate = authgate_new(w->base, cfg->database_url, (int)cfg->auth_queue_max, id);
+    if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool || !w->gate)
         return -1;
     metrics_add_pool(w->pool);
     evhttp_set_gencb(w->http, router_dispatch, w);
@@ -156,6 +159,7 @@ static void worker_release(struct worker *w)
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     /* Fails whatever still waits on the database (answers 503). */
+    authgate_free(w->gate);
     pgpool_free(w->pool);
     if (w->http)
         evhttp_free(w->http);
@@ -182,6 +186,7 @@ int cmd_serve(int argc, char **argv)
     struct offload *off = NULL;
     struct event_base *main_base = NULL;
     struct event *ev_term = NULL, *ev_int = NULL;
+    struct authlisten *listener = NULL;
     char err[512];
     int port = 0, n_started = 0, rc = 1;
     long i;
@@ -204,6 +209,9 @@ int cmd_serve(int argc, char **argv)
     off = offload_new(OFFLOAD_THREADS);
     workers = calloc((size_t)cfg.threads, sizeof *workers);
     if (!main_base || !off || !workers)
+        goto cleanup;
+    listener = authlisten_start(main_base, cfg.database_url);
+    if (!listener)
         goto cleanup;
     port = cfg.listen_port;
     for (i = 0; i < cfg.threads; i++) {
@@ -245,6 +253,7 @@ stop:
         worker_release(&workers[i]);
     log_info("stopped");
 cleanup:
+    authlisten_free(listener);
     if (ev_term)
         event_free(ev_term);
     if (ev_int)

@@ -56,6 +56,7 @@ enum stmt_id {
     STMT_REPORT_ASSESSORS,
     STMT_REPORT_ROUTING,
     STMT_REPORT_RATINGS_CSV,
+    STMT_AUTH_LOOKUP, /* authgate.h: credential -> user id, or NULL */
     STMT_COUNT
 };
 

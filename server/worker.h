@@ -16,6 +16,7 @@
 #include "config.h"
 #include "pgpool.h"
 
+struct authgate;
 struct offload;
 
 struct worker {
@@ -25,6 +26,7 @@ struct worker {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct pgpool *pool;
+    struct authgate *gate;   /* credential check before any body is parsed */
     struct offload *offload; /* shared blocking-work threads (disk) */
     const struct config *cfg;
     struct event *ev_stop;     /* activated from the main thread at shutdown */
