@@ -85,6 +85,12 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lm
 
+# test_jwt checks server/jwt.c, which needs only OpenSSL and jansson.
+$(BUILD)/asan/tests/test_jwt: tests/unit/test_jwt.c $(BUILD)/asan/obj/server/jwt.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/jwt.o $(LDLIBS)
+
 $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LD/CC   $@"
