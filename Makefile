@@ -13,8 +13,9 @@
 
 BUILD      := build
 Q          := @   # make Q= shows full compiler command lines
-PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto
+PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl
 DEB_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
+              libcurl4-openssl-dev \
               postgresql postgresql-contrib python3 \
               python3-numpy python3-sklearn python3-statsmodels python3-pandas r-cran-psych
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -38,7 +39,7 @@ ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all asan test unit-test sql-test irr-test http-test run bench fuzz deps format clean
+.PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps run bench fuzz deps format clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord

@@ -108,14 +108,33 @@ static int set_string(char *dst, size_t cap, const char *text, const char *name)
     return 0;
 }
 
+/* http(s)://host[:port][/path], stored without a trailing slash. */
+static int set_public_url(struct config *cfg, const char *text)
+{
+    size_t len = strlen(text);
+    if ((strncmp(text, "https://", 8) != 0 && strncmp(text, "http://", 7) != 0) ||
+        len >= sizeof cfg->public_url || strpbrk(text, "?#\"' <>\\") ||
+        text[strncmp(text, "https://", 8) == 0 ? 8 : 7] == '\0') {
+        fprintf(stderr, "accord: the public URL must be http(s)://host[:port][/path], got '%s'\n",
+                text);
+        return -1;
+    }
+    while (len > 0 && text[len - 1] == '/')
+        len--;
+    memcpy(cfg->public_url, text, len);
+    cfg->public_url[len] = '\0';
+    return 0;
+}
+
 void config_usage(void)
 {
-    fprintf(stderr,
-            "usage: accord serve [options]\n"
-            "  --listen HOST:PORT   ACCORD_LISTEN     (default 127.0.0.1:8080)\n"
-            "  --data-dir DIR       ACCORD_DATA_DIR   (default var/artifacts)\n"
-            "  --database-url URL   DATABASE_URL      (required)\n"
-            "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n");
+    fprintf(stderr, "usage: accord serve [options]\n"
+                    "  --listen HOST:PORT   ACCORD_LISTEN     (default 127.0.0.1:8080)\n"
+                    "  --data-dir DIR       ACCORD_DATA_DIR   (default var/artifacts)\n"
+                    "  --database-url URL   DATABASE_URL      (required)\n"
+                    "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n"
+                    "  --public-url URL     ACCORD_PUBLIC_URL (how browsers reach accord, e.g.\n"
+                    "                       https://accord.example.org; default http://LISTEN)\n");
     for (size_t i = 0; i < N_NUMERIC; i++)
         fprintf(stderr, "  --%-18s ACCORD_%-16s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
@@ -123,8 +142,16 @@ void config_usage(void)
 
 int config_load(struct config *cfg, int argc, char **argv)
 {
-    enum { OPT_LISTEN = 1000, OPT_DATA_DIR, OPT_DB_URL, OPT_NO_MIGRATE, OPT_HELP, OPT_NUMERIC };
-    struct option opts[N_NUMERIC + 6];
+    enum {
+        OPT_LISTEN = 1000,
+        OPT_DATA_DIR,
+        OPT_DB_URL,
+        OPT_NO_MIGRATE,
+        OPT_HELP,
+        OPT_PUBLIC_URL,
+        OPT_NUMERIC
+    };
+    struct option opts[N_NUMERIC + 7];
     const char *env;
     int c, n = 0;
 
@@ -144,6 +171,8 @@ int config_load(struct config *cfg, int argc, char **argv)
     if ((env = getenv("ACCORD_DATA_DIR")) && *env &&
         set_string(cfg->data_dir, sizeof cfg->data_dir, env, "ACCORD_DATA_DIR") < 0)
         return -1;
+    if ((env = getenv("ACCORD_PUBLIC_URL")) && *env && set_public_url(cfg, env) < 0)
+        return -1;
     if ((env = getenv("ACCORD_MIGRATE")) && strcmp(env, "0") == 0)
         cfg->migrate = false;
     cfg->database_url = getenv("DATABASE_URL");
@@ -153,6 +182,7 @@ int config_load(struct config *cfg, int argc, char **argv)
     opts[n++] = (struct option){"database-url", required_argument, NULL, OPT_DB_URL};
     opts[n++] = (struct option){"no-migrate", no_argument, NULL, OPT_NO_MIGRATE};
     opts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    opts[n++] = (struct option){"public-url", required_argument, NULL, OPT_PUBLIC_URL};
     for (size_t i = 0; i < N_NUMERIC; i++)
         opts[n++] = (struct option){numeric_settings[i].flag, required_argument, NULL,
                                     OPT_NUMERIC + (int)i};
@@ -174,6 +204,10 @@ int config_load(struct config *cfg, int argc, char **argv)
             break;
         case OPT_NO_MIGRATE:
             cfg->migrate = false;
+            break;
+        case OPT_PUBLIC_URL:
+            if (set_public_url(cfg, optarg) < 0)
+                return -1;
             break;
         default:
             if (c >= OPT_NUMERIC && c < OPT_NUMERIC + (int)N_NUMERIC) {

@@ -14,6 +14,8 @@ struct config {
     int listen_port;
     const char *database_url; /* libpq conninfo or URI (not owned) */
     char data_dir[1024];      /* artifact store root */
+    char public_url[512];     /* how browsers reach us ("https://accord.example.org"), no trailing
+                                 slash; "" until serve derives it from the listening address */
     long lease_seconds;       /* review claim lease */
     long max_body;            /* largest request body accepted, bytes */
     long threads;             /* event loops, one per core by default */

@@ -33,11 +33,13 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "offload.h"
+#include "oidc_client.h"
 #include "router.h"
 #include "store.h"
 #include "worker.h"
 
-#define OFFLOAD_THREADS 2
+#define OFFLOAD_THREADS     2
+#define OFFLOAD_NET_THREADS 2
 
 static void worker_exit_loop(struct worker *w)
 {
@@ -125,11 +127,12 @@ static int open_listener(const char *host, int port, int *bound_port)
 }
 
 static int worker_init(struct worker *w, int id, const struct config *cfg, struct offload *off,
-                       int listen_fd)
+                       struct offload *off_net, int listen_fd)
 {
     w->id = id;
     w->cfg = cfg;
     w->offload = off;
+    w->offload_net = off_net;
     w->base = event_base_new();
     if (!w->base)
         return -1;
@@ -183,7 +186,7 @@ int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
     struct worker *workers = NULL;
-    struct offload *off = NULL;
+    struct offload *off = NULL, *off_net = NULL;
     struct event_base *main_base = NULL;
     struct event *ev_term = NULL, *ev_int = NULL;
     struct authlisten *listener = NULL;
@@ -206,9 +209,14 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     main_base = event_base_new();
+    if (oidc_client_init() < 0) {
+        log_error("libcurl could not start");
+        goto cleanup;
+    }
     off = offload_new(OFFLOAD_THREADS);
+    off_net = offload_new(OFFLOAD_NET_THREADS);
     workers = calloc((size_t)cfg.threads, sizeof *workers);
-    if (!main_base || !off || !workers)
+    if (!main_base || !off || !off_net || !workers)
         goto cleanup;
     listener = authlisten_start(main_base, cfg.database_url);
     if (!listener)
@@ -217,12 +225,18 @@ int cmd_serve(int argc, char **argv)
     for (i = 0; i < cfg.threads; i++) {
         /* The first socket may pick the port (port 0); the others join it. */
         int fd = open_listener(cfg.listen_host, port, i == 0 ? &port : NULL);
-        if (fd < 0 || worker_init(&workers[i], (int)i, &cfg, off, fd) < 0) {
+        if (fd < 0 || worker_init(&workers[i], (int)i, &cfg, off, off_net, fd) < 0) {
             if (fd >= 0 && !workers[i].bound)
                 close(fd);
             log_error("cannot start event loop %ld", i);
             goto stop;
         }
+    }
+    if (!cfg.public_url[0]) {
+        /* Good for development; behind a proxy or on 0.0.0.0 set --public-url. */
+        bool v6 = strchr(cfg.listen_host, ':') != NULL;
+        snprintf(cfg.public_url, sizeof cfg.public_url, "http://%s%s%s:%d", v6 ? "[" : "",
+                 cfg.listen_host, v6 ? "]" : "", port);
     }
     for (i = 0; i < cfg.threads; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
@@ -249,6 +263,8 @@ stop:
     /* Blocking work finishes before the loops that wait for it go away. */
     offload_free(off);
     off = NULL;
+    offload_free(off_net);
+    off_net = NULL;
     for (i = 0; i < cfg.threads; i++)
         worker_release(&workers[i]);
     log_info("stopped");
@@ -259,6 +275,8 @@ cleanup:
     if (ev_int)
         event_free(ev_int);
     offload_free(off);
+    offload_free(off_net);
+    oidc_client_cleanup();
     free(workers);
     if (main_base)
         event_base_free(main_base);

@@ -26,8 +26,10 @@ struct worker {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct pgpool *pool;
-    struct authgate *gate;   /* credential check before any body is parsed */
-    struct offload *offload; /* shared blocking-work threads (disk) */
+    struct authgate *gate;       /* credential check before any body is parsed */
+    struct offload *offload;     /* shared blocking-work threads (disk) */
+    struct offload *offload_net; /* shared threads for outbound HTTP (OpenID providers), apart
+                                    so that a slow provider never holds up artifact writes */
     const struct config *cfg;
     struct event *ev_stop;     /* activated from the main thread at shutdown */
     struct event *ev_deadline; /* ends the drain after cfg->shutdown_grace */
