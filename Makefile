@@ -126,8 +126,19 @@ irr-test: $(BUILD)/accord
 
 # The HTTP suite runs against the sanitizer build: a leak or memory error in
 # the server fails the test during which it happened.
-http-test: $(BUILD)/asan/accord
+http-test: $(BUILD)/asan/accord oidc-deps
 	python3 tests/http/run.py --bin $(BUILD)/asan/accord
+
+# The OpenID Provider the sign-in tests run (npm oidc-provider, jose; pinned
+# by tests/oidc/package-lock.json). Node from Debian when there is none.
+oidc-deps: tests/oidc/node_modules/.installed
+
+tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	    { echo "the OIDC tests need Node.js and npm (apt-get install nodejs npm)"; exit 1; }
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 test: deps
 	$(MAKE) all asan

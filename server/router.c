@@ -77,6 +77,19 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/reports/routing", NULL, STMT_REPORT_ROUTING, 0, 200},
     {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv, STMT_REPORT_RATINGS_CSV,
      ROUTE_QUERY, 200},
+    /* single sign-on (issue 10 item 4) */
+    {EVHTTP_REQ_POST, "/v1/identity-providers", NULL, STMT_OIDC_PROVIDER_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/identity-providers", NULL, STMT_OIDC_PROVIDER_LIST, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/identity-providers/{id}", NULL, STMT_OIDC_PROVIDER_GET, 0, 200},
+    {EVHTTP_REQ_PATCH, "/v1/identity-providers/{id}", NULL, STMT_OIDC_PROVIDER_UPDATE, ROUTE_BODY,
+     200},
+    {EVHTTP_REQ_DELETE, "/v1/identity-providers/{id}", NULL, STMT_OIDC_PROVIDER_DELETE, 0, 204},
+    {EVHTTP_REQ_GET, "/v1/auth/oidc/providers", NULL, STMT_OIDC_PROVIDERS_PUBLIC, ROUTE_PUBLIC,
+     200},
+    {EVHTTP_REQ_GET, "/v1/auth/oidc/{id}/start", handle_oidc_start, STMT_OIDC_LOGIN_BEGIN,
+     ROUTE_PUBLIC, 302},
+    {EVHTTP_REQ_GET, "/v1/auth/oidc/callback", handle_oidc_callback, STMT_OIDC_LOGIN_TAKE,
+     ROUTE_PUBLIC, 303},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

@@ -55,5 +55,7 @@ void handle_upload_options(struct request *r);
 void handle_upload_create(struct request *r);
 void handle_upload_get(struct request *r);
 void handle_upload_patch(struct request *r);
+void handle_oidc_start(struct request *r);
+void handle_oidc_callback(struct request *r);
 
 #endif

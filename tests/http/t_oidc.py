@@ -1,0 +1,429 @@
+"""Single sign-on with OpenID Connect (issue 10, item 4), against a real
+OpenID Provider: npm oidc-provider (certified), run by tests/oidc/provider.mjs
+on loopback. The same process serves a second, forging issuer (/forge) whose
+token endpoint hands out deliberately bad id_tokens made with npm jose, so
+every forgery goes through accord's real callback path: code exchange, JWKS,
+signature and claim checks.
+
+A "browser" here is urllib with a cookie jar that follows redirects by hand,
+so each hop (accord -> provider -> accord) can be seen."""
+
+import atexit
+import http.cookiejar
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from harness import HOST, Failure, check, eq, expect, short, test
+from t_openapi import conforms, load_doc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OIDC_DIR = os.path.join(ROOT, "tests", "oidc")
+CLIENT_ID = "accord"
+CLIENT_SECRET = "accord-test-secret"
+READY_RE = re.compile(r"oidc-test-provider listening on (http://127\.0\.0\.1:\d+)")
+
+
+class TestProvider:
+    """tests/oidc/provider.mjs: started once, for the main server's callback URL."""
+
+    _instance = None
+
+    def __init__(self, env):
+        self.redirect_uri = "http://%s:%d/v1/auth/oidc/callback" % (HOST, env.server.port)
+        self.log_path = os.path.join(env.workdir, "oidc-provider.log")
+        if not os.path.isdir(os.path.join(OIDC_DIR, "node_modules", "oidc-provider")):
+            raise Failure("tests/oidc/node_modules is missing: run `make oidc-deps`")
+        log = open(self.log_path, "ab")
+        # stdin stays a pipe: the provider exits when it closes (with us)
+        self.proc = subprocess.Popen(["node", "provider.mjs", "--redirect-uri", self.redirect_uri],
+                                     cwd=OIDC_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=log, start_new_session=True)
+        log.close()
+        atexit.register(self.stop)
+        found = []
+        done = threading.Event()
+
+        def pump():
+            for raw in iter(self.proc.stdout.readline, b""):
+                m = READY_RE.search(raw.decode("utf-8", "replace"))
+                if m and not found:
+                    found.append(m.group(1))
+                    done.set()
+            done.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not done.wait(60) or not found:
+            self.stop()
+            raise Failure("the OpenID test provider did not start; its log:\n%s"
+                          % short(open(self.log_path, "rb").read().decode("utf-8", "replace"),
+                                  3000))
+        self.issuer = found[0]
+        self.forge_issuer = self.issuer + "/forge"
+
+    @classmethod
+    def get(cls, env):
+        if cls._instance is None or cls._instance.proc.poll() is not None:
+            cls._instance = TestProvider(env)
+        return cls._instance
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def control(self, path, body):
+        req = urllib.request.Request(self.issuer + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            check(r.status == 204, "provider control %s answered %d" % (path, r.status))
+
+    def next_login(self, sub, email=None, verified=True, name=None, **extra):
+        claims = {"sub": sub}
+        if email is not None:
+            claims["email"] = email
+            claims["email_verified"] = verified
+        if name is not None:
+            claims["name"] = name
+        claims.update(extra)
+        self.control("/test/next-login", claims)
+
+    def forge_mode(self, mode):
+        self.control("/test/forge-mode", {"mode": mode})
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class Hop:
+    def __init__(self, url, status, headers, body):
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body.decode("utf-8")) if body else None
+        except ValueError:
+            self.json = None
+
+    def describe(self):
+        return "GET %s -> %d %s" % (self.url, self.status, short(self.body.decode("utf-8",
+                                                                                  "replace")))
+
+
+class Browser:
+    """Cookies and redirects, like a browser, one hop at a time."""
+
+    def __init__(self):
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
+                                                  NoRedirect)
+
+    def get(self, url):
+        try:
+            with self.opener.open(url, timeout=30) as r:
+                return Hop(url, r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            return Hop(url, e.code, e.headers, e.read())
+
+    def follow(self, url, stop_at, max_hops=12):
+        """Follows redirects from url until one leads to stop_at (a URL
+        prefix): returns (hops, answer at stop_at)."""
+        hops = []
+        for _ in range(max_hops):
+            h = self.get(url)
+            hops.append(h)
+            if url.startswith(stop_at) or h.status not in (301, 302, 303, 307, 308):
+                return hops, h
+            url = urllib.parse.urljoin(url, h.headers["Location"])
+        raise Failure("more than %d redirects: %s" % (max_hops, [x.url for x in hops]))
+
+
+def accord_url(env, path):
+    return "http://%s:%d%s" % (HOST, env.server.port, path)
+
+
+def make_provider(env, issuer, **fields):
+    body = {"name": "District SSO %d" % env.uniq(), "issuer": issuer, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET}
+    body.update(fields)
+    r = env.admin.c.post("/v1/identity-providers", body)
+    return expect(r, 201, what="create identity provider")
+
+
+def sign_in(env, provider_id, browser=None, return_to="/home"):
+    """Starts at accord, goes through the provider, stops at accord's callback answer."""
+    b = browser or Browser()
+    start = accord_url(env, "/v1/auth/oidc/%s/start?return_to=%s"
+                       % (provider_id, urllib.parse.quote(return_to, safe="")))
+    hops, last = b.follow(start, accord_url(env, "/v1/auth/oidc/callback"))
+    check(hops[0].status == 302, "start: %s" % hops[0].describe())
+    return b, hops, last
+
+
+def expect_signed_in(last, what):
+    """The callback identified the person. Until browser sessions exist the
+    answer is 501 with the user's id (server/signin.c); returns that id."""
+    check(last.url.startswith("http://%s" % HOST) and "/v1/auth/oidc/callback" in last.url,
+          "%s: the sign-in did not come back to accord's callback: %s" % (what, last.describe()))
+    check(last.status == 501 and last.json and last.json.get("user_id"),
+          "%s: expected the person to be identified, got %s" % (what, last.describe()))
+    return last.json["user_id"]
+
+
+def expect_refused(last, status, code, what):
+    check(last.status == status and (last.json or {}).get("error", {}).get("code") == code,
+          "%s: expected %d %s, got %s" % (what, status, code, last.describe()))
+    check("user_id" not in (last.json or {}), "%s: refused but answered a user" % what)
+
+
+@test
+def oidc_provider_admin(env):
+    prov = TestProvider.get(env)
+    admin = env.admin.c
+    doc = load_doc()
+    p = make_provider(env, prov.issuer, allowed_domains=["District.Example"],
+                      default_roles=["assessor", "earner"], allow_signup=True)
+    check(CLIENT_SECRET not in json.dumps(p), "the answer echoes the client secret: %s" % p)
+    eq(p["client_secret_set"], True, "client_secret_set")
+    eq(p["allowed_domains"], ["district.example"], "allowed_domains (lower-cased)")
+    eq(p["default_roles"], ["assessor", "earner"], "default_roles")
+    r = admin.get("/v1/identity-providers")
+    j = conforms(doc, r, "/v1/identity-providers")
+    check(any(x["id"] == p["id"] for x in j["providers"]), "list lacks the provider")
+    check(CLIENT_SECRET not in r.text, "the list echoes the client secret")
+    r = admin.get("/v1/identity-providers/%s" % p["id"])
+    eq(conforms(doc, r, "/v1/identity-providers/{id}")["issuer"], prov.issuer, "GET issuer")
+    r = admin.request("PATCH", "/v1/identity-providers/%s" % p["id"],
+                      json_body={"name": "Renamed", "client_secret": "rotated-secret-value"})
+    j = expect(r, 200)
+    eq(j["name"], "Renamed", "PATCH name")
+    check("rotated-secret-value" not in r.text, "PATCH echoes the new secret")
+    # the public list: names and ids only
+    r = admin.anon().get("/v1/auth/oidc/providers")
+    j = conforms(doc, r, "/v1/auth/oidc/providers")
+    mine = [x for x in j["providers"] if x["id"] == p["id"]]
+    eq(mine, [{"id": p["id"], "name": "Renamed"}], "public provider entry")
+    # who may administer: admins only
+    lead = env.user(["lead"])
+    expect(lead.c.post("/v1/identity-providers", {"name": "x", "issuer": prov.issuer,
+                                                   "client_id": "x"}), 403)
+    expect(lead.c.get("/v1/identity-providers"), 403)
+    expect(lead.c.get("/v1/identity-providers/%s" % p["id"]), 403)
+    expect(admin.anon().get("/v1/identity-providers"), 401)
+    # validation
+    bad = [
+        ({"name": "x", "issuer": "http://idp.example.org", "client_id": "c"}, 422,
+         "invalid_issuer"),
+        ({"name": "x", "issuer": "https://idp.example.org?x=1", "client_id": "c"}, 422,
+         "invalid_issuer"),
+        ({"name": "x", "issuer": "https://idp.example.org", "client_id": "c",
+          "default_roles": ["admin"]}, 422, "invalid_roles"),
+        ({"name": "x", "issuer": "https://idp.example.org", "client_id": "c",
+          "allow_signup": True}, 422, "signup_unrestricted"),
+        ({"name": "x", "issuer": "https://idp.example.org", "client_id": "c",
+          "allowed_domains": ["not a domain"]}, 422, "invalid_domain"),
+        ({"name": "x", "issuer": "https://idp.example.org", "client_id": "c", "colour": 1}, 400,
+         None),
+        ({"name": "x", "issuer": "https://idp.example.org"}, 400, None),
+        ({"name": "x", "issuer": "https://idp.example.org", "client_id": "c",
+          "allowed_domains": "district.example"}, 400, None),
+        ({"name": "x", "issuer": "https://idp.example.org", "client_id": "c",
+          "client_secret": 5}, 400, None),
+        ({"name": "x" * 101, "issuer": "https://idp.example.org", "client_id": "c"}, 400, None),
+    ]
+    for body, status, code in bad:
+        expect(admin.post("/v1/identity-providers", body), status, code,
+               what="create %s" % short(json.dumps(body), 120))
+    # same issuer + client_id twice
+    expect(admin.post("/v1/identity-providers", {"name": "dup", "issuer": prov.issuer,
+                                                  "client_id": CLIENT_ID}), 409, "provider_exists")
+    # delete
+    q = make_provider(env, "https://idp.example.org/tenant-%d" % env.uniq())
+    expect(admin.request("DELETE", "/v1/identity-providers/%s" % q["id"]), 204)
+    expect(admin.get("/v1/identity-providers/%s" % q["id"]), 404)
+    expect(admin.anon().get("/v1/auth/oidc/%s/start" % q["id"]), 404)
+    # the secrets never reach the server's logs
+    for path in (env.server.stderr_path, env.server.stdout_path):
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        check(CLIENT_SECRET not in text and "rotated-secret-value" not in text,
+              "a client secret appears in %s" % path)
+
+
+def provider_for_signin(env, prov, **fields):
+    """The real provider, configured fresh: pending sign-ins and identities
+    are per issuer, so each test uses its own email domain."""
+    admin = env.admin.c
+    r = admin.get("/v1/identity-providers")
+    for x in expect(r, 200)["providers"]:
+        if x["issuer"] == prov.issuer and x["client_id"] == CLIENT_ID:
+            return expect(admin.request("PATCH", "/v1/identity-providers/%s" % x["id"],
+                                        json_body=dict(fields, client_secret=CLIENT_SECRET,
+                                                       enabled=True)), 200)
+    return make_provider(env, prov.issuer, **fields)
+
+
+@test
+def oidc_signin_new_user(env):
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov, allowed_domains=["new.district.example"],
+                            default_roles=["earner"], allow_signup=True)
+    n = env.uniq()
+    sub = "teacher-%d" % n
+    prov.next_login(sub, "Teacher%d@new.district.example" % n, name="Ana Teacher")
+    b, hops, last = sign_in(env, p["id"])
+    # the authorization request: code flow, PKCE S256, state and nonce
+    loc = urllib.parse.urlparse(hops[0].headers["Location"])
+    q = urllib.parse.parse_qs(loc.query)
+    eq(q.get("response_type"), ["code"], "response_type")
+    eq(q.get("client_id"), [CLIENT_ID], "client_id")
+    eq(q.get("code_challenge_method"), ["S256"], "code_challenge_method")
+    check(len(q.get("state", [""])[0]) >= 43 and len(q.get("nonce", [""])[0]) >= 43 and
+          len(q.get("code_challenge", [""])[0]) == 43, "state/nonce/challenge: %s" % q)
+    check("code_verifier" not in q and "client_secret" not in loc.query,
+          "the verifier or secret leaked into the authorization URL")
+    cookie = hops[0].headers.get("Set-Cookie", "")
+    check("HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=600" in cookie,
+          "the browser-binding cookie: %r" % cookie)
+    uid = expect_signed_in(last, "first sign-in")
+    # the same person again: the same user (matched by issuer and subject)
+    prov.next_login(sub, "teacher%d@new.district.example" % n, name="Ana Teacher")
+    _, _, last = sign_in(env, p["id"])
+    eq(expect_signed_in(last, "second sign-in"), uid, "user on the second sign-in")
+    # someone from another domain may not join
+    prov.next_login("stranger-%d" % n, "someone%d@elsewhere.example" % n)
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "not_invited", "a stranger from another domain")
+    # nor someone whose email the provider does not vouch for
+    prov.next_login("unverified-%d" % n, "u%d@new.district.example" % n, verified=False)
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "email_not_verified", "an unverified email")
+    # without allow_signup nobody new comes in
+    expect(env.admin.c.request("PATCH", "/v1/identity-providers/%s" % p["id"],
+                               json_body={"allow_signup": False}), 200)
+    prov.next_login("late-%d" % n, "late%d@new.district.example" % n)
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "not_invited", "signup closed")
+    # but the known person still does
+    prov.next_login(sub, "teacher%d@new.district.example" % n)
+    _, _, last = sign_in(env, p["id"])
+    eq(expect_signed_in(last, "known person, signup closed"), uid, "known person")
+
+
+@test
+def oidc_signin_links_existing_user_by_email(env):
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov, allowed_domains=["link.district.example"],
+                            allow_signup=False)
+    n = env.uniq()
+    u = env.user(["assessor"], email="assessor%d@link.district.example" % n)
+    prov.next_login("linked-%d" % n, u.email.upper().replace("@LINK", "@link"))
+    _, _, last = sign_in(env, p["id"])
+    eq(expect_signed_in(last, "existing user"), u.id, "the existing user")
+    # an unverified email never links to an account
+    v = env.user(["assessor"], email="other%d@link.district.example" % n)
+    prov.next_login("linked-x-%d" % n, v.email, verified=False)
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "email_not_verified", "unverified email of an existing user")
+
+
+@test
+def oidc_state_is_single_use_and_bound_to_the_browser(env):
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov, allowed_domains=["state.district.example"],
+                            allow_signup=True)
+    n = env.uniq()
+    prov.next_login("state-%d" % n, "s%d@state.district.example" % n)
+    b, hops, last = sign_in(env, p["id"])
+    expect_signed_in(last, "sign-in")
+    # the same callback URL again (a replayed code and state)
+    again = b.get(last.url)
+    expect_refused(again, 400, "state_used", "replayed callback")
+    # a callback from a browser that did not start the sign-in (login CSRF)
+    prov.next_login("state2-%d" % n, "s2%d@state.district.example" % n)
+    b1 = Browser()
+    start = accord_url(env, "/v1/auth/oidc/%s/start" % p["id"])
+    hops, _ = b1.follow(start, accord_url(env, "/v1/auth/oidc/callback"), max_hops=12)
+    cb_url = [h.url for h in hops if "/v1/auth/oidc/callback" in h.url]
+    check(cb_url, "no callback hop: %s" % [h.url for h in hops])
+    # (b1 followed it already: it is spent; start another and stop before the callback)
+    prov.next_login("state3-%d" % n, "s3%d@state.district.example" % n)
+    h = b1.get(start)
+    url = h.headers["Location"]
+    for _ in range(10):
+        h = b1.get(url)
+        url = urllib.parse.urljoin(url, h.headers.get("Location", ""))
+        if "/v1/auth/oidc/callback" in url:
+            break
+    other = Browser()
+    expect_refused(other.get(url), 400, "browser_mismatch", "callback in another browser")
+    # bad requests
+    anon = env.admin.c.anon()
+    expect(anon.get("/v1/auth/oidc/callback"), 400, "bad_request")
+    expect(anon.get("/v1/auth/oidc/callback?state=abc&code=xyz"), 400, "invalid_state")
+    expect(anon.get("/v1/auth/oidc/callback?state=a&state=b&code=c"), 400, "bad_request")
+    expect(anon.get("/v1/auth/oidc/callback?error=access_denied&state=x"), 401,
+           "provider_refused")
+    for rt in ("//evil.example/", "https://evil.example/", "/\\evil.example", "relative"):
+        expect(anon.get("/v1/auth/oidc/%s/start?return_to=%s"
+                        % (p["id"], urllib.parse.quote(rt, safe=""))), 400, "invalid_return_to",
+               what="return_to %r" % rt)
+    expect(anon.get("/v1/auth/oidc/00000000-0000-0000-0000-000000000000/start"), 404)
+    expect(anon.get("/v1/auth/oidc/not-a-uuid/start"), 400, "invalid_uuid")
+
+
+@test
+def oidc_forged_id_tokens_refused(env):
+    prov = TestProvider.get(env)
+    p = make_provider(env, prov.forge_issuer, allowed_domains=["forge.district.example"],
+                      allow_signup=True)
+    n = env.uniq()
+
+    def attempt(mode, sub):
+        prov.forge_mode(mode)
+        prov.next_login(sub, "%s@forge.district.example" % sub)
+        return sign_in(env, p["id"])[2]
+
+    # the control: a good token from this provider signs in
+    uid = expect_signed_in(attempt("good", "good-%d" % n), "a good token")
+    for mode, why in [("wrong_key", "signature"), ("unknown_kid", "no key"),
+                      ("wrong_aud", "not issued to this client"), ("expired", "expired"),
+                      ("replay", "nonce"), ("wrong_iss", "issuer"), ("alg_none", "algorithm")]:
+        last = attempt(mode, "%s-%d" % (mode, n))
+        expect_refused(last, 401, "invalid_id_token", "forged id_token (%s)" % mode)
+        check(why in last.json["error"]["message"],
+              "forged id_token (%s): the message %r does not say %r"
+              % (mode, last.json["error"]["message"], why))
+    # none of them made a user: the same subjects with a good token are new people
+    prov.forge_mode("good")
+    # key rotation: a token signed with a key the cache has not seen yet is
+    # accepted once the JWKS is fetched again
+    uid2 = expect_signed_in(attempt("rotate", "rotated-%d" % n), "a token after key rotation")
+    check(uid2 != uid, "rotation signed in the wrong person")
+    # the good person again, after rotation
+    eq(expect_signed_in(attempt("good", "good-%d" % n), "good after rotation"), uid, "same user")
+
+
+@test
+def oidc_unreachable_provider(env):
+    # a loopback port nobody listens on: discovery fails fast, 502, no hang
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = make_provider(env, "http://127.0.0.1:%d/nobody-%d" % (port, env.uniq()))
+    r = env.admin.c.anon().get("/v1/auth/oidc/%s/start" % p["id"])
+    expect(r, 502, "provider_unreachable")
