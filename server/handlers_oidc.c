@@ -56,6 +56,7 @@ struct oidc_flow {
     char redirect_uri[600];
     char return_to[RETURN_TO_MAX + 1];
     char *code;
+    char *iss; /* the authorization response's iss (RFC 9207), or NULL */
     /* from the database */
     json_t *login; /* oidc_login_begin's or oidc_login_take's answer */
     /* from the offload thread */
@@ -72,6 +73,7 @@ static void flow_free(void *arg)
     if (!f)
         return;
     free(f->code);
+    free(f->iss);
     json_decref(f->login); /* holds the client secret: gone with the request */
     json_decref(f->x.claims);
     free(f->claims_text);
@@ -431,6 +433,14 @@ static void on_login_taken(const struct db_result *res, void *arg)
         reply_error(r, 500, "internal", "internal error (logged on the server)");
         return;
     }
+    /* RFC 9207: a provider that names itself in the response must be the one we asked
+       (a mix-up attack sends another provider's code here) */
+    if (f->iss && strcmp(f->iss, f->x.issuer) != 0) {
+        reply_error(r, 400, "issuer_mismatch",
+                    "the answer came from another identity provider than the one you chose; "
+                    "start again");
+        return;
+    }
     submit_net(r, callback_exchange, callback_exchanged);
 }
 
@@ -438,7 +448,7 @@ void handle_oidc_callback(struct request *r)
 {
     struct evkeyvalq params;
     struct oidc_flow *f = flow_new(r);
-    const char *state, *code, *error;
+    const char *state, *code, *error, *iss;
 
     if (!f)
         return;
@@ -469,7 +479,10 @@ void handle_oidc_callback(struct request *r)
         goto cleanup;
     }
     f->code = strdup(code);
-    if (!f->code || auth_sha256_hex(state, strlen(state), f->state_hash) < 0) {
+    iss = evhttp_find_header(&params, "iss");
+    if (iss)
+        f->iss = strdup(strlen(iss) <= OIDC_URL_MAX ? iss : "(too long)");
+    if (!f->code || (iss && !f->iss) || auth_sha256_hex(state, strlen(state), f->state_hash) < 0) {
         reply_error(r, 503, "busy", "out of memory");
         goto cleanup;
     }

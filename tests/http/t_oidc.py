@@ -267,6 +267,7 @@ def provider_for_signin(env, prov, **fields):
     """The real provider, configured fresh: pending sign-ins and identities
     are per issuer, so each test uses its own email domain."""
     admin = env.admin.c
+    fields.setdefault("tenant_ids", [])
     r = admin.get("/v1/identity-providers")
     for x in expect(r, 200)["providers"]:
         if x["issuer"] == prov.issuer and x["client_id"] == CLIENT_ID:
@@ -299,6 +300,8 @@ def oidc_signin_new_user(env):
     check("HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=600" in cookie,
           "the browser-binding cookie: %r" % cookie)
     uid = expect_signed_in(last, "first sign-in")
+    cb = urllib.parse.parse_qs(urllib.parse.urlparse(last.url).query)
+    eq(cb.get("iss"), [prov.issuer], "the provider's iss in the callback (RFC 9207)")
     # the same person again: the same user (matched by issuer and subject)
     prov.next_login(sub, "teacher%d@new.district.example" % n, name="Ana Teacher")
     _, _, last = sign_in(env, p["id"])
@@ -407,14 +410,46 @@ def oidc_forged_id_tokens_refused(env):
         check(why in last.json["error"]["message"],
               "forged id_token (%s): the message %r does not say %r"
               % (mode, last.json["error"]["message"], why))
-    # none of them made a user: the same subjects with a good token are new people
-    prov.forge_mode("good")
+    # a mix-up: the authorization response says another provider answered (RFC 9207)
+    last = attempt("mixup", "mixup-%d" % n)
+    expect_refused(last, 400, "issuer_mismatch", "mix-up")
     # key rotation: a token signed with a key the cache has not seen yet is
     # accepted once the JWKS is fetched again
     uid2 = expect_signed_in(attempt("rotate", "rotated-%d" % n), "a token after key rotation")
     check(uid2 != uid, "rotation signed in the wrong person")
     # the good person again, after rotation
     eq(expect_signed_in(attempt("good", "good-%d" % n), "good after rotation"), uid, "same user")
+
+
+@test
+def oidc_tenants(env):
+    # tenant_ids gate every sign-in; a listed tenant lets new people join
+    # whatever their email domain (Entra ID's tid claim)
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov, allowed_domains=[], tenant_ids=["tenant-a"],
+                            allow_signup=True)
+    n = env.uniq()
+    prov.next_login("ta-%d" % n, "ta%d@school-a.example" % n, tid="tenant-a")
+    _, _, last = sign_in(env, p["id"])
+    uid = expect_signed_in(last, "someone of the allowed tenant")
+    prov.next_login("tb-%d" % n, "tb%d@school-b.example" % n, tid="tenant-b")
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "tenant_not_allowed", "another tenant")
+    prov.next_login("tn-%d" % n, "tn%d@school-a.example" % n)
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "tenant_not_allowed", "no tenant at all")
+    # a known person whose organisation is no longer admitted is refused too
+    expect(env.admin.c.request("PATCH", "/v1/identity-providers/%s" % p["id"],
+                               json_body={"tenant_ids": ["tenant-c"], "allow_signup": False}),
+           200)
+    prov.next_login("ta-%d" % n, "ta%d@school-a.example" % n, tid="tenant-a")
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "tenant_not_allowed", "known person, tenant removed")
+    expect(env.admin.c.request("PATCH", "/v1/identity-providers/%s" % p["id"],
+                               json_body={"tenant_ids": []}), 200)
+    prov.next_login("ta-%d" % n, "ta%d@school-a.example" % n, tid="tenant-a")
+    _, _, last = sign_in(env, p["id"])
+    eq(expect_signed_in(last, "known person, no tenant gate"), uid, "same user")
 
 
 @test

@@ -16,7 +16,9 @@
 //                                  id_tokens (made with npm jose), chosen by
 //                                  POST /test/forge-mode {"mode": ...}:
 //                                  good | wrong_key | unknown_kid | wrong_aud |
-//                                  expired | replay | wrong_iss | alg_none | rotate
+//                                  expired | replay | wrong_iss | alg_none | rotate |
+//                                  mixup (the authorization response names another
+//                                  issuer, RFC 9207)
 //
 // Client for both: client_id "accord", client_secret "accord-test-secret".
 import http from 'node:http';
@@ -86,7 +88,7 @@ server.listen(0, '127.0.0.1', async () => {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'given_name', 'family_name'],
+      profile: ['name', 'given_name', 'family_name', 'tid'], // tid: as Entra ID sends it
     },
     conformIdTokenClaims: false, // email and name in the id_token itself
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
@@ -132,6 +134,7 @@ server.listen(0, '127.0.0.1', async () => {
       case 'expired': claims.iat = now - 7200; claims.exp = now - 3600; break;
       case 'wrong_iss': claims.iss = issuer; break;
       case 'replay': if (lastGoodToken) return lastGoodToken; break;
+      case 'mixup': break; // the id_token is fine: the callback's iss is not
       case 'alg_none': {
         const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
         return `${enc({ alg: 'none' })}.${enc(claims)}.`;
@@ -180,6 +183,7 @@ server.listen(0, '127.0.0.1', async () => {
       const to = new URL(redirectUri);
       to.searchParams.set('code', code);
       to.searchParams.set('state', q.get('state'));
+      to.searchParams.set('iss', forgeMode === 'mixup' ? issuer : forgeIssuer);
       res.writeHead(303, { location: to.toString() });
       res.end();
     } else if (path === '/token' && req.method === 'POST') {
