@@ -118,6 +118,7 @@ unit-test: $(UNIT_BIN)
 sql-test:
 	tests/sql/run.sh
 	tests/sql/calibration.sh
+	tests/sql/oidc.sh
 
 # Cross-checks `accord irr` against independent implementations from Debian
 # (scikit-learn, statsmodels, R psych); Debian's python3, which sees them.
