@@ -44,6 +44,11 @@ static const struct numeric_setting numeric_settings[] = {
      "credential lookups waiting per loop before 503"},
     {"shutdown-grace", "ACCORD_SHUTDOWN_GRACE", 10, 0, 3600,
      offsetof(struct config, shutdown_grace), "seconds to finish requests at shutdown"},
+    /* Read by the SQL functions as settings of every connection (see db_settings). */
+    {"max-releases", "ACCORD_MAX_RELEASES", 10, 1, 10000, offsetof(struct config, max_releases),
+     "reviews an assessor may give back unscored per 24 h"},
+    {"random-seed", "ACCORD_RANDOM_SEED", -1, -1, 2147483647, offsetof(struct config, random_seed),
+     "seed of every random draw, for tests (-1: random)"},
 };
 #define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
 
@@ -123,6 +128,27 @@ static int set_public_url(struct config *cfg, const char *text)
         len--;
     memcpy(cfg->public_url, text, len);
     cfg->public_url[len] = '\0';
+    return 0;
+}
+
+/*
+ * The settings the SQL functions read (current_setting('accord.*')) travel
+ * as startup options of every connection: PGOPTIONS, which libpq adds to
+ * each connection it opens (unless the URL sets options itself).
+ */
+static int export_db_settings(const struct config *cfg)
+{
+    char opts[1024];
+    const char *prev = getenv("PGOPTIONS");
+    int n = snprintf(opts, sizeof opts, "%s%s-c accord.max_releases=%ld", prev ? prev : "",
+                     prev && *prev ? " " : "", cfg->max_releases);
+    if (n > 0 && (size_t)n < sizeof opts && cfg->random_seed >= 0)
+        n += snprintf(opts + n, sizeof opts - (size_t)n, " -c accord.random_seed=%ld",
+                      cfg->random_seed);
+    if (n < 0 || (size_t)n >= sizeof opts || setenv("PGOPTIONS", opts, 1) < 0) {
+        fprintf(stderr, "accord: PGOPTIONS is too long to add accord's settings\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -230,6 +256,8 @@ int config_load(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "accord: DATABASE_URL is not set (or pass --database-url)\n");
         return -1;
     }
+    if (export_db_settings(cfg) < 0)
+        return -1;
     if (cfg->threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = cores > 0 ? (cores > 64 ? 64 : cores) : 1;

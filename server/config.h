@@ -23,6 +23,8 @@ struct config {
     long db_queue_max;        /* queries waiting for a connection, per loop */
     long auth_queue_max;      /* credential lookups waiting, per loop */
     long shutdown_grace;      /* seconds to finish requests in flight */
+    long max_releases;        /* reviews given back unscored per assessor per 24 h */
+    long random_seed;         /* seed of the database's random draws; -1 = random */
     bool migrate;             /* apply migrations at start */
 };
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
+#include "router.h"
 
 const char *request_token_param(const struct request *r)
 {
@@ -35,6 +36,7 @@ void request_free(struct request *r)
         r->state_free(r->state);
     free(r->body);
     free(r->query);
+    free(r->refused_message);
     free(r);
     worker_request_done(w);
 }
@@ -120,6 +122,67 @@ static const char *default_code(int status)
     }
 }
 
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
+    }
+}
+
+static void on_refusal_audited(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    if (res->status != DB_OK)
+        log_warn("%s: the refusal could not be audited: %s", evhttp_request_get_uri(r->req),
+                 res->message ? res->message : "database unavailable");
+    reply_error(r, r->refused_status, r->refused_code, "%s", r->refused_message);
+}
+
+/*
+ * A refusal rolled back with its transaction, so it is written in one of its
+ * own (audit_refusal) before the answer goes out. Returns false when it could
+ * not even be queued (the caller answers at once).
+ */
+static bool refusal_audit(struct request *r, int status, const char *code, const char *message)
+{
+    const char *pattern = r->route ? r->route->pattern : evhttp_request_get_uri(r->req);
+
+    if (r->refused_status) /* already refused once: no loop */
+        return false;
+    r->refused_message = strdup(message ? message : "");
+    if (!r->refused_message)
+        return false;
+    r->refused_status = status;
+    snprintf(r->refused_code, sizeof r->refused_code, "%s", code);
+    snprintf(r->scratch, sizeof r->scratch, "%d", status);
+    r->params[0] = request_token_param(r);
+    r->params[1] = method_name(evhttp_request_get_command(r->req));
+    r->params[2] = pattern;
+    r->params[3] = r->n_ids > 0 ? r->ids[0] : NULL;
+    r->params[4] = r->scratch;
+    r->params[5] = r->refused_code;
+    r->params[6] = r->refused_message;
+    if (pgpool_query(r->w->pool, STMT_AUDIT_REFUSAL, r->params, on_refusal_audited, r) != DB_OK) {
+        log_warn("%s: the refusal could not be audited (database busy)",
+                 evhttp_request_get_uri(r->req));
+        return false;
+    }
+    return true;
+}
+
 void reply_db_failure(struct request *r, const struct db_result *res)
 {
     const char *state = res->sqlstate ? res->sqlstate : "";
@@ -136,6 +199,8 @@ void reply_db_failure(struct request *r, const struct db_result *res)
     if (state[0] == 'A' && state[1] == 'C' && state[2] == '4' && strlen(state) == 5) {
         int status = atoi(state + 2);
         const char *code = res->detail && *res->detail ? res->detail : default_code(status);
+        if ((status == 403 || status == 429) && refusal_audit(r, status, code, res->message))
+            return;
         reply_error(r, status, code, "%s", res->message);
         return;
     }

@@ -41,6 +41,10 @@ struct request {
     int ok_status;                          /* router_call: status of a successful answer */
     void *state;                            /* handler-specific state */
     void (*state_free)(void *state);
+    /* a refusal (403, 429) is answered once its audit row is written */
+    int refused_status;
+    char refused_code[64];
+    char *refused_message; /* owned */
 };
 
 /*

@@ -90,6 +90,13 @@ static const struct route routes[] = {
      ROUTE_PUBLIC, 302},
     {EVHTTP_REQ_GET, "/v1/auth/oidc/callback", handle_oidc_callback, STMT_OIDC_LOGIN_TAKE,
      ROUTE_PUBLIC, 303},
+    /* hardening (issue 7) */
+    {EVHTTP_REQ_POST, "/v1/organisations", NULL, STMT_ORG_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/organisations", NULL, STMT_ORG_LIST, 0, 200},
+    {EVHTTP_REQ_PUT, "/v1/users/{id}/organisation", NULL, STMT_USER_ORG_SET, ROUTE_BODY, 200},
+    {EVHTTP_REQ_POST, "/v1/assessors/{id}/calibration-attempts", NULL, STMT_CALIBRATION_ALLOW,
+     ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/audit", NULL, STMT_AUDIT_LIST, ROUTE_QUERY, 200},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

@@ -90,4 +90,12 @@ const struct statement statements[STMT_COUNT] = {
                                "select oidc_login_begin($1::uuid, $2, $3, $4, $5, $6, $7)", 7},
     [STMT_OIDC_LOGIN_TAKE] = {"oidc_login_take", "select oidc_login_take($1, $2)", 2},
     [STMT_OIDC_LOGIN_FINISH] = {"oidc_login_finish", "select oidc_login_finish($1, $2::jsonb)", 2},
+    [STMT_ORG_CREATE] = {"org_create", "select api_org_create($1, $2::jsonb)", 2},
+    [STMT_ORG_LIST] = {"org_list", "select api_org_list($1)", 1},
+    [STMT_USER_ORG_SET] = {"user_org_set", "select api_user_org_set($1, $2::uuid, $3::jsonb)", 3},
+    [STMT_CALIBRATION_ALLOW] = {"calibration_allow",
+                                "select api_calibration_allow($1, $2::uuid, $3::jsonb)", 3},
+    [STMT_AUDIT_LIST] = {"audit_list", "select api_audit_list($1, $2::jsonb)", 2},
+    [STMT_AUDIT_REFUSAL] = {"audit_refusal",
+                            "select audit_refusal($1, $2, $3, $4::uuid, $5::int, $6, $7)", 7},
 };

@@ -475,13 +475,37 @@ class Env:
             return next(self.seq)
 
     # users ---------------------------------------------------------------
+    def org(self, name):
+        """The id of the organisation `name`, created (as the admin) on first use."""
+        with self.lock:
+            orgs = self.__dict__.setdefault("_orgs", {})
+            if name in orgs:
+                return orgs[name]
+        r = self.admin.c.post("/v1/organisations", {"name": name})
+        if r.status == 409:
+            found = [o for o in expect(self.admin.c.get("/v1/organisations"), 200,
+                                       what="list organisations")["organisations"]
+                     if o["name"].lower() == name.lower()]
+            check(len(found) == 1, "organisation %r: 409 but not listed" % name)
+            oid = found[0]["id"]
+        else:
+            oid = expect(r, 201, what="create organisation %s" % name)["id"]
+        with self.lock:
+            self._orgs[name] = oid
+        return oid
+
     def user(self, roles, name=None, org=None, email=None, server=None):
+        """org: an organisation name (created on first use); None gives earners,
+        assessors and experts an organisation of their own (issue 7: submitting
+        and review grants need one), "" leaves the user without one."""
         n = self.uniq()
         email = email or "user%d@example.org" % n
         name = name or "User %d" % n
         body = {"email": email, "name": name, "roles": list(roles)}
-        if org is not None:
-            body["org"] = org
+        if org is None and set(roles) & {"earner", "assessor", "expert"}:
+            org = "Own org of user %d" % n
+        if org:
+            body["org_id"] = self.org(org)
         r = self.admin.c.post("/v1/users", body)
         info = expect(r, 201, what="create user %s" % email)
         check(is_uuid(info.get("id")), "POST /v1/users: id %r is not a lower-case UUID"

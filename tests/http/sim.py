@@ -232,18 +232,7 @@ class Sim:
         expect(self.req(self.lead.c, "PUT", "/v1/rubrics/%s/calibration" % rid,
                         {"set_size": p.set_size, "window": p.window, "min_items": p.min_items}),
                200, what="sim: rubric calibration settings")
-        for i in range(p.anchors):
-            t = true_levels(self.rng)
-            a = env.upload(self.lead.c, "video", b"anchor %d " % i + os.urandom(48),
-                           filename="anchor%d.mp4" % i)
-            self.requests += 1
-            body = {"rubric_id": rid, "artifact_ids": [a["id"]],
-                    "master": {"scores": [{"criterion": k, "level": t[k],
-                                           "rationale": "master %s" % k}
-                                          for k in CRITERION_KEYS],
-                               "feedback": "master feedback %d" % i}}
-            expect(self.req(self.lead.c, "POST", "/v1/anchors", body), 201, what="sim: anchor")
-            self.anchor_truth[frozenset([a["id"]])] = t
+        self.add_anchors(p.anchors)
         policy = {"validity_rate": p.validity_rate, "second_score_rate": 0.3,
                   "second_score_floor": 0.1, "reliability_threshold": 0.6,
                   "min_pairs": p.min_pairs, "peer_wait_hours": 72}
@@ -287,14 +276,39 @@ class Sim:
         for a in self.assessors:
             self.by_kind.setdefault(a.profile.kind if a.pool == "peer" else "expert", []).append(a)
 
+    def add_anchors(self, n):
+        """Anchors are known to the simulation by their bytes' sha256: validity items
+        serve them under fresh artifact ids (issue 7)."""
+        for _ in range(n):
+            i = len(self.anchor_truth)
+            t = true_levels(self.rng)
+            a = self.env.upload(self.lead.c, "video", b"anchor %d " % i + os.urandom(48),
+                                filename="anchor%d.mp4" % i)
+            self.requests += 1
+            body = {"rubric_id": self.rubric["id"], "artifact_ids": [a["id"]],
+                    "master": {"scores": [{"criterion": k, "level": t[k],
+                                           "rationale": "master %s" % k}
+                                          for k in CRITERION_KEYS],
+                               "feedback": "master feedback %d" % i}}
+            expect(self.req(self.lead.c, "POST", "/v1/anchors", body), 201, what="sim: anchor")
+            self.anchor_truth[frozenset([a["sha256"]])] = t
+
     # ---- qualification -----------------------------------------------------
     def session(self, a):
-        """One calibration session scored with the assessor's model; returns the result."""
+        """One calibration session scored with the assessor's model; returns the result.
+        Issue 7: an anchor whose masters an assessor saw never qualifies them again, so
+        when the pool is exhausted for them (422) the lead adds a set's worth of anchors,
+        as the answer tells them to."""
         r = self.req(a.user.c, "POST", "/v1/calibration/sessions", {"rubric_id": self.rubric["id"]})
+        if r.status == 422 and (r.json or {}).get("error", {}).get("code") == "anchor_pool_exhausted":
+            self.anchors_added = getattr(self, "anchors_added", 0) + self.p.set_size
+            self.add_anchors(self.p.set_size)
+            r = self.req(a.user.c, "POST", "/v1/calibration/sessions",
+                         {"rubric_id": self.rubric["id"]})
         s = expect(r, 201, what="sim: calibration session for %s" % a.name)
         result = None
         for item in s["items"]:
-            t = self.anchor_truth.get(frozenset(x["id"] for x in item["artifacts"]))
+            t = self.anchor_truth.get(frozenset(x["sha256"] for x in item["artifacts"]))
             if t is None:
                 raise Failure("sim: session item %s shows artifacts of no known anchor: %s"
                               % (item.get("id"), short(json.dumps(item))))
@@ -357,7 +371,7 @@ class Sim:
         if r.status == 204:
             return None
         c = expect(r, 200, what="sim: claim by %s" % a.name)
-        arts = frozenset(x["id"] for x in c["submission"]["artifacts"])
+        arts = frozenset(x["sha256"] for x in c["submission"]["artifacts"])
         sub = c["submission"]["id"]
         if "adjudication" in c:
             t = self.truth_by_sub.get(sub)

@@ -66,6 +66,14 @@ def make_anchor(env, lead, rubric_id, levels, tag="a"):
     return a, art
 
 
+def cal_grant(env, lead, rubric_id, *users):
+    """Issue 7: calibration on a rubric needs a grant on one of its credentials."""
+    cred = credential(env, lead, rubric_id, "low", {"validity_rate": 0, "second_score_rate": 0})
+    for u in users:
+        grant(lead, cred["id"], u, "expert" if "expert" in (u.roles or []) else "peer")
+    return cred
+
+
 def credential(env, lead, rubric_id, stakes="low", policy=None):
     body = {"title": "Calibration %s #%d" % (stakes, env.uniq()), "stakes": stakes,
             "rubric_id": rubric_id, "evidence": [{"kind": "video", "min": 1}],
@@ -364,6 +372,7 @@ def calibration_session_result(env):
     a1 = env.user(["assessor"], org="Cal A1")
     a2 = env.user(["expert"], org="Cal A2")
     outsider = env.user(["assessor"], org="Cal A3")
+    cal_grant(env, lead, rid, a1, a2, outsider)
     s = expect(a1.c.post("/v1/calibration/sessions", {"rubric_id": rid}), 201)
     check(is_uuid(s.get("id")), "session id %r" % s.get("id"))
     eq((s["rubric_id"], s["status"], len(s["items"])), (rid, "open", 5), "new session")
@@ -477,6 +486,7 @@ def calibration_session_result(env):
 
     # 422 no_anchors; roles
     empty = env.rubric(lead, "No anchors here")
+    cal_grant(env, lead, empty["id"], a1)
     expect(a1.c.post("/v1/calibration/sessions", {"rubric_id": empty["id"]}), 422, "no_anchors",
            "session on a rubric without anchors")
     expect(a1.c.post("/v1/calibration/sessions", {"rubric_id": str(uuid.uuid4())}), (404, 422),
@@ -503,18 +513,24 @@ def calibration_set_size_and_preference(env):
         a, art = make_anchor(env, lead, rid, [2, 3, 3, 4], "ss%d" % i)
         by_art[art["id"]] = (i, a)
     u = env.user(["assessor"])
+    u2 = env.user(["assessor"])
+    cal_grant(env, lead, rid, u, u2)
     s1, _ = run_session(u, rid, by_art, [[2, 3, 3, 4]] * 4)
     eq(len(s1["items"]), 3, "set_size 3 -> 3 items")
     first = {by_art[it["artifacts"][0]["id"]][0] for it in s1["items"]}
+    # issue 7: the first session's result showed 3 masters; one new anchor is left
+    expect(u.c.post("/v1/calibration/sessions", {"rubric_id": rid}), 422, "anchor_pool_exhausted",
+           "a second session with 1 of 4 anchors still new")
+    for i in range(4, 6):
+        a, art = make_anchor(env, lead, rid, [2, 3, 3, 4], "ss%d" % i)
+        by_art[art["id"]] = (i, a)
     s2 = expect(u.c.post("/v1/calibration/sessions", {"rubric_id": rid}), 201)
     second = {by_art[it["artifacts"][0]["id"]][0] for it in s2["items"]}
     eq(len(s2["items"]), 3, "second session size")
-    check((set(range(4)) - first) <= second,
-          "the anchor never scored (%s) should be in the second session (%s)"
-          % (set(range(4)) - first, second))
+    eq(second, set(range(6)) - first, "the second session holds exactly the anchors never shown")
     expect(put(lead.c, "/v1/rubrics/%s/calibration" % rid, {"set_size": 10}), 200)
-    s3 = expect(env.user(["assessor"]).c.post("/v1/calibration/sessions", {"rubric_id": rid}), 201)
-    eq(len(s3["items"]), 4, "set_size 10 with 4 anchors -> 4 items")
+    expect(u2.c.post("/v1/calibration/sessions", {"rubric_id": rid}), 422, "anchor_pool_exhausted",
+           "set_size 10 with 6 anchors")
 
 
 # ---------------------------------------------------------------------------
@@ -605,9 +621,13 @@ def calibration_validity_items(env):
     v = expect(w.peer.c.post("/v1/reviews/claim", {"credential_id": val_cred["id"]}), 200,
                what="a claim with validity_rate 1.0")
     anchor_arts = {x for a in w.anchors for x in a["artifact_ids"]}
+    anchor_sha = {expect(w.lead.c.get("/v1/artifacts/%s" % x), 200)["sha256"] for x in anchor_arts}
     v_arts = {x["id"] for x in v["submission"]["artifacts"]}
-    check(v_arts <= anchor_arts and v_arts,
-          "with validity_rate 1.0 the claim should be an anchor: artifacts %s" % v_arts)
+    v_sha = {x["sha256"] for x in v["submission"]["artifacts"]}
+    check(v_sha <= anchor_sha and v_sha,
+          "with validity_rate 1.0 the claim should be an anchor's evidence: %s" % v_sha)
+    # issue 7 item 4: served under fresh ids, never the anchor's own
+    check(not (v_arts & anchor_arts), "a validity item shows its anchor's artifact ids %s" % v_arts)
     check(v["submission"]["id"] != val_sub["id"], "the validity item reuses a live submission id")
     eq(shape(v), shape(live), "a validity item's keys (at every level) vs a live claim's")
     eq((v["status"], v["credential"]["id"], v["credential"]["stakes"]),
@@ -904,6 +924,8 @@ def calibration_reports(env):
 @test
 def calibration_bad_input(env):
     w = World(env, 1)
+    cal_grant(env, w.lead, w.rid, w.peer)
+    expect(put(w.lead.c, "/v1/rubrics/%s/calibration" % w.rid, {"set_size": 1}), 200)
     cred = credential(env, w.lead, w.rid)
     s = expect(w.peer.c.post("/v1/calibration/sessions", {"rubric_id": w.rid}), 201)
     item = s["items"][0]["id"]
@@ -969,6 +991,8 @@ def calibration_bad_input(env):
 @test
 def calibration_authz(env):
     w = World(env, 1)
+    cal_grant(env, w.lead, w.rid, w.peer)
+    expect(put(w.lead.c, "/v1/rubrics/%s/calibration" % w.rid, {"set_size": 1}), 200)
     cred = credential(env, w.lead, w.rid)
     s = expect(w.peer.c.post("/v1/calibration/sessions", {"rubric_id": w.rid}), 201)
     item = s["items"][0]["id"]

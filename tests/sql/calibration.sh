@@ -39,7 +39,8 @@ run "rubric" "SELECT put('rubric', api_rubric_create(tk('tok-lead'), '$RUBRIC')-
 
 # --- settings ------------------------------------------------------------------
 check "calibration defaults" "SELECT j = jsonb_build_object('rubric_id', g('rubric'), 'exact_min', 0.70, 'adjacent_min', 0.95,
-    'verdict_min', 0.80, 'set_size', 5, 'window', 20, 'min_items', 8, 'verdict_level', null)
+    'verdict_min', 0.80, 'set_size', 5, 'window', 20, 'min_items', 8, 'verdict_level', null,
+    'max_failed_sessions', 3)
     FROM (SELECT api_rubric_calibration_get(tk('tok-peer1'), g('rubric'))::jsonb j) x"
 check "middle level is 3 on 1-4" "SELECT _verdict_level(r) = 3 FROM rubrics r WHERE id = g('rubric')"
 check "calibration put partial" "SELECT j->>'set_size' = '4' AND j->>'exact_min' = '0.70' AND j->>'verdict_level' = '3'
@@ -121,8 +122,14 @@ check "last item: result" "SELECT j->>'status' = 'completed' AND (j->'result'->>
     AND j->'result'->'items'->0->'master'->'scores'->0->>'rationale' = 'r1' AND j->'result'->'thresholds'->>'verdict_min' = '0.80'
     FROM (SELECT api_calibration_item_score(tk('tok-peer1'), g('cs'), g('ci4'), body(S(3,3,3,4)))::jsonb j) x"
 check "not qualified: no row" "SELECT json_array_length(api_my_qualifications(tk('tok-peer1'))->'qualifications') = 0"
+# issue 7: the four anchors whose masters the result showed never qualify peer1 again
+err "second session: pool exhausted (1 new anchor, set of 4)" AC422 anchor_pool_exhausted "SELECT api_calibration_session_create(tk('tok-peer1'), jsonb_build_object('rubric_id', g('rubric')))"
+run "lead uploads more anchor evidence" "SELECT put('la' || i, api_artifact_upload(tk('tok-lead'), 'video', 'video/mp4', 'a.mp4', 10, '$H')->>'id') FROM generate_series(6, 10) i"
+for i in 6 7 8; do
+    run "anchor $i" "SELECT put('an$i', api_anchor_create(tk('tok-lead'), jsonb_build_object('rubric_id', g('rubric'), 'artifact_ids', jsonb_build_array(g('la$i')), 'master', $M))->>'id')"
+done
 run "second session" "SELECT put('cs2', api_calibration_session_create(tk('tok-peer1'), jsonb_build_object('rubric_id', g('rubric')))->>'id')"
-check "least recently scored first: the unscored anchor first" "SELECT anchor_id = g('an5') FROM calibration_items WHERE session_id = g('cs2') AND position = 1"
+check "second session: only anchors never shown, oldest first" "SELECT array_agg(anchor_id ORDER BY position) = ARRAY[g('an5'), g('an6'), g('an7'), g('an8')] FROM calibration_items WHERE session_id = g('cs2')"
 q "SELECT put('d' || position, id::text) FROM calibration_items WHERE session_id = g('cs2')" >/dev/null
 run "second session items" "SELECT api_calibration_item_score(tk('tok-peer1'), g('cs2'), g('d' || i), body(S(3,3,2,4))) FROM generate_series(1, 4) i"
 check "qualified" "SELECT j->'qualifications'->0->>'status' = 'qualified' AND j->'qualifications'->0->'window'->>'items' = '0'
@@ -140,6 +147,10 @@ done
 check "audit row has the reason" "SELECT detail->>'reason' = 'workshop' FROM audit_log WHERE action = 'qualification.change' AND object_id = g('expert2')"
 
 # --- validity items and the window ----------------------------------------------------
+# peer1 saw every qualification anchor's masters: validity items come from these two
+for i in 9 10; do
+    run "validity anchor $i" "SELECT put('an$i', api_anchor_create(tk('tok-lead'), jsonb_build_object('rubric_id', g('rubric'), 'purpose', 'validity', 'artifact_ids', jsonb_build_array(g('la$i')), 'master', $M))->>'id')"
+done
 run "validity always; window of 2" "SELECT api_credential_policy_put(tk('tok-lead'), g('low'), '{\"validity_rate\":1}'),
     api_rubric_calibration_put(tk('tok-lead'), g('rubric'), '{\"min_items\":2,\"window\":2}')"
 run "claim: validity item" "SELECT put('v1', api_review_claim(tk('tok-peer1'), '{}', 7200)->>'id')"

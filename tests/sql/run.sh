@@ -25,6 +25,10 @@ err "unknown token" AC401 unauthorized "SELECT api_me(tk('nope'))"
 check "api_me" "SELECT j->>'email' = 'Root@Example.org' AND j->'roles'->>0 = 'admin' AND j->>'org' IS NULL
                 FROM (SELECT api_me(tk('tok-admin'))::jsonb j) x"
 
+# organisations are records an admin creates (issue 7); users name them
+for o in "Oak School" "Elm School" "Pine School" "Birch School" "Expert Institute"; do
+    run "organisation $o" "SELECT api_org_create(tk('tok-admin'), '{\"name\":\"$o\"}')"
+done
 mkuser() { # key email roles-json org-json
     run "create user $1" "SELECT put('$1', api_user_create(tk('tok-admin'),
         '{\"email\":\"$2\",\"name\":\"Name of $1\",\"roles\":$3,\"org\":$4}')->>'id')"
@@ -33,10 +37,10 @@ mkuser() { # key email roles-json org-json
 mkuser lead lead@example.org '["lead"]' null
 mkuser earner1 e1@example.org '["earner"]' '"Oak School"'
 mkuser earner2 e2@example.org '["earner"]' '"Elm School"'
-mkuser earner3 e3@example.org '["earner"]' null
+mkuser earner3 e3@example.org '["earner"]' '"Birch School"'
 mkuser peer1 p1@example.org '["assessor"]' '"Elm School"'
 mkuser peer2 p2@example.org '["assessor","earner"]' '"Pine School"'
-mkuser expert1 x1@example.org '["expert"]' null
+mkuser expert1 x1@example.org '["expert"]' '"Expert Institute"'
 
 check "api_token_create reply" "SELECT api_token_create(tk('tok-admin'), g('lead'), tk('tok-lead-2'))::jsonb = jsonb_build_object('user_id', g('lead'))"
 check "second token works" "SELECT api_me(tk('tok-lead-2'))->>'id' = g('lead')::text"
@@ -209,7 +213,7 @@ check "audit: claims and release" "SELECT count(*) FILTER (WHERE action = 'revie
 # --- evidence access ------------------------------------------------------------------
 check "content: holder reads" "SELECT j->>'sha256' = '$H' AND j->>'media_type' = 'video/mp4' AND j->>'bytes' = '1000' FROM (SELECT api_artifact_content(tk('tok-peer1'), g('e1v'))::jsonb j) x"
 check "content: audited" "SELECT count(*) = 1 FROM audit_log WHERE action = 'artifact.read' AND object_id = g('e1v') AND actor_id = g('peer1')"
-check "content: past holder (released) still reads" "SELECT api_artifact_content(tk('tok-peer2'), g('e2v'))->>'id' = g('e2v')::text"
+err "content: past holder (released) reads no more (issue 7)" AC403 forbidden "SELECT api_artifact_content(tk('tok-peer2'), g('e2v'))"
 err "content: other assessor" AC403 forbidden "SELECT api_artifact_content(tk('tok-peer2'), g('e1v'))"
 err "content: other earner" AC403 forbidden "SELECT api_artifact_content(tk('tok-earner2'), g('e1v'))"
 err "content: unknown" AC404 not_found "SELECT api_artifact_content(tk('tok-peer1'), gen_random_uuid())"
@@ -320,7 +324,7 @@ check "audit: lease expiry" "SELECT count(*) = 1 FROM audit_log WHERE action = '
     AND detail->>'assessor_id' = g('peer2')::text"
 err "score after takeover" AC409 lease_lost "$(sc peer2 r3b "$(S4 3 3 3 3 | sed "s/g('e1v')/g('e3v')/")" "'late'")"
 err "release after takeover" AC409 lease_lost "SELECT api_review_release(tk('tok-peer2'), g('r3b'))"
-check "content: former holder may still read" "SELECT api_artifact_content(tk('tok-peer2'), g('e3p2'))->>'id' = g('e3p2')::text"
+err "content: former holder (lease taken over) reads no more (issue 7)" AC403 forbidden "SELECT api_artifact_content(tk('tok-peer2'), g('e3p2'))"
 check "new holder scores" "SELECT ($(sc peer1 r3c "$(S4 4 4 4 4 | sed "s/g('e1v')/g('e3v')/")" "'Great.'"))->>'verdict' = 'pass'"
 
 # --- concurrency: 6 assessors claim and score in parallel sessions ------------
