@@ -119,6 +119,7 @@ sql-test:
 	tests/sql/run.sh
 	tests/sql/calibration.sh
 	tests/sql/oidc.sh
+	tests/sql/hardening.sh
 
 # Cross-checks `accord irr` against independent implementations from Debian
 # (scikit-learn, statsmodels, R psych); Debian's python3, which sees them.

@@ -56,8 +56,17 @@ Margins (Monte Carlo of this exact model, 20,000 trials each, seed 7; see MARGIN
   bound > .80 at 10 pairs (40 units), so peer review resumes after min_pairs good pairs;
   bound asserted: <= 2*min_pairs + 10 pairs after the peers re-qualify (pairs whose first
   score came from an unreliable peer before the pause may still complete afterwards).
-- Severity: lenient ~ +0.75 (clamped at 4), harsh ~ -0.85, accurate ~ 0 +- 0.05: the
-  ranking lenient > every accurate peer > harsh is wide (> 10 standard errors).
+- Severity (checked at the end of phase B): lenient ~ +0.75 (clamped at 4), harsh ~ -0.85,
+  accurate ~ 0 +- 0.05. It holds whatever the server draws (which anchors become whose
+  validity items, which scores are doubled; issue 7 made them seedable, but the keys are
+  object ids, new in every run): every anchor has at least two criteria at level 2 or 3
+  (anchor_levels), where a lenient score is one level up unless its N(0, 0.2) noise
+  passes -0.5 (p = 0.006) and never lower, so each of its validity items adds >= 2/4
+  with p > 0.9999; a harsh one mirrors that; an accurate peer's mean is under 0.5 unless
+  half its scores are 2.5-sigma errors. With no validity item at all (flagged on double
+  scores first: p ~ 0.01) the report falls back to severity vs experts, zero for the
+  lenient peer only if every live submission it scored was all 4s (~0.15^5). The test
+  failed before on an all-4 anchor set (severity 0 after 3 validity items).
 """
 
 import argparse
@@ -95,6 +104,16 @@ def rnd(x):
 def true_levels(rng):
     theta = rng.uniform(1.0, 4.5)
     return {k: clamp(rnd(theta + rng.gauss(0, 0.6))) for k in CRITERION_KEYS}
+
+
+def anchor_levels(rng):
+    """An anchor's master levels: the model's, redrawn until at least two criteria sit at
+    an inner level (2 or 3), as a lead picks anchors that can show a bias: an all-4
+    anchor cannot show leniency, an all-1 anchor no harshness (see Severity in MARGINS)."""
+    while True:
+        t = true_levels(rng)
+        if sum(1 for v in t.values() if v in (2, 3)) >= 2:
+            return t
 
 
 def verdict(levels):
@@ -281,7 +300,7 @@ class Sim:
         serve them under fresh artifact ids (issue 7)."""
         for _ in range(n):
             i = len(self.anchor_truth)
-            t = true_levels(self.rng)
+            t = anchor_levels(self.rng)
             a = self.env.upload(self.lead.c, "video", b"anchor %d " % i + os.urandom(48),
                                 filename="anchor%d.mp4" % i)
             self.requests += 1
@@ -562,6 +581,30 @@ class Sim:
             for a in self.assessors))
         self.note("phase B: %d submissions, %d low-stakes peer/expert pairs" % (made,
                                                                                    self.pairs_before_c))
+        self.check_severity()
+
+    def check_severity(self):
+        """Severity ranks the biases. Checked at the end of phase B, while every peer
+        still scores with its own profile (phase C makes accurate peers unreliable)."""
+        rep = expect(self.req(self.lead.c, "GET", "/v1/reports/assessors?rubric_id=%s"
+                              % self.rubric["id"]), 200)
+        sev = {}
+        for row in rep.get("assessors", []):
+            s = row.get("severity") or {}
+            v = s.get("vs_master")
+            if v is None:
+                v = s.get("vs_experts")
+            sev[row.get("user_id")] = v
+        def sv(a):
+            return sev.get(a.user.id)
+        len_, harsh = self.by_kind["lenient"][0], self.by_kind["harsh"][0]
+        acc = [a for a in self.assessors if a.pool == "peer" and a.profile.kind == "accurate"]
+        accv = [sv(a) for a in acc if sv(a) is not None]
+        self.severity = {a.name: sv(a) for a in self.assessors}
+        ok = (sv(len_) is not None and sv(harsh) is not None and accv
+              and sv(len_) > max(accv) and min(accv) > sv(harsh))
+        self.check(ok, "severity should rank lenient > every accurate peer > harsh: %s"
+                   % {k: v for k, v in self.severity.items()})
 
     def set_window(self, window, min_items):
         r = self.req(self.lead.c, "PUT", "/v1/rubrics/%s/calibration" % self.rubric["id"],
@@ -742,26 +785,6 @@ class Sim:
             rv = expect(self.req(self.lead.c, "GET", "/v1/reviews/%s" % rid), 200)
             self.check((rv.get("routing") or {}).get("rule") == "validity_item",
                        "validity review %s routing %r" % (rid, rv.get("routing")))
-        # severity ranks the biases
-        rep = expect(self.req(self.lead.c, "GET", "/v1/reports/assessors?rubric_id=%s"
-                              % self.rubric["id"]), 200)
-        sev = {}
-        for row in rep.get("assessors", []):
-            s = row.get("severity") or {}
-            v = s.get("vs_master")
-            if v is None:
-                v = s.get("vs_experts")
-            sev[row.get("user_id")] = v
-        def sv(a):
-            return sev.get(a.user.id)
-        len_, harsh = self.by_kind["lenient"][0], self.by_kind["harsh"][0]
-        acc = [a for a in self.assessors if a.pool == "peer" and a.profile.kind == "accurate"]
-        accv = [sv(a) for a in acc if sv(a) is not None]
-        self.severity = {a.name: sv(a) for a in self.assessors}
-        ok = (sv(len_) is not None and sv(harsh) is not None and accv
-              and sv(len_) > max(accv) and min(accv) > sv(harsh))
-        self.check(ok, "severity should rank lenient > every accurate peer > harsh: %s"
-                   % {k: v for k, v in self.severity.items()})
         row = self.routing()
         seen = [x[0] + x[1] for x in self.routing_log]
         if "Dactive" in seen:
