@@ -397,3 +397,37 @@ def hardening_seeded_draws(env):
         else:
             check(decision is None and sub["status"] == "passed",
                   "draw %.4f >= 0.5 should decide at once: %s / %s" % (want, decision, sub["status"]))
+
+
+@test
+def hardening_practice_sessions(env):
+    """Practice anchors show their masters after each item and never qualify anyone."""
+    lead = env.user(["lead"], org="")
+    rubric = env.rubric(lead, "Practice rubric %d" % env.uniq())
+    rid = rubric["id"]
+    u = env.user(["assessor"])
+    cal_grant(env, lead, rid, u)
+    expect(u.c.post("/v1/calibration/sessions", {"rubric_id": rid, "purpose": "practice"}), 422,
+           "no_anchors", "a practice session without practice anchors")
+    shas = set()
+    for i in range(2):
+        art = lead_artifact(env, lead, "practice%d" % i)
+        a = expect(lead.c.post("/v1/anchors", {"rubric_id": rid, "artifact_ids": [art["id"]],
+                                               "purpose": "practice",
+                                               "master": master([2, 3, 3, 4], "p%d" % i)}), 201)
+        eq(a["purpose"], "practice", "practice anchor")
+        shas.add(art["sha256"])
+    expect(u.c.post("/v1/calibration/sessions", {"rubric_id": rid}), 422, "no_anchors",
+           "a qualification session with only practice anchors")
+    expect(u.c.post("/v1/calibration/sessions", {"rubric_id": rid, "purpose": "exam"}), 400,
+           what="an unknown purpose")
+    s = expect(u.c.post("/v1/calibration/sessions", {"rubric_id": rid, "purpose": "practice"}), 201)
+    eq((s["purpose"], {it["artifacts"][0]["sha256"] for it in s["items"]}), ("practice", shas),
+       "the practice session's items")
+    for n, it in enumerate(s["items"]):
+        j = expect(u.c.post("/v1/calibration/sessions/%s/items/%s/scores" % (s["id"], it["id"]),
+                            scores_body([2, 3, 3, 4])), 200)
+        eq([x["level"] for x in j["master"]["scores"]], [2, 3, 3, 4], "the master, at once")
+        eq(j["status"], "open" if n == 0 else "completed", "practice session status")
+    q = expect(u.c.get("/v1/me/qualifications"), 200)["qualifications"]
+    check(not [x for x in q if x["rubric_id"] == rid], "a practice session qualified: %s" % q)
