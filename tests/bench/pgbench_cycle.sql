@@ -18,7 +18,7 @@
 \set l3 random(2, 4)
 \set l4 random(2, 4)
 WITH me AS (
-    SELECT u.id, u.org FROM tokens t JOIN users u ON u.id = t.user_id
+    SELECT u.id, u.org_id FROM tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_hash = encode(sha256(convert_to('bench-token-' || :a, 'UTF8')), 'hex')
        AND t.revoked_at IS NULL),
 cand AS (
@@ -26,7 +26,7 @@ cand AS (
      WHERE s.status = 'queued'
        AND s.credential_id = (SELECT id FROM credentials WHERE title = 'Bench credential')
        AND s.earner_id <> me.id
-       AND (me.org IS NULL OR s.earner_org IS NULL OR s.earner_org <> me.org)
+       AND me.org_id IS NOT NULL AND s.earner_org_id IS NOT NULL AND s.earner_org_id <> me.org_id
        AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.submission_id = s.id AND r.assessor_id = me.id)
      ORDER BY s.queued_at, s.id
      LIMIT 1

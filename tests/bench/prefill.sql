@@ -29,8 +29,13 @@ SET synchronous_commit = off;
 
 BEGIN;
 
-INSERT INTO users (email, name, roles, org)
-VALUES ('bench-lead@example.org', 'Bench Lead', '{lead}', 'bench-office');
+-- organisations are records (issue 7)
+INSERT INTO organisations (name)
+VALUES ('bench-office'), ('bench-org-a'), ('bench-org-b'), ('bench-assessors');
+
+INSERT INTO users (email, name, roles, org_id)
+SELECT 'bench-lead@example.org', 'Bench Lead', '{lead}', o.id
+  FROM organisations o WHERE o.name = 'bench-office';
 
 INSERT INTO rubrics (title, description, criteria, created_by)
 SELECT 'Bench rubric', 'four criteria, four levels',
@@ -50,9 +55,10 @@ SELECT 'Bench credential', 'benchmark credential', 'low', r.id,
   FROM rubrics r WHERE r.title = 'Bench rubric';
 
 -- earners: bench-earner-<i>@example.org, two organisations
-INSERT INTO users (email, name, roles, org, created_at)
+INSERT INTO users (email, name, roles, org_id, created_at)
 SELECT 'bench-earner-' || i || '@example.org', 'Bench Earner ' || i, '{earner}',
-       CASE WHEN i % 2 = 0 THEN 'bench-org-a' ELSE 'bench-org-b' END,
+       (SELECT o.id FROM organisations o
+         WHERE o.name = CASE WHEN i % 2 = 0 THEN 'bench-org-a' ELSE 'bench-org-b' END),
        now() - interval '1 day'
   FROM generate_series(1, :n) i;
 
@@ -65,7 +71,7 @@ SELECT u.id, 'plan', 'application/pdf', 'plan.pdf', 4096,
 
 -- n queued submissions, queue order = earner number
 CREATE TEMP TABLE bench_subs ON COMMIT DROP AS
-SELECT gen_random_uuid() AS id, u.id AS earner_id, u.org AS earner_org, a.id AS artifact_id,
+SELECT gen_random_uuid() AS id, u.id AS earner_id, u.org_id AS earner_org_id, a.id AS artifact_id,
        now() - interval '1 hour'
              + split_part(split_part(u.email, '-', 3), '@', 1)::int * interval '1 microsecond'
            AS queued_at
@@ -73,9 +79,9 @@ SELECT gen_random_uuid() AS id, u.id AS earner_id, u.org AS earner_org, a.id AS 
   JOIN artifacts a ON a.owner_id = u.id
  WHERE u.email LIKE 'bench-earner-%';
 
-INSERT INTO submissions (id, credential_id, earner_id, earner_org, attempt, status, queued_at,
+INSERT INTO submissions (id, credential_id, earner_id, earner_org_id, attempt, status, queued_at,
                          created_at, updated_at)
-SELECT b.id, c.id, b.earner_id, b.earner_org, 1, 'queued', b.queued_at, b.queued_at, b.queued_at
+SELECT b.id, c.id, b.earner_id, b.earner_org_id, 1, 'queued', b.queued_at, b.queued_at, b.queued_at
   FROM bench_subs b, credentials c
  WHERE c.title = 'Bench credential'
  ORDER BY b.queued_at;
@@ -84,9 +90,9 @@ INSERT INTO submission_artifacts (submission_id, artifact_id, position)
 SELECT b.id, b.artifact_id, 1 FROM bench_subs b;
 
 -- 64 assessors with known tokens and peer grants
-INSERT INTO users (email, name, roles, org)
+INSERT INTO users (email, name, roles, org_id)
 SELECT 'bench-assessor-' || i || '@example.org', 'Bench Assessor ' || i, '{assessor}',
-       'bench-assessors'
+       (SELECT o.id FROM organisations o WHERE o.name = 'bench-assessors')
   FROM generate_series(1, 64) i;
 
 INSERT INTO tokens (token_hash, user_id)
