@@ -39,7 +39,7 @@ ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps run bench fuzz deps format clean
+.PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps badge-deps run bench fuzz deps format clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord
@@ -126,9 +126,21 @@ sql-test:
 irr-test: $(BUILD)/accord
 	/usr/bin/python3 tests/irr/crosscheck.py $(BUILD)/accord
 
+# The independent badge verifier (tests/badge: npm jose + ajv, pinned by its
+# lockfile); the HTTP suite's badge tests run it against the server.
+BADGE_NODE := tests/badge/node_modules/.package-lock.json
+badge-deps: $(BADGE_NODE)
+
+$(BADGE_NODE): tests/badge/package.json tests/badge/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	    { echo "the badge tests need Node.js and npm: apt-get install nodejs npm"; exit 1; }
+	cd tests/badge && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The HTTP suite runs against the sanitizer build: a leak or memory error in
 # the server fails the test during which it happened.
-http-test: $(BUILD)/asan/accord oidc-deps
+http-test: $(BUILD)/asan/accord oidc-deps badge-deps
 	python3 tests/http/run.py --bin $(BUILD)/asan/accord
 
 # The OpenID Provider the sign-in tests run (npm oidc-provider, jose; pinned

@@ -13,5 +13,6 @@ int cmd_migrate(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_irr(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 #endif

@@ -128,6 +128,59 @@ static int set_public_url(struct config *cfg, const char *text)
         len--;
     memcpy(cfg->public_url, text, len);
     cfg->public_url[len] = '\0';
+    cfg->public_url_set = true;
+    return 0;
+}
+
+/* Badge settings (issue 12): flag, environment variable, where, how large. */
+struct string_setting {
+    const char *flag;
+    const char *env;
+    size_t offset, cap;
+};
+
+static const struct string_setting string_settings[] = {
+    {"key-dir", "ACCORD_KEY_DIR", offsetof(struct config, key_dir),
+     sizeof(((struct config *)0)->key_dir)},
+    {"issuer-name", "ACCORD_ISSUER_NAME", offsetof(struct config, issuer_name),
+     sizeof(((struct config *)0)->issuer_name)},
+    {"issuer-url", "ACCORD_ISSUER_URL", offsetof(struct config, issuer_url),
+     sizeof(((struct config *)0)->issuer_url)},
+    {"issuer-email", "ACCORD_ISSUER_EMAIL", offsetof(struct config, issuer_email),
+     sizeof(((struct config *)0)->issuer_email)},
+};
+#define N_STRING (sizeof string_settings / sizeof string_settings[0])
+
+/*
+ * Production mode (ACCORD_PRODUCTION=1) refuses what only fits a laptop: a
+ * public URL derived from the listening address, or one that is not https
+ * (badge verifiers fetch the issuer's keys from it).
+ */
+static int check_badge_settings(const struct config *cfg)
+{
+    if (cfg->production && !cfg->public_url_set) {
+        fprintf(stderr, "accord: production mode (ACCORD_PRODUCTION=1) needs ACCORD_PUBLIC_URL "
+                        "(https): badges, keys and sign-in are named under it\n");
+        return -1;
+    }
+    if (cfg->production && strncmp(cfg->public_url, "https://", 8) != 0) {
+        fprintf(stderr,
+                "accord: production mode (ACCORD_PRODUCTION=1) needs an https "
+                "ACCORD_PUBLIC_URL, got '%s'\n",
+                cfg->public_url);
+        return -1;
+    }
+    if (cfg->issuer_url[0] && strncmp(cfg->issuer_url, "https://", 8) != 0 &&
+        strncmp(cfg->issuer_url, "http://", 7) != 0) {
+        fprintf(stderr, "accord: ACCORD_ISSUER_URL must be an absolute http(s) URL, got '%s'\n",
+                cfg->issuer_url);
+        return -1;
+    }
+    if (cfg->issuer_email[0] && !strchr(cfg->issuer_email, '@')) {
+        fprintf(stderr, "accord: ACCORD_ISSUER_EMAIL is not an email address: '%s'\n",
+                cfg->issuer_email);
+        return -1;
+    }
     return 0;
 }
 
@@ -160,7 +213,13 @@ void config_usage(void)
                     "  --database-url URL   DATABASE_URL      (required)\n"
                     "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n"
                     "  --public-url URL     ACCORD_PUBLIC_URL (how browsers reach accord, e.g.\n"
-                    "                       https://accord.example.org; default http://LISTEN)\n");
+                    "                       https://accord.example.org; default http://LISTEN;\n"
+                    "                       badges are issued only when it is set)\n"
+                    "  --production         ACCORD_PRODUCTION=1 (the public URL must be set, https)\n"
+                    "  --key-dir DIR        ACCORD_KEY_DIR    (default var/keys; badge signing keys)\n"
+                    "  --issuer-name NAME   ACCORD_ISSUER_NAME (default accord)\n"
+                    "  --issuer-url URL     ACCORD_ISSUER_URL (default the public URL)\n"
+                    "  --issuer-email E     ACCORD_ISSUER_EMAIL\n");
     for (size_t i = 0; i < N_NUMERIC; i++)
         fprintf(stderr, "  --%-18s ACCORD_%-16s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
@@ -175,9 +234,11 @@ int config_load(struct config *cfg, int argc, char **argv)
         OPT_NO_MIGRATE,
         OPT_HELP,
         OPT_PUBLIC_URL,
-        OPT_NUMERIC
+        OPT_PRODUCTION,
+        OPT_STRING,
+        OPT_NUMERIC = OPT_STRING + 100
     };
-    struct option opts[N_NUMERIC + 7];
+    struct option opts[N_NUMERIC + N_STRING + 8];
     const char *env;
     int c, n = 0;
 
@@ -185,6 +246,8 @@ int config_load(struct config *cfg, int argc, char **argv)
     strcpy(cfg->listen_host, "127.0.0.1");
     cfg->listen_port = 8080;
     strcpy(cfg->data_dir, "var/artifacts");
+    strcpy(cfg->key_dir, "var/keys");
+    strcpy(cfg->issuer_name, "accord");
     cfg->migrate = true;
     for (size_t i = 0; i < N_NUMERIC; i++) {
         const struct numeric_setting *s = &numeric_settings[i];
@@ -199,6 +262,14 @@ int config_load(struct config *cfg, int argc, char **argv)
         return -1;
     if ((env = getenv("ACCORD_PUBLIC_URL")) && *env && set_public_url(cfg, env) < 0)
         return -1;
+    for (size_t i = 0; i < N_STRING; i++) {
+        const struct string_setting *s = &string_settings[i];
+        if ((env = getenv(s->env)) && *env &&
+            set_string((char *)cfg + s->offset, s->cap, env, s->env) < 0)
+            return -1;
+    }
+    if ((env = getenv("ACCORD_PRODUCTION")) && strcmp(env, "1") == 0)
+        cfg->production = true;
     if ((env = getenv("ACCORD_MIGRATE")) && strcmp(env, "0") == 0)
         cfg->migrate = false;
     cfg->database_url = getenv("DATABASE_URL");
@@ -209,6 +280,10 @@ int config_load(struct config *cfg, int argc, char **argv)
     opts[n++] = (struct option){"no-migrate", no_argument, NULL, OPT_NO_MIGRATE};
     opts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
     opts[n++] = (struct option){"public-url", required_argument, NULL, OPT_PUBLIC_URL};
+    opts[n++] = (struct option){"production", no_argument, NULL, OPT_PRODUCTION};
+    for (size_t i = 0; i < N_STRING; i++)
+        opts[n++] = (struct option){string_settings[i].flag, required_argument, NULL,
+                                    OPT_STRING + (int)i};
     for (size_t i = 0; i < N_NUMERIC; i++)
         opts[n++] = (struct option){numeric_settings[i].flag, required_argument, NULL,
                                     OPT_NUMERIC + (int)i};
@@ -235,7 +310,18 @@ int config_load(struct config *cfg, int argc, char **argv)
             if (set_public_url(cfg, optarg) < 0)
                 return -1;
             break;
+        case OPT_PRODUCTION:
+            cfg->production = true;
+            break;
         default:
+            if (c >= OPT_STRING && c < OPT_STRING + (int)N_STRING) {
+                const struct string_setting *s = &string_settings[c - OPT_STRING];
+                char flag[64];
+                snprintf(flag, sizeof flag, "--%s", s->flag);
+                if (set_string((char *)cfg + s->offset, s->cap, optarg, flag) < 0)
+                    return -1;
+                break;
+            }
             if (c >= OPT_NUMERIC && c < OPT_NUMERIC + (int)N_NUMERIC) {
                 const struct numeric_setting *s = &numeric_settings[c - OPT_NUMERIC];
                 char flag[64];
@@ -257,6 +343,8 @@ int config_load(struct config *cfg, int argc, char **argv)
         return -1;
     }
     if (export_db_settings(cfg) < 0)
+        return -1;
+    if (check_badge_settings(cfg) < 0)
         return -1;
     if (cfg->threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -15,6 +15,7 @@ static const struct {
     {"migrate", cmd_migrate, "apply database migrations"},
     {"user", cmd_user, "user add --email E --name N --roles r1,r2 [--org O]"},
     {"token", cmd_token, "token create --email E (prints a new API token)"},
+    {"keys", cmd_keys, "keys rotate [--revoke-old] (a new badge signing key)"},
     {"irr", cmd_irr, "inter-rater reliability statistics of a unit,rater,score CSV"},
 };
 

@@ -53,7 +53,25 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/reviews/{id}/release", NULL, STMT_REVIEW_RELEASE, 0, 200},
     {EVHTTP_REQ_POST, "/v1/reviews/{id}/scores", handle_review_score, STMT_REVIEW_SCORE, ROUTE_BODY,
      200},
-    {EVHTTP_REQ_GET, "/v1/awards/{id}", NULL, STMT_AWARD_GET, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/v1/awards/{id}", handle_award_public, STMT_BADGE_PUBLIC, ROUTE_PUBLIC, 200},
+    /* badges (issue 12) */
+    {EVHTTP_REQ_POST, "/v1/awards/{id}/revoke", NULL, STMT_BADGE_REVOKE, ROUTE_BODY, 200},
+    {EVHTTP_REQ_GET, "/.well-known/jwks.json", NULL, STMT_JWKS, ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
+    {EVHTTP_REQ_GET, "/v1/keys/{id}", NULL, STMT_JWK_GET, ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
+    {EVHTTP_REQ_GET, "/v1/issuer", handle_issuer, 0, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/v1/issuer/revocations", NULL, STMT_REVOCATION_LIST,
+     ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
+    {EVHTTP_REQ_GET, "/v1/me/awards", NULL, STMT_MY_AWARDS, ROUTE_BASE_URL, 200},
+    {EVHTTP_REQ_PUT, "/v1/me/awards/{id}", NULL, STMT_MY_AWARD_UPDATE, ROUTE_BASE_URL | ROUTE_BODY,
+     200},
+    {EVHTTP_REQ_GET, "/v1/me/awards/{id}/badge.jwt", handle_my_award_jwt, STMT_MY_BADGE, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/me/awards/{id}/badge.json", handle_my_award_json, STMT_MY_BADGE, 0, 200},
+    {EVHTTP_REQ_PUT, "/v1/credentials/{id}/badge", NULL, STMT_CREDENTIAL_BADGE_PUT, ROUTE_BODY,
+     200},
+    {EVHTTP_REQ_POST, "/v1/stacks", NULL, STMT_STACK_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/stacks", NULL, STMT_STACK_LIST, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/stacks/{id}", NULL, STMT_STACK_GET, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/reports/stacks", NULL, STMT_REPORT_STACKS, 0, 200},
     /* calibration (issue 4) */
     {EVHTTP_REQ_GET, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_GET, 0, 200},
     {EVHTTP_REQ_PUT, "/v1/rubrics/{id}/calibration", NULL, STMT_RUBRIC_CALIBRATION_PUT, ROUTE_BODY,
@@ -416,6 +434,14 @@ static void dispatch_admitted(struct request *r)
 
     if (!(route->flags & ROUTE_PUBLIC))
         r->params[np++] = r->token_hash;
+    if (route->flags & ROUTE_BASE_URL) {
+        if (!w->cfg->public_url_set) {
+            reply_error(r, 503, "not_configured",
+                        "badges are not issued: the server has no ACCORD_PUBLIC_URL");
+            return;
+        }
+        r->params[np++] = w->cfg->public_url;
+    }
     if (read_body(r, route->flags) < 0)
         return;
     for (int i = 0; i < r->n_ids; i++)

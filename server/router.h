@@ -21,6 +21,7 @@ enum route_flags {
     ROUTE_LEASE = 1 << 3,         /* append the configured lease seconds */
     ROUTE_RAW_BODY = 1 << 4,      /* the handler reads the body itself */
     ROUTE_QUERY = 1 << 5,         /* the query string, as a JSON object of strings */
+    ROUTE_BASE_URL = 1 << 6,      /* the public base URL (after the token); 503 when unset */
 };
 
 typedef void (*route_handler)(struct request *r);
@@ -57,5 +58,9 @@ void handle_upload_get(struct request *r);
 void handle_upload_patch(struct request *r);
 void handle_oidc_start(struct request *r);
 void handle_oidc_callback(struct request *r);
+void handle_award_public(struct request *r);
+void handle_my_award_jwt(struct request *r);
+void handle_my_award_json(struct request *r);
+void handle_issuer(struct request *r);
 
 #endif

@@ -29,6 +29,7 @@
 #include "authlisten.h"
 #include "commands.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -203,6 +204,8 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (cfg.migrate && migrate_apply(cfg.database_url, false) < 0)
+        return 1;
+    if (keys_ensure(&cfg) < 0)
         return 1;
     if (store_init(cfg.data_dir, err, sizeof err) < 0) {
         log_error("artifact store: %s", err);

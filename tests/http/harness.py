@@ -24,6 +24,9 @@ import threading
 import time
 
 HOST = "127.0.0.1"
+# ACCORD_PUBLIC_URL of the servers under test: badges, keys and the issuer are
+# named under it; nothing ever connects to it (tests map it to the server).
+PUBLIC_URL = "https://badges.accord.test"
 REQUEST_TIMEOUT = 30.0
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00|\+00)$")

@@ -3,7 +3,8 @@
 import json
 import os
 
-from harness import (CRITERION_KEYS, Failure, assert_not_in_text, check, eq, expect,
+from badges import fetch_jwt, verified
+from harness import (PUBLIC_URL, CRITERION_KEYS, Failure, assert_not_in_text, check, eq, expect,
                      is_ts, is_uuid, sha256, short, soft, test)
 
 
@@ -284,17 +285,35 @@ def _story(env, step):
     lead_view = expect(lead.c.get("/v1/submissions/" + sub2["id"]), 200)
     eq(lead_view["status"], "passed", "the lead reads the submission")
 
-    step("public award verification")
-    r = brown.c.anon().get("/v1/awards/" + res2["award_id"])
-    award = expect(r, 200)
-    eq(award["id"], res2["award_id"], "award id")
-    eq((award["credential"]["id"], award["credential"]["title"]), (cred["id"], cred["title"]),
-       "award credential")
-    eq(award["earner"]["name"], "Ms. Brown", "award earner name")
-    check(is_ts(award.get("issued_at")), "award issued_at %r" % award.get("issued_at"))
-    for k in ("scores", "result", "evidence", "artifacts", "feedback", "level"):
-        check(k not in r.text, "the public award must not expose %r: %s" % (k, r.text))
-    assert_not_in_text(r.text, [("earner's email", brown.email)], "the public award")
+    step("public award verification: a signed Open Badges 3.0 credential")
+    award_id = res2["award_id"]
+    anon = brown.c.anon()
+    cred_json = expect(anon.get("/v1/awards/" + award_id), 200)
+    eq(cred_json["id"], PUBLIC_URL + "/v1/awards/" + award_id, "credential id (the award's URL)")
+    check("OpenBadgeCredential" in cred_json["type"], "type %r" % cred_json["type"])
+    eq(cred_json["name"], cred["title"], "credential name")
+    subject = cred_json["credentialSubject"]
+    eq(subject["achievement"]["name"], cred["title"], "achievement name")
+    names = [i["identityHash"] for i in subject["identifier"] if i["identityType"] == "name"]
+    eq(names, ["Ms. Brown"], "the earner's name on the badge")
+    levels = {r["resultDescription"].rsplit("#criterion-", 1)[1]: r["achievedLevel"].rsplit("-", 1)[1]
+              for r in subject["result"]}
+    eq(levels, {"meeting-structure": "4", "sel-connection": "3", "student-voice": "3",
+                "reflection": "3"}, "rubric results on the badge")
+    text = json.dumps(cred_json)
+    for secret in ("Crisp transitions", "Peer feedback stems work", "Congratulations",
+                   vid4["id"], "morning-meeting-4.mp4"):
+        check(secret not in text, "the public badge must not expose %r (comments, feedback, "
+              "private evidence): %s" % (secret, short(text)))
+    assert_not_in_text(text, [("earner's email", brown.email)], "the public badge")
+    jwt = fetch_jwt(brown.c, award_id)
+    payload = verified(env, jwt, "Ms. Brown's badge")
+    eq({k: v for k, v in payload.items() if k not in ("iss", "jti", "sub", "nbf", "iat")},
+       cred_json, "the JSON credential is the signed payload")
+    page = anon.get("/v1/awards/" + award_id, headers={"Accept": "text/html"})
+    expect(page, 200)
+    check("Ms. Brown" in page.text and "VALID" in page.text, "the public page: %s" % short(page.text))
+    check("<script" not in page.text.lower(), "the public page has a script")
 
     step("no resubmission after a pass")
     r = brown.c.post("/v1/submissions/%s/resubmit" % sub2["id"], {"artifact_ids": second_ids})
