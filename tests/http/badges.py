@@ -84,3 +84,25 @@ def verified(env, jwt, what):
     eq(payload["id"], PUBLIC_URL + "/v1/awards/" + payload["id"].rsplit("/", 1)[-1],
        "%s: credential id under the public URL" % what)
     return payload
+
+
+def forge(env, pem_text, kid, payload):
+    """A JWT signed with the given private key (tests/badge/sign.mjs)."""
+    path = os.path.join(tempfile.mkdtemp(prefix="forge-", dir=env.workdir), "key.pem")
+    with open(path, "w") as f:
+        f.write(pem_text)
+    os.chmod(path, 0o600)
+    p = subprocess.run(["node", os.path.join(ROOT, "tests", "badge", "sign.mjs"), path, kid],
+                       input=json.dumps(payload), capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        fail("sign.mjs exited %d: %s" % (p.returncode, p.stderr))
+    return p.stdout.strip()
+
+
+def psql(env, sql):
+    """One value from the test cluster (for checks the API does not expose, e.g. the audit log)."""
+    p = subprocess.run(["psql", env.base_env["DATABASE_URL"], "-XAtc", sql], capture_output=True,
+                       text=True, timeout=30)
+    if p.returncode != 0:
+        fail("psql: %s" % p.stderr)
+    return p.stdout.strip()

@@ -1,0 +1,306 @@
+"""Verifiable badges (issue 12): Open Badges 3.0 credentials signed by accord,
+checked by an independent implementation (tests/badge/verify.mjs: npm jose +
+ajv) against the JWKS and revocation list fetched over HTTP from the server;
+tampering, key rotation, revocation, the earner's privacy controls and
+downloads, stacks, and the settings."""
+
+import hashlib
+import json
+import os
+import uuid
+
+from badges import (b64url, earn, fetch_jwt, forge, jwt_parts, psql, verified, verify)
+from harness import (PUBLIC_URL, check, eq, expect, last_line, run_cli, short, test)
+
+
+def setup(env, n_creds=1, titles=None):
+    lead = env.user(["lead"])
+    assessor = env.user(["assessor"])
+    rubric = env.rubric(lead)
+    creds = []
+    for i in range(n_creds):
+        c = env.credential(lead, rubric["id"], title=(titles[i] if titles else None))
+        env.grant(lead, c["id"], assessor)
+        creds.append(c)
+    return lead, assessor, creds
+
+
+def key_id(kid_url):
+    return kid_url.rsplit("/", 1)[1]
+
+
+@test
+def badge_signed_verified_and_tamper_proof(env):
+    """A badge's VC-JWT verifies independently (signature, iss, jti, sub, nbf,
+    OB 3.0 schema); it is signed once; a tampered payload is rejected; the page
+    escapes everything and carries a strict CSP."""
+    lead, assessor, (cred,) = setup(env)
+    earner = env.user(["earner"], name='Ana <b>"Zed"</b> & Co', org="Badge Elementary")
+    award_id, _ = earn(env, lead, earner, cred, assessor)
+    anon = earner.c.anon()
+    jwt = fetch_jwt(earner.c, award_id)
+    eq(fetch_jwt(earner.c, award_id), jwt, "a second read serves the stored JWT")
+    header, payload, sig = jwt_parts(jwt)
+    eq((header["alg"], header["typ"]), ("RS256", "JWT"), "JOSE header")
+    check(header["kid"].startswith(PUBLIC_URL + "/v1/keys/"), "kid %r is not a key URL" % header["kid"])
+    jwk = expect(anon.get("/v1/keys/" + key_id(header["kid"])), 200)
+    eq((jwk["kid"], jwk["kty"], jwk["alg"]), (header["kid"], "RSA", "RS256"), "the kid's JWK")
+    check("d" not in jwk and "p" not in jwk, "the published JWK must hold no private part")
+    jwks = expect(anon.get("/.well-known/jwks.json"), 200)
+    check(header["kid"] in [k["kid"] for k in jwks["keys"]], "the JWKS lacks the signing key")
+    issuer = expect(anon.get("/v1/issuer"), 200)
+    eq(issuer["id"], payload["iss"], "the issuer Profile at its id URL")
+    check("Profile" in issuer["type"], "issuer type")
+
+    payload = verified(env, jwt, "the badge")
+    eq(payload["jti"], PUBLIC_URL + "/v1/awards/" + award_id, "jti")
+    email_id = [i for i in payload["credentialSubject"]["identifier"]
+                if i["identityType"] == "emailAddress"][0]
+    expected = hashlib.sha256((earner.email.lower() + email_id["salt"]).encode()).hexdigest()
+    eq((email_id["hashed"], email_id["identityHash"], payload["sub"]),
+       (True, "sha256$" + expected, "sha256$" + expected), "the salted email hash and sub")
+    check(earner.email not in jwt and earner.email not in json.dumps(payload),
+          "the plain email is in the badge")
+    eq(payload["credentialStatus"]["type"], "1EdTechRevocationList", "status method")
+
+    h, p, s = jwt.split(".")
+    forged = dict(payload, name="Forged Badge")
+    res = verify(env, [h + "." + b64url(json.dumps(forged).encode()) + "." + s])[0]
+    check(not res["ok"], "a tampered payload verified: %s" % res)
+    other_sig = jwt_parts(fetch_jwt(earner.c, award_id))[2]
+    check(other_sig == s, "the stored signature changed")
+
+    page = anon.get("/v1/awards/" + award_id,
+                    headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    expect(page, 200)
+    check(page.header("content-type", "").startswith("text/html"), "page content type")
+    csp = page.header("content-security-policy", "")
+    check("default-src 'none'" in csp, "strict CSP missing: %r" % csp)
+    check("&lt;b&gt;&quot;Zed&quot;&lt;/b&gt; &amp; Co" in page.text,
+          "the earner's name is not escaped on the page: %s" % short(page.text, 2000))
+    check("<b>" not in page.text and "<script" not in page.text.lower(), "raw markup on the page")
+    check("valid" in page.text.lower() and "RS256" in page.text, "the page says how it was checked")
+    j = expect(anon.get("/v1/awards/" + award_id, headers={"Accept": "application/json"}), 200)
+    eq(j, {k: v for k, v in payload.items() if k not in ("iss", "jti", "sub", "nbf", "iat", "exp")},
+       "Accept: application/json gives the signed credential")
+    expect(anon.get("/v1/awards/" + str(uuid.uuid4())), 404, "not_found")
+
+
+@test
+def badge_key_rotation(env):
+    """`accord keys rotate` keeps old badges verifiable; a signature made with
+    the rotated-out key afterwards is rejected; --revoke-old (a compromised key)
+    unpublishes the key and signs its badges again with the new one."""
+    lead, assessor, (cred,) = setup(env)
+    keydir = env.base_env["ACCORD_KEY_DIR"]
+    e1 = env.user(["earner"])
+    a1, _ = earn(env, lead, e1, cred, assessor)
+    jwt1 = fetch_jwt(e1.c, a1)
+    kid1 = jwt_parts(jwt1)[0]["kid"]
+    pem1_path = os.path.join(keydir, key_id(kid1) + ".pem")
+    eq(os.stat(pem1_path).st_mode & 0o777, 0o600, "mode of the private key file")
+    eq(os.stat(keydir).st_mode & 0o777, 0o700, "mode of the key directory")
+    with open(pem1_path) as f:
+        pem1 = f.read()
+    check(pem1 not in open(env.server.stderr_path, errors="replace").read(), "a key was logged")
+
+    rc, out, err = run_cli(env.binary, ["keys", "rotate"], env.base_env)
+    eq(rc, 0, "accord keys rotate: %s" % err)
+    kid2_id = last_line(out)
+    check(not os.path.exists(pem1_path), "the rotated-out private key file is still there")
+    jwks = expect(env.admin.c.anon().get("/.well-known/jwks.json"), 200)
+    by = {k["kid"]: k for k in jwks["keys"]}
+    check(kid1 in by and "accord_retired_at" in by[kid1], "the old key stays published, retired")
+    verified(env, jwt1, "a badge signed before the rotation")
+
+    e2 = env.user(["earner"])
+    a2, _ = earn(env, lead, e2, cred, assessor)
+    jwt2 = fetch_jwt(e2.c, a2)
+    h2, p2, _ = jwt_parts(jwt2)
+    eq(key_id(h2["kid"]), kid2_id, "a new badge is signed with the new key")
+    verified(env, jwt2, "a badge signed after the rotation")
+    late = forge(env, pem1, kid1, dict(p2, iat=by[kid1]["accord_retired_at"] + 5))
+    res = verify(env, [late])[0]
+    check(not res["ok"] and "retired" in res.get("error", ""),
+          "a badge signed with the rotated-out key after the rotation verified: %s" % res)
+
+    rc, out, err = run_cli(env.binary, ["keys", "rotate", "--revoke-old"], env.base_env)
+    eq(rc, 0, "accord keys rotate --revoke-old: %s" % err)
+    kid3_id = last_line(out)
+    jwks = expect(env.admin.c.anon().get("/.well-known/jwks.json"), 200)
+    kids = [k["kid"] for k in jwks["keys"]]
+    check(h2["kid"] not in kids and kid1 in kids, "revoked key still published: %s" % kids)
+    expect(env.admin.c.anon().get("/v1/keys/" + kid2_id), 404, "not_found")
+    res = verify(env, [jwt2])[0]
+    check(not res["ok"], "a badge signed with the compromised key verified: %s" % res)
+    jwt2b = fetch_jwt(e2.c, a2)
+    eq(key_id(jwt_parts(jwt2b)[0]["kid"]), kid3_id, "the badge is signed again with the new key")
+    verified(env, jwt2b, "the badge signed again")
+    verified(env, jwt1, "the first badge, after both rotations")
+    rc, out, err = run_cli(env.binary, ["keys", "spin"], env.base_env)
+    eq(rc, 2, "accord keys with an unknown subcommand")
+
+
+@test
+def badge_revocation(env):
+    """A lead revokes with a reason (audited); the status list, the page and the
+    independent verifier say revoked at once; the earner is told why."""
+    lead, assessor, (cred,) = setup(env)
+    earner = env.user(["earner"])
+    award_id, _ = earn(env, lead, earner, cred, assessor)
+    jwt = fetch_jwt(earner.c, award_id)
+    path = "/v1/awards/%s/revoke" % award_id
+    expect(earner.c.post(path, {"reason": "mine"}), 403, "forbidden", "an earner revokes")
+    expect(assessor.c.post(path, {"reason": "no"}), 403, "forbidden", "an assessor revokes")
+    expect(lead.c.post(path, {}), 400, what="no reason")
+    expect(lead.c.post(path, {"reason": "   "}), 400, what="a blank reason")
+    expect(lead.c.post(path, {"reason": "x" * 2001}), 400, what="a reason too long")
+    expect(lead.c.post(path, {"reason": "ok", "extra": 1}), 400, what="an unknown field")
+    expect(lead.c.post("/v1/awards/%s/revoke" % uuid.uuid4(), {"reason": "x"}), 404, "not_found")
+    eq(verify(env, [jwt])[0]["status"], "valid", "status before the revocation")
+    reason = "The videos were recorded in another teacher's classroom."
+    r = expect(lead.c.post(path, {"reason": reason}), 200)
+    eq((r["status"], r["reason"]), ("revoked", reason), "revocation answer")
+    expect(lead.c.post(path, {"reason": "again"}), 409, "already_revoked", "revoking twice")
+    eq(psql(env, "select count(*) from audit_log where action = 'badge.revoke' and object_id = '%s'"
+            % award_id), "1", "audit rows of the revocation (the refused second one adds none)")
+    res = verify(env, [jwt])[0]
+    check(res["ok"] and res["status"] == "revoked", "the verifier should say revoked: %s" % res)
+    lst = expect(earner.c.anon().get("/v1/issuer/revocations"), 200)
+    check(PUBLIC_URL + "/v1/awards/" + award_id in [c["id"] for c in lst["revokedCredentials"]],
+          "the revocation list lacks the award")
+    check(reason not in json.dumps(lst), "the public list must not carry the reason")
+    page = earner.c.anon().get("/v1/awards/" + award_id, headers={"Accept": "text/html"})
+    check("REVOKED" in page.text, "the page does not say revoked")
+    mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
+    a = [x for x in mine if x["id"] == award_id][0]
+    eq((a["status"], a["revocation_reason"]), ("revoked", reason), "the earner is told why")
+
+
+@test
+def badge_privacy_and_downloads(env):
+    """The earner's awards, downloads (.jwt and .json), share link, name display
+    (full or initials), chosen public evidence, and private visibility."""
+    lead, assessor, (cred,) = setup(env)
+    earner = env.user(["earner"], name="Maria del Carmen")
+    other = env.user(["earner"])
+    award_id, ev = earn(env, lead, earner, cred, assessor)
+    mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
+    eq(len(mine), 1, "the earner's awards")
+    a = mine[0]
+    eq((a["id"], a["kind"], a["status"], a["visibility"], a["name_display"], a["share_url"]),
+       (award_id, "award", "valid", "link", "full", PUBLIC_URL + "/v1/awards/" + award_id),
+       "the earner's award")
+    eq(expect(other.c.get("/v1/me/awards"), 200)["awards"], [], "someone else's list")
+    r = earner.c.get("/v1/me/awards/%s/badge.jwt" % award_id)
+    expect(r, 200)
+    check("attachment" in r.header("content-disposition", ""), "the .jwt is a download")
+    jwt = r.text.strip()
+    eq(jwt, fetch_jwt(earner.c, award_id), "the download is the badge")
+    r = earner.c.get("/v1/me/awards/%s/badge.json" % award_id)
+    expect(r, 200)
+    eq(r.json, jwt_parts(jwt)[1], "the .json is the decoded payload")
+    expect(other.c.get("/v1/me/awards/%s/badge.jwt" % award_id), 403, "forbidden")
+    path = "/v1/me/awards/" + award_id
+    for bad, code in (({"visibility": "world"}, "bad_request"), ({"name_display": 3}, "bad_request"),
+                      ({"colour": "red"}, "bad_request"),
+                      ({"public_artifact_ids": ["nope"]}, "invalid_uuid"),
+                      ({"public_artifact_ids": [ev[0], ev[0]]}, "duplicate_artifact")):
+        expect(earner.c.request("PUT", path, json_body=bad), 400, code, "settings %r" % bad)
+    foreign = env.upload(other.c, "video", b"another earner's video")["id"]
+    expect(earner.c.request("PUT", path, json_body={"public_artifact_ids": [foreign]}), 422,
+           "not_evidence")
+    expect(other.c.request("PUT", path, json_body={"visibility": "private"}), 403, "forbidden")
+
+    r = expect(earner.c.request("PUT", path, json_body={"name_display": "initials",
+                                                        "public_artifact_ids": [ev[3]]}), 200)
+    eq((r["name_display"], r["public_artifact_ids"]), ("initials", [ev[3]]), "settings answer")
+    jwt2 = fetch_jwt(earner.c, award_id)
+    check(jwt2 != jwt, "a new name display must be signed again")
+    p2 = verified(env, jwt2, "the badge with initials")
+    names = [i["identityHash"] for i in p2["credentialSubject"]["identifier"]
+             if i["identityType"] == "name"]
+    eq(names, ["M. D. C."], "initials on the badge")
+    check("Maria" not in jwt_parts(jwt2)[1].__repr__(), "the full name is still in the badge")
+    plan = [e for e in p2["evidence"] if e.get("genre") == "plan"]
+    eq(len(plan), 1, "the chosen public evidence: %s" % p2["evidence"])
+    check(all(e.get("genre") != "video" for e in p2["evidence"]), "a video is public unasked")
+
+    expect(earner.c.request("PUT", path, json_body={"visibility": "private"}), 200)
+    expect(earner.c.anon().get("/v1/awards/" + award_id), 404, "not_found", "a private badge")
+    expect(earner.c.get("/v1/me/awards/%s/badge.jwt" % award_id), 200, what="own private badge")
+    verified(env, jwt2, "a private badge still verifies from the JWT")
+    expect(earner.c.request("PUT", path, json_body={"visibility": "link"}), 200)
+    eq(fetch_jwt(earner.c, award_id), jwt2, "visibility alone does not change the signed badge")
+
+
+@test
+def badge_stack_of_five(env):
+    """A lead's stack of five credentials: progress for the earner, the stack's
+    own badge (evidence: the member badges) issued with the fifth award,
+    completions in the report; bad stacks are refused whole."""
+    titles = ["SEL Structures %d: %s" % (i + 1, t) for i, t in enumerate(
+        ["Morning Meeting", "Closing Circle", "Class Agreements", "Calm Corner", "Peer Conferences"])]
+    lead, assessor, creds = setup(env, 5, titles)
+    ids = [c["id"] for c in creds]
+    before = len(expect(lead.c.get("/v1/stacks"), 200)["stacks"])
+    body = {"title": "Class Structures to Support SEL",
+            "description": "Five micro-credentials that count as a five-credit course.",
+            "credential_ids": ids}
+    for bad, status, code in (
+            (dict(body, credential_ids=ids[:4] + [ids[0]]), 422, "duplicate_credential"),
+            (dict(body, credential_ids=ids[:4] + [str(uuid.uuid4())]), 422, "unknown_credential"),
+            (dict(body, credential_ids=ids[:1]), 422, "too_few_credentials"),
+            (dict(body, credential_ids=["x"]), 400, "invalid_uuid"),
+            ({"credential_ids": ids}, 400, "bad_request"),
+            (dict(body, title=""), 400, "bad_request")):
+        expect(lead.c.post("/v1/stacks", bad), status, code, "stack %r" % bad)
+    expect(assessor.c.post("/v1/stacks", body), 403, "forbidden", "an assessor defines a stack")
+    eq(len(expect(lead.c.get("/v1/stacks"), 200)["stacks"]), before, "refused stacks left nothing")
+    stack = expect(lead.c.post("/v1/stacks", body), 201)
+    eq([c["id"] for c in stack["credentials"]], ids, "members in order")
+
+    earner = env.user(["earner"])
+    awards = []
+    for i, c in enumerate(creds):
+        awards.append(earn(env, lead, earner, c, assessor)[0])
+        st = expect(earner.c.get("/v1/stacks/" + stack["id"]), 200)
+        eq((st["progress"]["held"], st["progress"]["total"]), (i + 1, 5), "progress")
+        if i < 4:
+            eq(st["progress"]["badge_id"], None, "no stack badge before the fifth")
+    badge_id = st["progress"]["badge_id"]
+    check(badge_id, "the stack badge was not issued with the fifth award")
+    mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
+    eq(sorted(a["kind"] for a in mine), ["award"] * 5 + ["stack"], "the earner's awards")
+    jwt = fetch_jwt(earner.c, badge_id)
+    p = verified(env, jwt, "the stack badge")
+    eq(p["credentialSubject"]["achievement"]["name"], body["title"], "stack achievement")
+    members = [e["id"] for e in p["evidence"] if "id" in e]
+    eq(members, [PUBLIC_URL + "/v1/awards/" + a for a in awards], "evidence: the member badges")
+    rep = expect(lead.c.get("/v1/reports/stacks"), 200)["stacks"]
+    eq([s["completions"] for s in rep if s["id"] == stack["id"]], [1], "completions in the report")
+    expect(earner.c.get("/v1/reports/stacks"), 403, "forbidden")
+    # a stack defined later counts what the earner already holds
+    st2 = expect(lead.c.post("/v1/stacks", {"title": "First two", "credential_ids": ids[:2]}), 201)
+    st2 = expect(earner.c.get("/v1/stacks/" + st2["id"]), 200)
+    check(st2["progress"]["badge_id"], "a stack completed before it existed gets its badge")
+
+
+@test
+def badge_settings(env):
+    """ACCORD_PUBLIC_URL: not https in production mode, or not http(s) at all, is
+    refused at start with a message naming the setting; without it, badge
+    routes answer 503 not_configured."""
+    for extra, word in (({"ACCORD_PRODUCTION": "1", "ACCORD_PUBLIC_URL": "http://badges.example.org"},
+                         "https"),
+                        ({"ACCORD_PUBLIC_URL": "ftp://badges.example.org"}, "ACCORD_PUBLIC_URL"),
+                        ({"ACCORD_PRODUCTION": "1", "ACCORD_PUBLIC_URL": ""}, "ACCORD_PUBLIC_URL"),
+                        ({"ACCORD_ISSUER_EMAIL": "nobody"}, "ACCORD_ISSUER_EMAIL")):
+        e = dict(env.base_env, **extra)
+        rc, out, err = run_cli(env.binary, ["serve", "--listen", "127.0.0.1:0"], e, timeout=30)
+        eq(rc, 2, "accord serve with %r: exit status (stderr %s)" % (extra, err))
+        check(word in err, "the message should name %s: %r" % (word, err))
+    s = env.start_server("nourl", {"ACCORD_PUBLIC_URL": ""})
+    c = env.admin.on(s)
+    for path in ("/v1/awards/" + str(uuid.uuid4()), "/.well-known/jwks.json", "/v1/issuer"):
+        expect(c.anon().get(path), 503, "not_configured", path)
