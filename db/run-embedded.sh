@@ -32,6 +32,8 @@ else
     echo "    DATABASE_URL='$DATABASE_URL' $bin token create --email $admin"
 fi
 echo "accord: database at var/pg ($DATABASE_URL)"
+# badges name themselves under the public URL; on a laptop that is the local address
+export ACCORD_PUBLIC_URL=${ACCORD_PUBLIC_URL:-http://127.0.0.1:8080}
 "$bin" serve --data-dir "${ACCORD_DATA_DIR:-var/artifacts}" "$@" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true; wait $server || true; db/cluster.sh stop var/pg' EXIT INT TERM

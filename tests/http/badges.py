@@ -51,9 +51,10 @@ def fetch_jwt(client, award_id):
     return jwt
 
 
-def verify(env, jwts, server=None):
+def verify(env, jwts, server=None, offline=False):
     """Runs verify.mjs on the JWTs; returns one result dict per JWT
-    ({ok, status, error, kid, id})."""
+    ({ok, status, error, kid, id}). offline: the JWKS and the revocation list
+    are fetched first and handed over as files (README "Verifying a badge")."""
     server = server or env.server
     if not os.path.isdir(os.path.join(ROOT, "tests", "badge", "node_modules")):
         fail("tests/badge/node_modules is missing: run `make badge-deps`")
@@ -65,8 +66,17 @@ def verify(env, jwts, server=None):
             f.write(jwt)
         files.append(path)
     base = "http://%s:%d" % (HOST, server.port)
-    p = subprocess.run(["node", VERIFY, "--jwks", base + "/.well-known/jwks.json",
-                        "--status", base + "/v1/issuer/revocations"] + files,
+    jwks, status = base + "/.well-known/jwks.json", base + "/v1/issuer/revocations"
+    if offline:
+        from harness import Client
+        for name, path in (("jwks.json", "/.well-known/jwks.json"),
+                           ("revocations.json", "/v1/issuer/revocations")):
+            r = Client(server).get(path)
+            expect(r, 200, what="download " + path)
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(r.body)
+        jwks, status = os.path.join(d, "jwks.json"), os.path.join(d, "revocations.json")
+    p = subprocess.run(["node", VERIFY, "--jwks", jwks, "--status", status] + files,
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     out = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
     if len(out) != len(jwts) or p.returncode not in (0, 1):

@@ -53,6 +53,8 @@ def badge_signed_verified_and_tamper_proof(env):
     check("Profile" in issuer["type"], "issuer type")
 
     payload = verified(env, jwt, "the badge")
+    res = verify(env, [jwt], offline=True)[0]
+    check(res["ok"] and res["status"] == "valid", "verified offline from files: %s" % res)
     eq(payload["jti"], PUBLIC_URL + "/v1/awards/" + award_id, "jti")
     email_id = [i for i in payload["credentialSubject"]["identifier"]
                 if i["identityType"] == "emailAddress"][0]

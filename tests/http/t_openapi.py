@@ -242,6 +242,19 @@ def openapi_answers_match_schemas(env):
     eq(scored.get("verdict"), "pass", "verdict")
     conforms(doc, earner.c.get("/v1/submissions/" + sub["id"]), "/v1/submissions/{id}")
     conforms(doc, anon.get("/v1/awards/" + scored["award_id"]), "/v1/awards/{id}")
+    # badges (issue 12)
+    conforms(doc, anon.get("/.well-known/jwks.json"), "/.well-known/jwks.json")
+    conforms(doc, anon.get("/v1/issuer"), "/v1/issuer")
+    conforms(doc, anon.get("/v1/issuer/revocations"), "/v1/issuer/revocations")
+    conforms(doc, earner.c.get("/v1/me/awards"), "/v1/me/awards")
+    conforms(doc, earner.c.get("/v1/me/awards/%s/badge.json" % scored["award_id"]),
+             "/v1/me/awards/{id}/badge.json")
+    conforms(doc, earner.c.request("PUT", "/v1/me/awards/" + scored["award_id"],
+                                   json_body={"name_display": "initials"}), "/v1/me/awards/{id}", "put")
+    conforms(doc, lead.c.request("PUT", "/v1/credentials/%s/badge" % cred["id"],
+                                 json_body={"valid_days": 365}), "/v1/credentials/{id}/badge", "put")
+    conforms(doc, lead.c.get("/v1/stacks"), "/v1/stacks")
+    conforms(doc, lead.c.get("/v1/reports/stacks"), "/v1/reports/stacks")
 
     conforms(doc, lead.c.get("/v1/anchors?rubric_id=" + rub["id"]), "/v1/anchors")
     conforms(doc, lead.c.get("/v1/reports/routing"), "/v1/reports/routing")
