@@ -209,39 +209,53 @@ static char *criteria_narrative(const json_t *ach)
     return text;
 }
 
+json_t *badge_achievement(const struct config *cfg, const json_t *ach)
+{
+    const char *title = str(ach, "title"), *kind = str(ach, "kind");
+    json_t *achievement = NULL, *ach_id;
+    char *narrative;
+
+    if (!title || !kind || !str(ach, "id"))
+        return NULL;
+    ach_id = url(cfg, "/v1/achievements/", str(ach, "id"));
+    narrative = criteria_narrative(ach);
+    if (ach_id && narrative)
+        achievement = json_pack(
+            "{s:O,s:[s],s:s,s:s,s:s,s:{s:s},s:o}", "id", ach_id, "type", "Achievement",
+            "achievementType", strcmp(kind, "stack") == 0 ? "Certificate" : "MicroCredential",
+            "name", title, "description", str_or(ach, "description", title), "criteria",
+            "narrative", narrative, "creator", badge_issuer_profile(cfg));
+    if (achievement && strcmp(kind, "credential") == 0)
+        json_object_set_new(achievement, "resultDescription",
+                            result_descriptions(json_string_value(ach_id), ach));
+    free(narrative);
+    json_decref(ach_id);
+    return achievement;
+}
+
 json_t *badge_credential(const struct config *cfg, const json_t *row)
 {
     const json_t *ach = json_object_get(row, "achievement");
     const char *id = str(row, "id"), *title = str(ach, "title"), *hash = str(row, "identity_hash");
-    const char *kind = str(ach, "kind");
-    json_t *cred = NULL, *achievement = NULL, *subject = NULL, *ach_id = NULL;
-    char *narrative = NULL;
+    json_t *cred = NULL, *achievement = NULL, *subject = NULL;
+    const char *ach_id;
     char hashed[80];
 
-    if (!id || !title || !hash || !kind || !str(row, "issued_at") || !str(ach, "id"))
+    if (!id || !title || !hash || !str(row, "issued_at"))
         return NULL;
-    ach_id = url(cfg, "/v1/achievements/", str(ach, "id"));
-    narrative = criteria_narrative(ach);
-    if (!ach_id || !narrative)
-        goto cleanup;
-    achievement =
-        json_pack("{s:O,s:[s],s:s,s:s,s:s,s:{s:s},s:o}", "id", ach_id, "type", "Achievement",
-                  "achievementType", strcmp(kind, "stack") == 0 ? "Certificate" : "MicroCredential",
-                  "name", title, "description", str_or(ach, "description", title), "criteria",
-                  "narrative", narrative, "creator", badge_issuer_profile(cfg));
-    if (achievement && strcmp(kind, "credential") == 0)
-        json_object_set_new(achievement, "resultDescription",
-                            result_descriptions(json_string_value(ach_id), ach));
+    achievement = badge_achievement(cfg, ach);
+    if (!achievement)
+        return NULL;
+    ach_id = json_string_value(json_object_get(achievement, "id"));
     snprintf(hashed, sizeof hashed, "sha256$%s", hash);
-    subject = json_pack("{s:[s],s:[{s:s,s:s,s:s,s:b,s:s},{s:s,s:s,s:s,s:b}],s:o}", "type",
+    subject = json_pack("{s:[s],s:[{s:s,s:s,s:s,s:b,s:s},{s:s,s:s,s:s,s:b}],s:O}", "type",
                         "AchievementSubject", "identifier", "type", "IdentityObject",
                         "identityHash", hashed, "identityType", "emailAddress", "hashed", 1, "salt",
                         str_or(row, "salt", ""), "type", "IdentityObject", "identityHash",
                         str_or(row, "earner_name", "?"), "identityType", "name", "hashed", 0,
                         "achievement", achievement);
-    achievement = NULL; /* owned by subject (or freed by json_pack on failure) */
-    if (subject && strcmp(kind, "credential") == 0)
-        json_object_set_new(subject, "result", results(json_string_value(ach_id), row));
+    if (subject && strcmp(str(ach, "kind"), "credential") == 0)
+        json_object_set_new(subject, "result", results(ach_id, row));
     cred = json_pack("{s:[s,s],s:o,s:[s,s],s:s,s:s,s:o,s:s,s:o,s:o,s:{s:o,s:s}}", "@context",
                      BADGE_CONTEXT_VC, BADGE_CONTEXT_OB, "id", url(cfg, "/v1/awards/", id), "type",
                      "VerifiableCredential", "OpenBadgeCredential", "name", title, "description",
@@ -249,14 +263,10 @@ json_t *badge_credential(const struct config *cfg, const json_t *row)
                      "validFrom", str(row, "issued_at"), "credentialSubject", subject, "evidence",
                      evidence(cfg, row), "credentialStatus", "id",
                      url(cfg, "/v1/issuer/revocations", NULL), "type", "1EdTechRevocationList");
-    subject = NULL;
+    subject = NULL; /* owned by cred (json_pack's "o" steals, even on failure) */
     if (cred && str(row, "valid_until"))
         json_object_set_new(cred, "validUntil", json_string(str(row, "valid_until")));
-cleanup:
-    free(narrative);
-    json_decref(ach_id);
     json_decref(achievement);
-    json_decref(subject);
     return cred;
 }
 

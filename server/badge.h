@@ -17,6 +17,9 @@
 /* The issuer Profile (id {public}/v1/issuer) from the settings; new reference. */
 json_t *badge_issuer_profile(const struct config *cfg);
 
+/* The Achievement of a credential or stack (the row's "achievement"); new reference or NULL. */
+json_t *badge_achievement(const struct config *cfg, const json_t *achievement_row);
+
 /* The OpenBadgeCredential of a badge row; new reference, NULL when the row is malformed. */
 json_t *badge_credential(const struct config *cfg, const json_t *row);
 

@@ -357,3 +357,34 @@ void handle_issuer(struct request *r)
         json_object_set_new(p, "@context", json_pack("[s,s]", BADGE_CONTEXT_VC, BADGE_CONTEXT_OB));
     reply_json(r, 200, p);
 }
+
+static void on_achievement(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    json_t *doc, *ach;
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    doc = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    ach = badge_achievement(r->w->cfg, json_object_get(doc, "achievement"));
+    json_decref(doc);
+    if (!ach) {
+        reply_error(r, 500, "internal", "could not build the achievement (logged on the server)");
+        log_error("achievement %s: the database row is not an achievement", r->ids[0]);
+        return;
+    }
+    json_object_set_new(ach, "@context", json_pack("[s,s]", BADGE_CONTEXT_VC, BADGE_CONTEXT_OB));
+    reply_json(r, 200, ach);
+}
+
+/* An achievement at its id URL: plain JSON, no signature, cheap enough for the loop. */
+void handle_achievement(struct request *r)
+{
+    if (!r->w->cfg->public_url[0]) {
+        reply_error(r, 503, "not_configured",
+                    "badges are not issued: the server has no ACCORD_PUBLIC_URL");
+        return;
+    }
+    request_query(r, STMT_ACHIEVEMENT_PUBLIC, on_achievement);
+}

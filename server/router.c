@@ -59,6 +59,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/.well-known/jwks.json", NULL, STMT_JWKS, ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
     {EVHTTP_REQ_GET, "/v1/keys/{id}", NULL, STMT_JWK_GET, ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
     {EVHTTP_REQ_GET, "/v1/issuer", handle_issuer, 0, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/v1/achievements/{id}", handle_achievement, STMT_ACHIEVEMENT_PUBLIC,
+     ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/v1/issuer/revocations", NULL, STMT_REVOCATION_LIST,
      ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
     {EVHTTP_REQ_GET, "/v1/me/awards", NULL, STMT_MY_AWARDS, ROUTE_BASE_URL, 200},

@@ -62,5 +62,6 @@ void handle_award_public(struct request *r);
 void handle_my_award_jwt(struct request *r);
 void handle_my_award_json(struct request *r);
 void handle_issuer(struct request *r);
+void handle_achievement(struct request *r);
 
 #endif

@@ -156,6 +156,50 @@ LANGUAGE sql STABLE AS $$
                 ELSE 'valid' END
 $$;
 
+-- What an Achievement is built from (server/badge.c): a credential with its rubric ...
+CREATE FUNCTION _achievement_json(c credentials, rb rubrics) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', c.id, 'kind', 'credential', 'title', c.title,
+                             'description', c.description, 'stakes', c.stakes,
+                             'criteria', rb.criteria, 'min_level_each', c.min_level_each,
+                             'rubric_title', rb.title)
+$$;
+
+-- ... or a stack with its members (and, for an earner, their member badges).
+CREATE FUNCTION _stack_achievement_json(p_stack uuid, p_earner uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT json_build_object(
+                'id', st.id, 'kind', 'stack', 'title', st.title, 'description', st.description,
+                'members', (SELECT json_agg(json_build_object(
+                                'credential_id', m.credential_id, 'title', c.title,
+                                'badge_id', mb.id) ORDER BY m.position)
+                              FROM stack_members m
+                              JOIN credentials c ON c.id = m.credential_id
+                              LEFT JOIN awards a ON a.credential_id = m.credential_id
+                                                AND a.earner_id = p_earner
+                              LEFT JOIN badges mb ON mb.award_id = a.id
+                             WHERE m.stack_id = st.id))
+              FROM stacks st WHERE st.id = p_stack);
+END $$;
+
+-- The Achievement at its id URL (public): a credential's or a stack's.
+CREATE FUNCTION api_achievement_public(p_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v json;
+BEGIN
+    SELECT _achievement_json(c, rb) INTO v
+      FROM credentials c JOIN rubrics rb ON rb.id = c.rubric_id WHERE c.id = p_id;
+    IF v IS NULL THEN
+        v := _stack_achievement_json(p_id, NULL);
+    END IF;
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'achievement not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    RETURN json_build_object('achievement', v);
+END $$;
+
 -- Everything the server needs to build, sign and show a badge (server/badge.h).
 CREATE FUNCTION _badge_row(b badges) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
@@ -172,10 +216,7 @@ BEGIN
     SELECT id INTO v_active FROM signing_keys WHERE retired_at IS NULL AND revoked_at IS NULL;
     SELECT * INTO k FROM signing_keys WHERE id = b.signed_kid;
     IF b.award_id IS NOT NULL THEN
-        SELECT json_build_object('id', c.id, 'kind', 'credential', 'title', c.title,
-                                 'description', c.description, 'stakes', c.stakes,
-                                 'criteria', rb.criteria, 'min_level_each', c.min_level_each,
-                                 'rubric_title', rb.title),
+        SELECT _achievement_json(c, rb),
                (SELECT coalesce(json_agg(json_build_object('criterion', rs.criterion, 'level', rs.level)
                                          ORDER BY rs.position), '[]')
                   FROM review_scores rs WHERE rs.review_id = s.decided_review_id),
@@ -206,19 +247,7 @@ BEGIN
           JOIN submissions s ON s.id = a.submission_id
          WHERE a.id = b.award_id;
     ELSE
-        SELECT json_build_object('id', st.id, 'kind', 'stack', 'title', st.title,
-                                 'description', st.description,
-                                 'members', (SELECT json_agg(json_build_object(
-                                                 'credential_id', m.credential_id, 'title', c.title,
-                                                 'badge_id', mb.id) ORDER BY m.position)
-                                               FROM stack_members m
-                                               JOIN credentials c ON c.id = m.credential_id
-                                               LEFT JOIN awards a ON a.credential_id = m.credential_id
-                                                                 AND a.earner_id = b.earner_id
-                                               LEFT JOIN badges mb ON mb.award_id = a.id
-                                              WHERE m.stack_id = st.id))
-          INTO v_ach
-          FROM stacks st WHERE st.id = b.stack_id;
+        v_ach := _stack_achievement_json(b.stack_id, b.earner_id);
         v_results := '[]';
         v_evidence := '[]';
     END IF;

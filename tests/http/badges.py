@@ -51,7 +51,7 @@ def fetch_jwt(client, award_id):
     return jwt
 
 
-def verify(env, jwts, server=None, offline=False):
+def verify(env, jwts, server=None, offline=False, now=None):
     """Runs verify.mjs on the JWTs; returns one result dict per JWT
     ({ok, status, error, kid, id}). offline: the JWKS and the revocation list
     are fetched first and handed over as files (README "Verifying a badge")."""
@@ -76,7 +76,8 @@ def verify(env, jwts, server=None, offline=False):
             with open(os.path.join(d, name), "wb") as f:
                 f.write(r.body)
         jwks, status = os.path.join(d, "jwks.json"), os.path.join(d, "revocations.json")
-    p = subprocess.run(["node", VERIFY, "--jwks", jwks, "--status", status] + files,
+    extra = ["--now", str(now)] if now is not None else []
+    p = subprocess.run(["node", VERIFY, "--jwks", jwks, "--status", status] + extra + files,
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     out = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
     if len(out) != len(jwts) or p.returncode not in (0, 1):

@@ -64,6 +64,11 @@ def badge_signed_verified_and_tamper_proof(env):
     check(earner.email not in jwt and earner.email not in json.dumps(payload),
           "the plain email is in the badge")
     eq(payload["credentialStatus"]["type"], "1EdTechRevocationList", "status method")
+    ach = payload["credentialSubject"]["achievement"]
+    eq(ach["id"], PUBLIC_URL + "/v1/achievements/" + cred["id"], "achievement id")
+    got = expect(anon.get("/v1/achievements/" + cred["id"]), 200)
+    eq({k: v for k, v in got.items() if k != "@context"}, ach, "the achievement at its id URL")
+    expect(anon.get("/v1/achievements/" + str(uuid.uuid4())), 404, "not_found")
 
     h, p, s = jwt.split(".")
     forged = dict(payload, name="Forged Badge")
@@ -279,6 +284,8 @@ def badge_stack_of_five(env):
     eq(p["credentialSubject"]["achievement"]["name"], body["title"], "stack achievement")
     members = [e["id"] for e in p["evidence"] if "id" in e]
     eq(members, [PUBLIC_URL + "/v1/awards/" + a for a in awards], "evidence: the member badges")
+    got = expect(earner.c.anon().get("/v1/achievements/" + stack["id"]), 200)
+    eq(got["name"], body["title"], "the stack's achievement at its id URL")
     rep = expect(lead.c.get("/v1/reports/stacks"), 200)["stacks"]
     eq([s["completions"] for s in rep if s["id"] == stack["id"]], [1], "completions in the report")
     expect(earner.c.get("/v1/reports/stacks"), 403, "forbidden")
@@ -286,6 +293,33 @@ def badge_stack_of_five(env):
     st2 = expect(lead.c.post("/v1/stacks", {"title": "First two", "credential_ids": ids[:2]}), 201)
     st2 = expect(earner.c.get("/v1/stacks/" + st2["id"]), 200)
     check(st2["progress"]["badge_id"], "a stack completed before it existed gets its badge")
+
+
+@test
+def badge_expiry(env):
+    """A credential configured to expire: validUntil and exp on its badges; past
+    it, the page, the earner's list and the verifier say expired."""
+    lead, assessor, (cred,) = setup(env)
+    path = "/v1/credentials/%s/badge" % cred["id"]
+    expect(lead.c.request("PUT", path, json_body={"valid_days": 0}), 422, what="0 days")
+    expect(lead.c.request("PUT", path, json_body={}), 400, what="no valid_days")
+    expect(assessor.c.request("PUT", path, json_body={"valid_days": 30}), 403, "forbidden")
+    eq(expect(lead.c.request("PUT", path, json_body={"valid_days": 30}), 200)["valid_days"], 30,
+       "valid_days")
+    earner = env.user(["earner"])
+    award_id, _ = earn(env, lead, earner, cred, assessor)
+    payload = verified(env, fetch_jwt(earner.c, award_id), "a badge that expires")
+    eq(payload["exp"] - payload["nbf"], 30 * 86400, "exp = nbf + 30 days")
+    # 31 days later (the clock of the verifier; the database's expiry moved back)
+    res = verify(env, [fetch_jwt(earner.c, award_id)], now=payload["nbf"] + 31 * 86400)[0]
+    check(not res["ok"] or res["status"] == "expired", "31 days later it should be expired: %s" % res)
+    psql(env, "update badges set valid_until = now() - interval '1 second' where id = '%s'"
+         % award_id)
+    mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
+    eq([a["status"] for a in mine if a["id"] == award_id], ["expired"], "the earner's list")
+    page = earner.c.anon().get("/v1/awards/" + award_id, headers={"Accept": "text/html"})
+    check("EXPIRED" in page.text, "the page should say expired")
+    expect(lead.c.request("PUT", path, json_body={"valid_days": None}), 200, what="never expire")
 
 
 @test

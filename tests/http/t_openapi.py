@@ -245,6 +245,7 @@ def openapi_answers_match_schemas(env):
     # badges (issue 12)
     conforms(doc, anon.get("/.well-known/jwks.json"), "/.well-known/jwks.json")
     conforms(doc, anon.get("/v1/issuer"), "/v1/issuer")
+    conforms(doc, anon.get("/v1/achievements/" + cred["id"]), "/v1/achievements/{id}")
     conforms(doc, anon.get("/v1/issuer/revocations"), "/v1/issuer/revocations")
     conforms(doc, earner.c.get("/v1/me/awards"), "/v1/me/awards")
     conforms(doc, earner.c.get("/v1/me/awards/%s/badge.json" % scored["award_id"]),
