@@ -207,19 +207,20 @@ static int export_db_settings(const struct config *cfg)
 
 void config_usage(void)
 {
-    fprintf(stderr, "usage: accord serve [options]\n"
-                    "  --listen HOST:PORT   ACCORD_LISTEN     (default 127.0.0.1:8080)\n"
-                    "  --data-dir DIR       ACCORD_DATA_DIR   (default var/artifacts)\n"
-                    "  --database-url URL   DATABASE_URL      (required)\n"
-                    "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n"
-                    "  --public-url URL     ACCORD_PUBLIC_URL (how browsers reach accord, e.g.\n"
-                    "                       https://accord.example.org; default http://LISTEN;\n"
-                    "                       badges are issued only when it is set)\n"
-                    "  --production         ACCORD_PRODUCTION=1 (the public URL must be set, https)\n"
-                    "  --key-dir DIR        ACCORD_KEY_DIR    (default var/keys; badge signing keys)\n"
-                    "  --issuer-name NAME   ACCORD_ISSUER_NAME (default accord)\n"
-                    "  --issuer-url URL     ACCORD_ISSUER_URL (default the public URL)\n"
-                    "  --issuer-email E     ACCORD_ISSUER_EMAIL\n");
+    fprintf(stderr,
+            "usage: accord serve [options]\n"
+            "  --listen HOST:PORT   ACCORD_LISTEN     (default 127.0.0.1:8080)\n"
+            "  --data-dir DIR       ACCORD_DATA_DIR   (default var/artifacts)\n"
+            "  --database-url URL   DATABASE_URL      (required)\n"
+            "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n"
+            "  --public-url URL     ACCORD_PUBLIC_URL (how browsers reach accord, e.g.\n"
+            "                       https://accord.example.org; default http://LISTEN;\n"
+            "                       badges are issued only when it is set)\n"
+            "  --production         ACCORD_PRODUCTION=1 (the public URL must be set, https)\n"
+            "  --key-dir DIR        ACCORD_KEY_DIR    (default var/keys; badge signing keys)\n"
+            "  --issuer-name NAME   ACCORD_ISSUER_NAME (default accord)\n"
+            "  --issuer-url URL     ACCORD_ISSUER_URL (default the public URL)\n"
+            "  --issuer-email E     ACCORD_ISSUER_EMAIL\n");
     for (size_t i = 0; i < N_NUMERIC; i++)
         fprintf(stderr, "  --%-18s ACCORD_%-16s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
@@ -282,8 +283,8 @@ int config_load(struct config *cfg, int argc, char **argv)
     opts[n++] = (struct option){"public-url", required_argument, NULL, OPT_PUBLIC_URL};
     opts[n++] = (struct option){"production", no_argument, NULL, OPT_PRODUCTION};
     for (size_t i = 0; i < N_STRING; i++)
-        opts[n++] = (struct option){string_settings[i].flag, required_argument, NULL,
-                                    OPT_STRING + (int)i};
+        opts[n++] =
+            (struct option){string_settings[i].flag, required_argument, NULL, OPT_STRING + (int)i};
     for (size_t i = 0; i < N_NUMERIC; i++)
         opts[n++] = (struct option){numeric_settings[i].flag, required_argument, NULL,
                                     OPT_NUMERIC + (int)i};

@@ -27,10 +27,10 @@ struct config {
     long random_seed;         /* seed of the database's random draws; -1 = random */
     bool migrate;             /* apply migrations at start */
     /* badges (issue 12): issued only when the public URL was set, not derived */
-    bool public_url_set;      /* ACCORD_PUBLIC_URL / --public-url given */
-    bool production;          /* ACCORD_PRODUCTION=1: refuse settings fit only for a laptop */
-    char key_dir[1024];       /* private signing keys, 0600 files */
-    char issuer_name[256];    /* the issuer Profile: name, url (default the public URL), email */
+    bool public_url_set;   /* ACCORD_PUBLIC_URL / --public-url given */
+    bool production;       /* ACCORD_PRODUCTION=1: refuse settings fit only for a laptop */
+    char key_dir[1024];    /* private signing keys, 0600 files */
+    char issuer_name[256]; /* the issuer Profile: name, url (default the public URL), email */
     char issuer_url[512];
     char issuer_email[320];
 };

@@ -381,7 +381,7 @@ static void on_achievement(const struct db_result *res, void *arg)
 /* An achievement at its id URL: plain JSON, no signature, cheap enough for the loop. */
 void handle_achievement(struct request *r)
 {
-    if (!r->w->cfg->public_url[0]) {
+    if (!r->w->cfg->public_url_set) {
         reply_error(r, 503, "not_configured",
                     "badges are not issued: the server has no ACCORD_PUBLIC_URL");
         return;

@@ -1,7 +1,11 @@
-"""badges.py - helpers for the badge tests (issue 12): earning an award,
-fetching its VC-JWT, and verifying JWTs with the independent verifier
-(tests/badge/verify.mjs: npm jose + ajv) against the running server's JWKS
-and revocation list, fetched over HTTP."""
+"""badges.py - helpers for the badge tests (issue 12): a server that issues
+badges, earning an award, fetching its VC-JWT, and verifying JWTs with the
+independent verifier (tests/badge/verify.mjs: npm jose + ajv) against that
+server's JWKS and revocation list, fetched over HTTP.
+
+Badges are issued only under an explicit ACCORD_PUBLIC_URL; the main test
+server derives its public URL from its port (what the sign-in tests need), so
+badge tests run a second server on the same database with PUBLIC_URL."""
 
 import base64
 import json
@@ -13,6 +17,16 @@ from harness import HOST, PUBLIC_URL, check, eq, expect, fail, short
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VERIFY = os.path.join(ROOT, "tests", "badge", "verify.mjs")
+
+
+def badge_server(env):
+    """A server with ACCORD_PUBLIC_URL set (started once per test: the runner
+    stops the servers a test started when it ends)."""
+    s = getattr(env, "badge_srv", None)
+    if s is None or s.finished or not s.alive():
+        s = env.start_server("badges%d" % env.uniq(), {"ACCORD_PUBLIC_URL": PUBLIC_URL})
+        env.badge_srv = s
+    return s
 
 
 def b64url_decode(part):
@@ -43,6 +57,7 @@ def earn(env, lead, earner, cred, assessor, levels=None):
 
 
 def fetch_jwt(client, award_id):
+    """The VC-JWT at the award's URL; client is on a badge server."""
     r = client.anon().get("/v1/awards/" + award_id, headers={"Accept": "application/vc+jwt"})
     expect(r, 200, what="the badge as a VC-JWT")
     eq(r.header("content-type"), "application/vc+jwt", "Content-Type of the VC-JWT")
@@ -55,7 +70,7 @@ def verify(env, jwts, server=None, offline=False, now=None):
     """Runs verify.mjs on the JWTs; returns one result dict per JWT
     ({ok, status, error, kid, id}). offline: the JWKS and the revocation list
     are fetched first and handed over as files (README "Verifying a badge")."""
-    server = server or env.server
+    server = server or badge_server(env)
     if not os.path.isdir(os.path.join(ROOT, "tests", "badge", "node_modules")):
         fail("tests/badge/node_modules is missing: run `make badge-deps`")
     d = tempfile.mkdtemp(prefix="badges-", dir=env.workdir)

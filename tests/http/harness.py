@@ -24,8 +24,8 @@ import threading
 import time
 
 HOST = "127.0.0.1"
-# ACCORD_PUBLIC_URL of the servers under test: badges, keys and the issuer are
-# named under it; nothing ever connects to it (tests map it to the server).
+# ACCORD_PUBLIC_URL of the servers that issue badges (tests/http/badges.py):
+# badges, keys and the issuer are named under it; nothing ever connects to it.
 PUBLIC_URL = "https://badges.accord.test"
 REQUEST_TIMEOUT = 30.0
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

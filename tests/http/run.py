@@ -138,9 +138,8 @@ def main():
     cluster = Cluster(ROOT, os.path.join(workdir, "pg"))
     base_env = dict(os.environ)
     base_env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-    # badges (issue 12): a public URL that is never dialled (verifiers map it
-    # to the test server), and a key directory of this run's own
-    base_env["ACCORD_PUBLIC_URL"] = harness.PUBLIC_URL
+    # badges (issue 12): signing keys of this run's own (the servers that issue
+    # badges are started with ACCORD_PUBLIC_URL, see tests/http/badges.py)
     base_env["ACCORD_KEY_DIR"] = os.path.join(workdir, "keys")
     env = Env(ROOT, binary, workdir, cluster, base_env)
     passed = failed = 0

@@ -9,13 +9,16 @@ import json
 import os
 import uuid
 
-from badges import (b64url, earn, fetch_jwt, forge, jwt_parts, psql, verified, verify)
+from badges import (b64url, badge_server, earn, fetch_jwt, forge, jwt_parts, psql, verified,
+                    verify)
 from harness import (PUBLIC_URL, check, eq, expect, last_line, run_cli, short, test)
 
 
 def setup(env, n_creds=1, titles=None):
-    lead = env.user(["lead"])
-    assessor = env.user(["assessor"])
+    """A lead, an assessor and credentials, all talking to a badge server."""
+    bs = badge_server(env)
+    lead = env.user(["lead"], server=bs)
+    assessor = env.user(["assessor"], server=bs)
     rubric = env.rubric(lead)
     creds = []
     for i in range(n_creds):
@@ -35,7 +38,8 @@ def badge_signed_verified_and_tamper_proof(env):
     OB 3.0 schema); it is signed once; a tampered payload is rejected; the page
     escapes everything and carries a strict CSP."""
     lead, assessor, (cred,) = setup(env)
-    earner = env.user(["earner"], name='Ana <b>"Zed"</b> & Co', org="Badge Elementary")
+    earner = env.user(["earner"], name='Ana <b>"Zed"</b> & Co', org="Badge Elementary",
+                      server=badge_server(env))
     award_id, _ = earn(env, lead, earner, cred, assessor)
     anon = earner.c.anon()
     jwt = fetch_jwt(earner.c, award_id)
@@ -100,7 +104,7 @@ def badge_key_rotation(env):
     unpublishes the key and signs its badges again with the new one."""
     lead, assessor, (cred,) = setup(env)
     keydir = env.base_env["ACCORD_KEY_DIR"]
-    e1 = env.user(["earner"])
+    e1 = env.user(["earner"], server=badge_server(env))
     a1, _ = earn(env, lead, e1, cred, assessor)
     jwt1 = fetch_jwt(e1.c, a1)
     kid1 = jwt_parts(jwt1)[0]["kid"]
@@ -115,12 +119,12 @@ def badge_key_rotation(env):
     eq(rc, 0, "accord keys rotate: %s" % err)
     kid2_id = last_line(out)
     check(not os.path.exists(pem1_path), "the rotated-out private key file is still there")
-    jwks = expect(env.admin.c.anon().get("/.well-known/jwks.json"), 200)
+    jwks = expect(e1.c.anon().get("/.well-known/jwks.json"), 200)
     by = {k["kid"]: k for k in jwks["keys"]}
     check(kid1 in by and "accord_retired_at" in by[kid1], "the old key stays published, retired")
     verified(env, jwt1, "a badge signed before the rotation")
 
-    e2 = env.user(["earner"])
+    e2 = env.user(["earner"], server=badge_server(env))
     a2, _ = earn(env, lead, e2, cred, assessor)
     jwt2 = fetch_jwt(e2.c, a2)
     h2, p2, _ = jwt_parts(jwt2)
@@ -134,10 +138,10 @@ def badge_key_rotation(env):
     rc, out, err = run_cli(env.binary, ["keys", "rotate", "--revoke-old"], env.base_env)
     eq(rc, 0, "accord keys rotate --revoke-old: %s" % err)
     kid3_id = last_line(out)
-    jwks = expect(env.admin.c.anon().get("/.well-known/jwks.json"), 200)
+    jwks = expect(e1.c.anon().get("/.well-known/jwks.json"), 200)
     kids = [k["kid"] for k in jwks["keys"]]
     check(h2["kid"] not in kids and kid1 in kids, "revoked key still published: %s" % kids)
-    expect(env.admin.c.anon().get("/v1/keys/" + kid2_id), 404, "not_found")
+    expect(e1.c.anon().get("/v1/keys/" + kid2_id), 404, "not_found")
     res = verify(env, [jwt2])[0]
     check(not res["ok"], "a badge signed with the compromised key verified: %s" % res)
     jwt2b = fetch_jwt(e2.c, a2)
@@ -153,7 +157,7 @@ def badge_revocation(env):
     """A lead revokes with a reason (audited); the status list, the page and the
     independent verifier say revoked at once; the earner is told why."""
     lead, assessor, (cred,) = setup(env)
-    earner = env.user(["earner"])
+    earner = env.user(["earner"], server=badge_server(env))
     award_id, _ = earn(env, lead, earner, cred, assessor)
     jwt = fetch_jwt(earner.c, award_id)
     path = "/v1/awards/%s/revoke" % award_id
@@ -189,8 +193,8 @@ def badge_privacy_and_downloads(env):
     """The earner's awards, downloads (.jwt and .json), share link, name display
     (full or initials), chosen public evidence, and private visibility."""
     lead, assessor, (cred,) = setup(env)
-    earner = env.user(["earner"], name="Maria del Carmen")
-    other = env.user(["earner"])
+    earner = env.user(["earner"], name="Maria del Carmen", server=badge_server(env))
+    other = env.user(["earner"], server=badge_server(env))
     award_id, ev = earn(env, lead, earner, cred, assessor)
     mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
     eq(len(mine), 1, "the earner's awards")
@@ -267,7 +271,7 @@ def badge_stack_of_five(env):
     stack = expect(lead.c.post("/v1/stacks", body), 201)
     eq([c["id"] for c in stack["credentials"]], ids, "members in order")
 
-    earner = env.user(["earner"])
+    earner = env.user(["earner"], server=badge_server(env))
     awards = []
     for i, c in enumerate(creds):
         awards.append(earn(env, lead, earner, c, assessor)[0])
@@ -306,7 +310,7 @@ def badge_expiry(env):
     expect(assessor.c.request("PUT", path, json_body={"valid_days": 30}), 403, "forbidden")
     eq(expect(lead.c.request("PUT", path, json_body={"valid_days": 30}), 200)["valid_days"], 30,
        "valid_days")
-    earner = env.user(["earner"])
+    earner = env.user(["earner"], server=badge_server(env))
     award_id, _ = earn(env, lead, earner, cred, assessor)
     payload = verified(env, fetch_jwt(earner.c, award_id), "a badge that expires")
     eq(payload["exp"] - payload["nbf"], 30 * 86400, "exp = nbf + 30 days")
@@ -326,17 +330,16 @@ def badge_expiry(env):
 def badge_settings(env):
     """ACCORD_PUBLIC_URL: not https in production mode, or not http(s) at all, is
     refused at start with a message naming the setting; without it, badge
-    routes answer 503 not_configured."""
+    routes answer 503 not_configured (the main test server derives its URL)."""
     for extra, word in (({"ACCORD_PRODUCTION": "1", "ACCORD_PUBLIC_URL": "http://badges.example.org"},
                          "https"),
-                        ({"ACCORD_PUBLIC_URL": "ftp://badges.example.org"}, "ACCORD_PUBLIC_URL"),
+                        ({"ACCORD_PUBLIC_URL": "ftp://badges.example.org"}, "public URL"),
                         ({"ACCORD_PRODUCTION": "1", "ACCORD_PUBLIC_URL": ""}, "ACCORD_PUBLIC_URL"),
                         ({"ACCORD_ISSUER_EMAIL": "nobody"}, "ACCORD_ISSUER_EMAIL")):
         e = dict(env.base_env, **extra)
         rc, out, err = run_cli(env.binary, ["serve", "--listen", "127.0.0.1:0"], e, timeout=30)
         eq(rc, 2, "accord serve with %r: exit status (stderr %s)" % (extra, err))
         check(word in err, "the message should name %s: %r" % (word, err))
-    s = env.start_server("nourl", {"ACCORD_PUBLIC_URL": ""})
-    c = env.admin.on(s)
+    c = env.admin.c
     for path in ("/v1/awards/" + str(uuid.uuid4()), "/.well-known/jwks.json", "/v1/issuer"):
         expect(c.anon().get(path), 503, "not_configured", path)

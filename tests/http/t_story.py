@@ -3,7 +3,7 @@
 import json
 import os
 
-from badges import fetch_jwt, verified
+from badges import badge_server, fetch_jwt, verified
 from harness import (PUBLIC_URL, CRITERION_KEYS, Failure, assert_not_in_text, check, eq, expect,
                      is_ts, is_uuid, sha256, short, soft, test)
 
@@ -287,7 +287,8 @@ def _story(env, step):
 
     step("public award verification: a signed Open Badges 3.0 credential")
     award_id = res2["award_id"]
-    anon = brown.c.anon()
+    bs = badge_server(env)   # the same database, with ACCORD_PUBLIC_URL set
+    anon = brown.on(bs).anon()
     cred_json = expect(anon.get("/v1/awards/" + award_id), 200)
     eq(cred_json["id"], PUBLIC_URL + "/v1/awards/" + award_id, "credential id (the award's URL)")
     check("OpenBadgeCredential" in cred_json["type"], "type %r" % cred_json["type"])
@@ -306,7 +307,7 @@ def _story(env, step):
         check(secret not in text, "the public badge must not expose %r (comments, feedback, "
               "private evidence): %s" % (secret, short(text)))
     assert_not_in_text(text, [("earner's email", brown.email)], "the public badge")
-    jwt = fetch_jwt(brown.c, award_id)
+    jwt = fetch_jwt(brown.on(bs), award_id)
     payload = verified(env, jwt, "Ms. Brown's badge")
     eq({k: v for k, v in payload.items() if k not in ("iss", "jti", "sub", "nbf", "iat")},
        cred_json, "the JSON credential is the signed payload")
