@@ -580,6 +580,7 @@ DECLARE
     v_anchor uuid;
     s submissions;
     r reviews;
+    v_made timestamptz;
 BEGIN
     SELECT * INTO c FROM credentials WHERE id = p_cred;
     SELECT a.id INTO v_anchor
@@ -594,11 +595,21 @@ BEGIN
     INSERT INTO submissions (credential_id, earner_id, attempt, status, anchor_id, lease_expires_at)
     VALUES (c.id, NULL, 1, 'validity', v_anchor, now() + make_interval(secs => p_lease))
     RETURNING * INTO s;
+    -- The dressing: a lead's file name ("anchor3.mp4") or title would give the
+    -- item away, and so would evidence created at the moment of the claim; an
+    -- alias has a neutral name (kind and extension) and the age of the
+    -- evidence at the head of the queue.
+    v_made := coalesce((SELECT min(q.queued_at) FROM submissions q
+                         WHERE q.credential_id = c.id AND q.status = 'queued'),
+                       now() - interval '1 hour' * (1 + 23 * _draw(format('age/%s/%s', v_me.id, p_claims))))
+              - interval '1 minute' * (1 + 59 * _draw(format('made/%s/%s', v_me.id, p_claims)));
     WITH al AS (
         INSERT INTO artifacts (owner_id, kind, media_type, filename, bytes, sha256, url, title,
-                               alias_of)
-        SELECT a.owner_id, a.kind, a.media_type, a.filename, a.bytes, a.sha256, a.url, a.title,
-               a.id
+                               alias_of, created_at)
+        SELECT a.owner_id, a.kind, a.media_type,
+               CASE WHEN a.filename IS NOT NULL
+                    THEN a.kind || coalesce(lower(substring(a.filename FROM '(\.[A-Za-z0-9]{1,8})$')), '') END,
+               a.bytes, a.sha256, a.url, NULL, a.id, v_made
           FROM anchor_artifacts aa JOIN artifacts a ON a.id = aa.artifact_id
          WHERE aa.anchor_id = v_anchor
         RETURNING id, alias_of)
@@ -1861,4 +1872,30 @@ BEGIN
           WHERE qq.user_id IS NOT NULL
              OR EXISTS (SELECT 1 FROM calibration_window cw WHERE cw.user_id = u.id AND cw.rubric_id = rb.id)
              OR EXISTS (SELECT 1 FROM calibration_sessions cs WHERE cs.assessor_id = u.id AND cs.rubric_id = rb.id)));
+END $$;
+
+-- 002's visibility, plus (item 2): a review its holder released or lost to
+-- expiry is no longer theirs to read (it shows the submission's evidence and
+-- earlier results); a lead reads every review.
+CREATE OR REPLACE FUNCTION _review_visible(v_me users, p_id uuid) RETURNS reviews
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r reviews;
+BEGIN
+    SELECT * INTO r FROM reviews WHERE id = p_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'review not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    IF 'lead' = ANY(v_me.roles) THEN
+        RETURN r;
+    END IF;
+    IF r.assessor_id <> v_me.id THEN
+        RAISE EXCEPTION 'this review is not yours'
+            USING ERRCODE = 'AC403', DETAIL = 'forbidden';
+    END IF;
+    IF r.status IN ('released','expired') THEN
+        RAISE EXCEPTION 'this review was % and is no longer yours to read', r.status
+            USING ERRCODE = 'AC403', DETAIL = 'forbidden';
+    END IF;
+    RETURN r;
 END $$;

@@ -3,6 +3,7 @@ under an active lease and bounded claim churn (item 2), calibration that cannot 
 (item 3), validity items that cannot be recognised by their ids (item 4), the audit of
 reads and refusals and its route (item 11), seeded random draws (item 14)."""
 
+import calendar
 import hashlib
 import os
 import time
@@ -10,6 +11,11 @@ import uuid
 
 from harness import (User, check, eq, expect, is_uuid, last_line, run_cli, test)
 from t_calibration import cal_grant, lead_artifact, make_anchor, master, put, scores_body
+
+
+def parse_ts(s):
+    """RFC 3339 UTC (2026-01-01T00:00:00.123456Z) -> seconds since the epoch."""
+    return calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + s[19:-1])
 
 
 def audit(lead, **q):
@@ -142,6 +148,7 @@ def hardening_evidence_needs_active_lease(env):
     expect(content(a1), 200, what="holder reads the evidence")
     expect(peer.c.post("/v1/reviews/%s/release" % r1["id"]), 200)
     expect(content(a1), 403, "forbidden", "reading after release")
+    expect(peer.c.get("/v1/reviews/%s" % r1["id"]), 403, "forbidden", "the released review")
     # expiry ends it too (the lease is 2 s on this server)
     r2 = claim()
     a2 = [a for sb, a in subs if sb["id"] == r2["submission"]["id"]][0]
@@ -281,6 +288,11 @@ def hardening_validity_item_ids_do_not_repeat(env):
         arts = c["submission"]["artifacts"]
         eq([x["sha256"] for x in arts], [art["sha256"]], "the validity item carries the anchor's bytes")
         seen.append(arts[0]["id"])
+        # nothing else gives it away: not the lead's file name, not an age of zero
+        eq(arts[0]["filename"], "video.mp4", "the validity item's file name (the anchor's: only.mp4)")
+        claimed = parse_ts(c["lease_expires_at"]) - 7200
+        check(parse_ts(arts[0]["created_at"]) < claimed - 30,
+              "the validity item's evidence was created at the claim: %s" % arts[0]["created_at"])
         r = u.c.get("/v1/artifacts/%s/content" % arts[0]["id"])
         expect(r, 200, what="the validity item's evidence")
         eq(hashlib.sha256(r.body).hexdigest(), art["sha256"], "the bytes under the fresh id")
