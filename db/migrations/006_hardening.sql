@@ -1133,6 +1133,8 @@ BEGIN
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
     VALUES (v_me.id, 'anchor.create', 'anchor', a.id,
             jsonb_build_object('rubric_id', r.id, 'artifact_ids', to_jsonb(v_ids), 'purpose', v_purpose));
+    -- its author has seen its masters
+    PERFORM _anchor_exposed(v_me.id, a.id, 'anchor_read');
     RETURN _anchor_json(a);
 END $$;
 

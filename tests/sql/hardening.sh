@@ -52,5 +52,12 @@ check "audit route: filtered by action" "SELECT (api_audit_list(tk('tok-admin'),
 check "audit route: the read is audited" "SELECT action = 'audit.read' AND actor_id = g('admin') FROM audit_log ORDER BY id DESC LIMIT 1"
 err "audit route: limit" AC400 bad_request "SELECT api_audit_list(tk('tok-admin'), '{\"limit\":\"0\"}')"
 
+# --- who has seen an anchor's masters ------------------------------------------------------
+run "rubric" "SELECT put('rubric', api_rubric_create(tk('tok-admin'), '{\"title\":\"R\",\"criteria\":[{\"key\":\"c1\",\"title\":\"C1\",\"levels\":[{\"value\":1,\"label\":\"a\"},{\"value\":2,\"label\":\"b\"}]}]}')->>'id')"
+run "anchor" "SELECT put('an', api_anchor_create(tk('tok-admin'), jsonb_build_object('rubric_id', g('rubric'),
+    'artifact_ids', jsonb_build_array(api_artifact_upload(tk('tok-admin'), 'video', 'video/mp4', NULL, 1, repeat('0', 64))->>'id'),
+    'master', jsonb_build_object('scores', jsonb_build_array(jsonb_build_object('criterion','c1','level',2)), 'feedback', 'f')))->>'id')"
+check "its author saw its masters" "SELECT _anchor_shown(g('admin'), g('an')) AND EXISTS (SELECT 1 FROM anchor_exposures WHERE user_id = g('admin') AND anchor_id = g('an'))"
+
 echo "$suite: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
