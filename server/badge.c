@@ -142,8 +142,7 @@ static char *assessment_narrative(const json_t *row)
                 str_or(as, "stakes", "low"),
                 (long long)json_integer_value(json_object_get(as, "attempt")));
         fprintf(f, json_is_true(json_object_get(as, "calibrated"))
-                       ? "The assessors were calibrated: qualified on this rubric against "
-                         "master-scored anchors."
+                       ? "Every assessor held a current calibration qualification on this rubric."
                        : "Not every assessor held a calibration qualification on this rubric.");
     }
     fclose(f);

@@ -285,9 +285,10 @@ BEGIN
     RETURN _badge_row(b);
 END $$;
 
--- The earner's own badge (downloads), whatever its visibility; leads too.
+-- The earner's own badge (downloads), whatever its visibility; leads too
+-- (a lead's read of someone's badge, scores included, is audited).
 CREATE FUNCTION api_my_badge(p_token text, p_id uuid) RETURNS json
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     v_me users := _auth(p_token);
     b badges;
@@ -296,8 +297,13 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'award not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
     END IF;
-    IF b.earner_id <> v_me.id AND NOT 'lead' = ANY(v_me.roles) THEN
-        RAISE EXCEPTION 'this award belongs to someone else' USING ERRCODE = 'AC403', DETAIL = 'forbidden';
+    IF b.earner_id <> v_me.id THEN
+        IF NOT 'lead' = ANY(v_me.roles) THEN
+            RAISE EXCEPTION 'this award belongs to someone else'
+                USING ERRCODE = 'AC403', DETAIL = 'forbidden';
+        END IF;
+        PERFORM _audit_read(v_me.id, 'badge.read', 'badge', p_id, NULL,
+                            jsonb_build_object('earner_id', b.earner_id));
     END IF;
     RETURN _badge_row(b);
 END $$;
@@ -415,6 +421,7 @@ DECLARE
     v_me users := _auth_role(p_token, '{lead}');
     b jsonb := _body(p_body);
     v_reason text;
+    v_stacks json;
     bd badges;
 BEGIN
     PERFORM _only_keys(b, '{reason}', 'field');
@@ -435,8 +442,27 @@ BEGIN
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
     VALUES (v_me.id, 'badge.revoke', 'badge', p_id,
             jsonb_build_object('reason', v_reason, 'earner_id', bd.earner_id));
+    -- A stack counts only while every member does: its badge goes with a member.
+    WITH st AS (
+        UPDATE badges sb
+           SET revoked_at = now(), revoked_by = v_me.id,
+               revoke_reason = left(format('%s, a credential of this stack, was revoked: %s',
+                                           c.title, v_reason), 2000)
+          FROM awards a JOIN credentials c ON c.id = a.credential_id
+         WHERE a.id = bd.award_id AND sb.earner_id = bd.earner_id AND sb.revoked_at IS NULL
+           AND sb.stack_id IN (SELECT m.stack_id FROM stack_members m
+                                WHERE m.credential_id = a.credential_id)
+        RETURNING sb.id, sb.revoke_reason),
+    au AS (
+        INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+        SELECT v_me.id, 'badge.revoke', 'badge', st.id,
+               jsonb_build_object('reason', st.revoke_reason, 'earner_id', bd.earner_id,
+                                  'with_member', p_id)
+          FROM st)
+    SELECT coalesce(json_agg(st.id ORDER BY st.id), '[]') INTO v_stacks FROM st;
     RETURN json_build_object('id', bd.id, 'status', _badge_status(bd),
-                             'revoked_at', _ts(bd.revoked_at), 'reason', bd.revoke_reason);
+                             'revoked_at', _ts(bd.revoked_at), 'reason', bd.revoke_reason,
+                             'stack_badges_revoked', v_stacks);
 END $$;
 
 -- The earner's awards -------------------------------------------------------------

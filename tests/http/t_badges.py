@@ -7,6 +7,9 @@ downloads, stacks, and the settings."""
 import hashlib
 import json
 import os
+import subprocess
+import threading
+import time
 import uuid
 
 from badges import (b64url, badge_server, earn, fetch_jwt, forge, jwt_parts, psql, verified,
@@ -212,6 +215,9 @@ def badge_privacy_and_downloads(env):
     expect(r, 200)
     eq(r.json, jwt_parts(jwt)[1], "the .json is the decoded payload")
     expect(other.c.get("/v1/me/awards/%s/badge.jwt" % award_id), 403, "forbidden")
+    expect(lead.c.get("/v1/me/awards/%s/badge.jwt" % award_id), 200, what="a lead's download")
+    eq(psql(env, "select count(*) from audit_log where action = 'badge.read' and object_id = '%s'"
+            " and actor_id = '%s'" % (award_id, lead.id)), "1", "a lead's read is audited")
     path = "/v1/me/awards/" + award_id
     for bad, code in (({"visibility": "world"}, "bad_request"), ({"name_display": 3}, "bad_request"),
                       ({"colour": "red"}, "bad_request"),
@@ -293,10 +299,86 @@ def badge_stack_of_five(env):
     rep = expect(lead.c.get("/v1/reports/stacks"), 200)["stacks"]
     eq([s["completions"] for s in rep if s["id"] == stack["id"]], [1], "completions in the report")
     expect(earner.c.get("/v1/reports/stacks"), 403, "forbidden")
+    # a member revoked: the stack badge goes with it, in the same request
+    r = expect(lead.c.post("/v1/awards/%s/revoke" % awards[2], {"reason": "Not her classroom."}),
+               200)
+    eq(r["stack_badges_revoked"], [badge_id], "stack badges revoked with the member")
+    res = verify(env, [jwt])[0]
+    eq((res["ok"], res["status"]), (True, "revoked"), "the stack badge after a member's revocation")
+    mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
+    why = [a["revocation_reason"] for a in mine if a["id"] == badge_id][0]
+    check(titles[2] in why and "Not her classroom." in why, "the earner is told why: %r" % why)
+    rep = expect(lead.c.get("/v1/reports/stacks"), 200)["stacks"]
+    eq([(s["completions"], s["revoked"]) for s in rep if s["id"] == stack["id"]], [(0, 1)],
+       "completions after the revocation")
+    eq(expect(earner.c.get("/v1/stacks/" + stack["id"]), 200)["progress"]["held"], 4,
+       "progress counts valid members only")
     # a stack defined later counts what the earner already holds
     st2 = expect(lead.c.post("/v1/stacks", {"title": "First two", "credential_ids": ids[:2]}), 201)
+    st3 = expect(lead.c.post("/v1/stacks", {"title": "With the revoked one",
+                                            "credential_ids": ids[1:3]}), 201)
+    eq(expect(earner.c.get("/v1/stacks/" + st3["id"]), 200)["progress"]["badge_id"], None,
+       "a revoked member does not count toward a new stack")
     st2 = expect(earner.c.get("/v1/stacks/" + st2["id"]), 200)
     check(st2["progress"]["badge_id"], "a stack completed before it existed gets its badge")
+
+
+@test
+def badge_stack_completed_by_concurrent_awards(env):
+    """The last two members of a stack pass at the same moment: the stack badge
+    is still issued. The interleaving that loses it without the issuing
+    trigger's per-earner lock is forced, not hoped for: a test transaction
+    holds a lock on badges until both scoring transactions have inserted their
+    award and wait, so each reaches the stack check before the other commits."""
+    lead, a1, creds = setup(env, 2)
+    a2 = env.user(["assessor"], server=badge_server(env))
+    env.grant(lead, creds[1]["id"], a2)
+    stack = expect(lead.c.post("/v1/stacks", {"title": "Pair",
+                                              "credential_ids": [c["id"] for c in creds]}), 201)
+    earner = env.user(["earner"], server=badge_server(env))
+    claims = []
+    for c, assessor in ((creds[0], a1), (creds[1], a2)):
+        ev = [a["id"] for a, _ in env.evidence(earner.c)]
+        env.submit(earner.c, c["id"], ev)
+        claims.append((assessor, expect(assessor.c.post("/v1/reviews/claim",
+                                                        {"credential_id": c["id"]}), 200)))
+    results = [None, None]
+
+    def score(i):
+        assessor, cl = claims[i]
+        results[i] = assessor.c.post("/v1/reviews/%s/scores" % cl["id"],
+                                     {"scores": env.scores({}), "feedback": "ok"})
+
+    holder = subprocess.Popen(["psql", env.base_env["DATABASE_URL"], "-XAtq"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    threads = [threading.Thread(target=score, args=(i,)) for i in range(2)]
+    try:
+        holder.stdin.write("BEGIN; LOCK TABLE badges IN EXCLUSIVE MODE; SELECT 'locked';\n")
+        holder.stdin.flush()
+        eq(holder.stdout.readline().strip(), "locked", "the test's lock on badges")
+        for t in threads:
+            t.start()
+        waiting = "0"
+        for _ in range(600):          # bounded: both requests queue behind the lock
+            waiting = psql(env, "select count(*) from pg_locks l join pg_class c "
+                                "on c.oid = l.relation where c.relname = 'badges' "
+                                "and not l.granted")
+            if waiting == "2":
+                break
+            time.sleep(0.05)
+        eq(waiting, "2", "both scoring transactions wait on badges")
+    finally:
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(30)
+        for t in threads:
+            t.join(60)
+    for r in results:
+        eq(expect(r, 200)["verdict"], "pass", "verdict")
+    st = expect(earner.c.get("/v1/stacks/" + stack["id"]), 200)
+    check(st["progress"]["badge_id"], "no stack badge after both members passed at once")
+    kinds = [a["kind"] for a in expect(earner.c.get("/v1/me/awards"), 200)["awards"]]
+    eq(sorted(kinds), ["award", "award", "stack"], "the earner's badges")
 
 
 @test
