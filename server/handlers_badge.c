@@ -4,10 +4,12 @@
  *
  * A badge is signed once: the first read of a badge without a stored JWT
  * builds the OpenBadgeCredential (badge.h), signs it with the active key
- * and stores it (badge_store_jwt); later reads serve the stored JWT. Building,
- * signing, verifying and rendering run on an offload thread, never on the
- * event loop: an RSA signature costs about a millisecond.
+ * and stores it (badge_store_jwt); later reads serve the stored JWT. Building
+ * and signing, and the page (which checks the signature), run on an offload
+ * thread, never on the event loop: an RSA signature costs about a
+ * millisecond. A stored JWT served as JWT or JSON is answered on the loop.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,39 @@ static void job_fail(struct badge_job *job, int status, const char *msg)
     snprintf(job->error, sizeof job->error, "%s", msg);
 }
 
+/*
+ * The active private key, read from its file once per key (OpenSSL 3's PEM
+ * decoders cost milliseconds). Shared by the offload threads: an EVP_PKEY is
+ * reference-counted and signing with it from several threads is safe. A
+ * rotation changes the active key id, and the next signature reads the new
+ * file; the old key is freed when its last user is done.
+ */
+static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static char key_cache_kid[37];
+static EVP_PKEY *key_cache;
+
+static EVP_PKEY *active_key(const char *dir, const char *kid)
+{
+    char path[1100];
+    EVP_PKEY *key = NULL;
+
+    pthread_mutex_lock(&key_cache_lock);
+    if (key_cache && strcmp(key_cache_kid, kid) == 0 && EVP_PKEY_up_ref(key_cache) == 1)
+        key = key_cache;
+    pthread_mutex_unlock(&key_cache_lock);
+    if (key || keys_path(dir, kid, path, sizeof path) < 0)
+        return key;
+    key = jws_key_read_private(path);
+    if (key && EVP_PKEY_up_ref(key) == 1) {
+        pthread_mutex_lock(&key_cache_lock);
+        EVP_PKEY_free(key_cache);
+        key_cache = key; /* the cache's reference */
+        memcpy(key_cache_kid, kid, 37);
+        pthread_mutex_unlock(&key_cache_lock);
+    }
+    return key;
+}
+
 /* Signs the credential with the active key (its file in the key directory). */
 static char *sign(struct badge_job *job, const json_t *row, const json_t *credential)
 {
@@ -92,13 +127,14 @@ static char *sign(struct badge_job *job, const json_t *row, const json_t *creden
     json_t *header = NULL, *payload = NULL;
     char *jwt = NULL;
 
-    if (!active || strlen(active) != 36 ||
-        keys_path(job->cfg->key_dir, active, path, sizeof path) < 0) {
+    if (!active || strlen(active) != 36) {
         job_fail(job, 503, "no badge signing key is active; an operator runs `accord keys rotate`");
         return NULL;
     }
-    key = jws_key_read_private(path);
+    key = active_key(job->cfg->key_dir, active);
     if (!key) {
+        if (keys_path(job->cfg->key_dir, active, path, sizeof path) < 0)
+            path[0] = '\0';
         log_error("badge %s: cannot read the signing key %s", job->id, path);
         job_fail(job, 503, "the badge signing key is not readable (logged on the server)");
         return NULL;
@@ -167,12 +203,18 @@ static void badge_work(void *arg)
     const char *kid = json_string_value(json_object_get(row, "signed_kid"));
     char *jwt = NULL;
 
-    if (!json_is_object(row) || !(credential = badge_credential(job->cfg, row))) {
+    if (!json_is_object(row)) {
         job_fail(job, 500, "could not build the badge (logged on the server)");
         log_error("badge %s: the database row is not a badge", job->id);
         goto cleanup;
     }
     if (!stored) {
+        /* built only to be signed: a stored JWT is served as it is */
+        if (!(credential = badge_credential(job->cfg, row))) {
+            job_fail(job, 500, "could not build the badge (logged on the server)");
+            log_error("badge %s: the database row is not a badge", job->id);
+            goto cleanup;
+        }
         if (!(job->new_jwt = sign(job, row, credential)))
             goto cleanup;
         stored = job->new_jwt;
@@ -303,6 +345,17 @@ static void on_row(const struct db_result *res, void *arg)
         reply_error(r, 503, "busy", "out of memory");
         return;
     }
+    if (job->format != FORMAT_HTML) {
+        /* a stored JWT served as JWT or JSON costs no cryptography: answer here */
+        json_t *row = json_loads(job->row_text, 0, NULL);
+        bool signed_already = json_is_string(json_object_get(row, "jwt"));
+        json_decref(row);
+        if (signed_already) {
+            badge_work(r);
+            badge_done(r);
+            return;
+        }
+    }
     if (offload_submit(r->w->offload, r->w->base, badge_work, badge_done, r) < 0)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
 }
@@ -326,6 +379,8 @@ static void start(struct request *r, enum stmt_id stmt, enum badge_format format
     memcpy(job->id, r->ids[0], 37);
     r->state = job;
     r->state_free = badge_job_free;
+    if (stmt == STMT_BADGE_PUBLIC) /* the page needs the whole row; the JWT and JSON do not */
+        r->params[1] = format == FORMAT_HTML ? "true" : "false";
     request_query(r, stmt, on_row);
 }
 

@@ -99,7 +99,7 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_AUDIT_REFUSAL] = {"audit_refusal",
                             "select audit_refusal($1, $2, $3, $4::uuid, $5::int, $6, $7)", 7},
     /* badges (issue 12) */
-    [STMT_BADGE_PUBLIC] = {"badge_public", "select api_badge_public($1::uuid)", 1},
+    [STMT_BADGE_PUBLIC] = {"badge_public", "select api_badge_public($1::uuid, $2::boolean)", 2},
     [STMT_MY_BADGE] = {"my_badge", "select api_my_badge($1, $2::uuid)", 2},
     [STMT_BADGE_STORE_JWT] = {"badge_store_jwt", "select badge_store_jwt($1::uuid, $2::uuid, $3)",
                               3},

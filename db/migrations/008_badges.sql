@@ -273,7 +273,10 @@ END $$;
 
 -- The public page and the credential at the award's URL: anyone with the link,
 -- unless the earner made it private (then 404, as for an unknown id).
-CREATE FUNCTION api_badge_public(p_id uuid) RETURNS json
+-- p_full false: the caller only serves the stored JWT, so a signed badge
+-- answers just that (half the cost of the whole row); an unsigned one always
+-- gets the whole row, to be signed.
+CREATE FUNCTION api_badge_public(p_id uuid, p_full boolean) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     b badges;
@@ -281,6 +284,10 @@ BEGIN
     SELECT * INTO b FROM badges WHERE id = p_id;
     IF NOT FOUND OR b.visibility = 'private' THEN
         RAISE EXCEPTION 'award not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    IF NOT p_full AND b.jwt IS NOT NULL THEN
+        RETURN json_build_object('id', b.id, 'jwt', b.jwt, 'signed_kid', b.signed_kid,
+                                 'status', _badge_status(b));
     END IF;
     RETURN _badge_row(b);
 END $$;
