@@ -92,6 +92,14 @@ $(BUILD)/asan/tests/test_jwt: tests/unit/test_jwt.c $(BUILD)/asan/obj/server/jwt
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/jwt.o $(LDLIBS)
 
+# test_jws checks server/jws.c (badge signing), which needs jwt.o's base64url.
+$(BUILD)/asan/tests/test_jws: tests/unit/test_jws.c $(BUILD)/asan/obj/server/jws.o \
+                              $(BUILD)/asan/obj/server/jwt.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/jws.o \
+	    $(BUILD)/asan/obj/server/jwt.o $(LDLIBS)
+
 $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LD/CC   $@"

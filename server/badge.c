@@ -326,8 +326,13 @@ static void row_kv(FILE *f, const char *label, const char *value)
     fputs("</td></tr>\n", f);
 }
 
+/* A link only to http(s) URLs (never javascript: or data:); anything else is text. */
 static void html_link(FILE *f, const char *href, const char *text)
 {
+    if (strncmp(href, "https://", 8) != 0 && strncmp(href, "http://", 7) != 0) {
+        esc(f, text);
+        return;
+    }
     fputs("<a href=\"", f);
     esc(f, href);
     fputs("\">", f);

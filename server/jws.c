@@ -13,29 +13,22 @@
 #include <openssl/rsa.h>
 
 #include "jws.h"
+#include "jwt.h"
 
 char *jws_b64url_encode(const unsigned char *data, size_t len)
 {
-    /* EVP_EncodeBlock writes standard base64 with padding; map to the URL alphabet. */
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    int n;
-    if (!out || len > (size_t)1 << 30) {
-        free(out);
+    char *out;
+    if (len > (size_t)1 << 30 || !(out = malloc(4 * ((len + 2) / 3) + 1)))
         return NULL;
-    }
-    n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
+    jwt_b64url_encode(data, len, out);
     return out;
 }
 
+/*
+ * Not jwt_b64url_decode(): that one refuses parts over JWT_MAX_LEN (16 KB),
+ * right for a provider's id_token, too small for a badge whose rubric has many
+ * criteria. The same mapping onto OpenSSL's decoder, bounded at 1 GB.
+ */
 unsigned char *jws_b64url_decode(const char *text, size_t text_len, size_t *len)
 {
     size_t pad = (4 - text_len % 4) % 4, n = text_len + pad;
@@ -187,25 +180,33 @@ char *jws_sign_rs256(EVP_PKEY *key, const json_t *header, const json_t *payload)
     char *h = b64url_json(header), *p = b64url_json(payload), *input = NULL, *sig = NULL,
          *out = NULL;
     unsigned char *raw = NULL;
-    size_t rawlen = 0, inlen;
+    size_t rawlen = 0, inlen, hlen, plen, siglen;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
     if (!h || !p || !ctx)
         goto cleanup;
-    inlen = strlen(h) + 1 + strlen(p);
+    hlen = strlen(h);
+    plen = strlen(p);
+    inlen = hlen + 1 + plen;
     input = malloc(inlen + 1);
     if (!input)
         goto cleanup;
-    snprintf(input, inlen + 1, "%s.%s", h, p);
+    memcpy(input, h, hlen);
+    input[hlen] = '.';
+    memcpy(input + hlen + 1, p, plen + 1);
     if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
         EVP_DigestSign(ctx, NULL, &rawlen, (unsigned char *)input, inlen) != 1 ||
         !(raw = malloc(rawlen)) ||
         EVP_DigestSign(ctx, raw, &rawlen, (unsigned char *)input, inlen) != 1 ||
         !(sig = jws_b64url_encode(raw, rawlen)))
         goto cleanup;
-    out = malloc(inlen + 1 + strlen(sig) + 1);
-    if (out)
-        sprintf(out, "%s.%s", input, sig);
+    siglen = strlen(sig);
+    out = malloc(inlen + 1 + siglen + 1);
+    if (out) {
+        memcpy(out, input, inlen);
+        out[inlen] = '.';
+        memcpy(out + inlen + 1, sig, siglen + 1);
+    }
 cleanup:
     EVP_MD_CTX_free(ctx);
     free(h);
