@@ -16,8 +16,9 @@
 
 /*
  * At `accord serve` start: creates the key directory and the first key when
- * there is none; checks that the active key's file is there. Logs and
- * returns -1 when the server cannot sign.
+ * there is none; checks that the active key's file is there. Logs why and
+ * returns -1 when the server cannot sign (it serves on: badges already signed
+ * stay available, new ones answer 503).
  */
 int keys_ensure(const struct config *cfg);
 

@@ -205,8 +205,13 @@ int cmd_serve(int argc, char **argv)
     }
     if (cfg.migrate && migrate_apply(cfg.database_url, false) < 0)
         return 1;
+    /*
+     * Without a usable signing key the review loop still serves: badges already
+     * signed are served, new ones answer 503 until an operator restores the
+     * key or rotates (keys_ensure logged why).
+     */
     if (keys_ensure(&cfg) < 0)
-        return 1;
+        log_warn("badges cannot be signed until the key problem above is fixed");
     if (store_init(cfg.data_dir, err, sizeof err) < 0) {
         log_error("artifact store: %s", err);
         return 1;

@@ -412,7 +412,8 @@ def badge_expiry(env):
 def badge_settings(env):
     """ACCORD_PUBLIC_URL: not https in production mode, or not http(s) at all, is
     refused at start with a message naming the setting; without it, badge
-    routes answer 503 not_configured (the main test server derives its URL)."""
+    routes answer 503 not_configured (the main test server derives its URL); a
+    server whose key directory lost the active key serves on, signing nothing."""
     for extra, word in (({"ACCORD_PRODUCTION": "1", "ACCORD_PUBLIC_URL": "http://badges.example.org"},
                          "https"),
                         ({"ACCORD_PUBLIC_URL": "ftp://badges.example.org"}, "public URL"),
@@ -422,6 +423,22 @@ def badge_settings(env):
         rc, out, err = run_cli(env.binary, ["serve", "--listen", "127.0.0.1:0"], e, timeout=30)
         eq(rc, 2, "accord serve with %r: exit status (stderr %s)" % (extra, err))
         check(word in err, "the message should name %s: %r" % (word, err))
+    # the key directory lost: the server still serves reviews and signed badges;
+    # a badge not yet signed answers 503 until the key is back
+    lead, assessor, (cred,) = setup(env)
+    e1, e2 = (env.user(["earner"], server=badge_server(env)) for _ in range(2))
+    a1, _ = earn(env, lead, e1, cred, assessor)
+    jwt1 = fetch_jwt(e1.c, a1)
+    a2, _ = earn(env, lead, e2, cred, assessor)
+    lost = env.start_server("nokeys", {"ACCORD_PUBLIC_URL": PUBLIC_URL,
+                                       "ACCORD_KEY_DIR": os.path.join(env.workdir, "empty-keys")})
+    eq(fetch_jwt(e1.on(lost), a1), jwt1, "a signed badge without the key directory")
+    r = e2.on(lost).anon().get("/v1/awards/" + a2, headers={"Accept": "application/vc+jwt"})
+    expect(r, 503, "unavailable", "a badge to sign without its key")
+    check("signing key" in r.json["error"]["message"], "the message says why: %s" % r.text)
+    expect(e2.on(lost).get("/v1/me"), 200, what="the rest of the API")
+    check("not in the key directory" in open(lost.stderr_path).read(), "the log says why")
+    eq(verify(env, [fetch_jwt(e2.c, a2)])[0]["ok"], True, "signed where the key is")
     c = env.admin.c
     for path in ("/v1/awards/" + str(uuid.uuid4()), "/.well-known/jwks.json", "/v1/issuer"):
         expect(c.anon().get(path), 503, "not_configured", path)
