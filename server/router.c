@@ -63,6 +63,8 @@ static const struct route routes[] = {
      ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/v1/issuer/revocations", NULL, STMT_REVOCATION_LIST,
      ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
+    {EVHTTP_REQ_GET, "/v1/earners/{id}/badges", NULL, STMT_EARNER_BADGES,
+     ROUTE_PUBLIC | ROUTE_BASE_URL, 200},
     {EVHTTP_REQ_GET, "/v1/me/awards", NULL, STMT_MY_AWARDS, ROUTE_BASE_URL, 200},
     {EVHTTP_REQ_PUT, "/v1/me/awards/{id}", NULL, STMT_MY_AWARD_UPDATE, ROUTE_BASE_URL | ROUTE_BODY,
      200},

@@ -116,6 +116,7 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_STACK_LIST] = {"stack_list", "select api_stack_list($1)", 1},
     [STMT_STACK_GET] = {"stack_get", "select api_stack_get($1, $2::uuid)", 2},
     [STMT_REPORT_STACKS] = {"report_stacks", "select api_report_stacks($1)", 1},
+    [STMT_EARNER_BADGES] = {"earner_badges", "select api_earner_badges($1, $2::uuid)", 2},
     [STMT_ACHIEVEMENT_PUBLIC] = {"achievement_public", "select api_achievement_public($1::uuid)",
                                  1},
 };

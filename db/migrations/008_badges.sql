@@ -61,7 +61,7 @@ CREATE TABLE badges (
     issued_at        timestamptz NOT NULL DEFAULT date_trunc('second', now()),
     valid_until      timestamptz,
     salt             text NOT NULL DEFAULT replace(gen_random_uuid()::text, '-', ''),
-    visibility       text NOT NULL DEFAULT 'link' CHECK (visibility IN ('link','private')),
+    visibility       text NOT NULL DEFAULT 'link' CHECK (visibility IN ('public','link','private')),
     name_display     text NOT NULL DEFAULT 'full' CHECK (name_display IN ('full','initials')),
     public_artifacts uuid[] NOT NULL DEFAULT '{}' CHECK (cardinality(public_artifacts) <= 20),
     jwt              text CHECK (length(jwt) <= 262144),
@@ -489,7 +489,7 @@ LANGUAGE sql STABLE AS $$
         'revoked_at', _ts(b.revoked_at), 'revocation_reason', b.revoke_reason,
         'visibility', b.visibility, 'name_display', b.name_display,
         'public_artifact_ids', to_json(b.public_artifacts),
-        'share_url', CASE WHEN b.visibility = 'link' THEN p_base || '/v1/awards/' || b.id END,
+        'share_url', CASE WHEN b.visibility <> 'private' THEN p_base || '/v1/awards/' || b.id END,
         'download', json_build_object('jwt', '/v1/me/awards/' || b.id || '/badge.jwt',
                                       'json', '/v1/me/awards/' || b.id || '/badge.json'))
 $$;
@@ -527,8 +527,9 @@ BEGIN
             USING ERRCODE = 'AC403', DETAIL = 'forbidden';
     END IF;
     v_vis := coalesce(_j_text(b -> 'visibility', 'visibility', false, 16), bd.visibility);
-    IF v_vis NOT IN ('link','private') THEN
-        PERFORM _bad('visibility is "link" (anyone with the link) or "private"');
+    IF v_vis NOT IN ('public','link','private') THEN
+        PERFORM _bad('visibility is "public" (listed on the earner''s public page), "link" '
+                     '(anyone with the link) or "private"');
     END IF;
     v_name := coalesce(_j_text(b -> 'name_display', 'name_display', false, 16), bd.name_display);
     IF v_name NOT IN ('full','initials') THEN
@@ -567,6 +568,25 @@ BEGIN
             jsonb_build_object('visibility', v_vis, 'name_display', v_name,
                                'public_artifact_ids', to_jsonb(v_arts)));
     RETURN _my_badge_json(bd, p_base);
+END $$;
+
+-- An earner's public badges (no token): those they chose to list. Any id
+-- answers (an empty list says nothing about whether the user exists).
+CREATE FUNCTION api_earner_badges(p_base text, p_earner uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN json_build_object('badges',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'id', b.id, 'url', p_base || '/v1/awards/' || b.id,
+                    'kind', CASE WHEN b.award_id IS NOT NULL THEN 'award' ELSE 'stack' END,
+                    'title', coalesce((SELECT c.title FROM awards a
+                                         JOIN credentials c ON c.id = a.credential_id
+                                        WHERE a.id = b.award_id),
+                                      (SELECT st.title FROM stacks st WHERE st.id = b.stack_id)),
+                    'issued_at', _ts(b.issued_at), 'status', _badge_status(b))
+                    ORDER BY b.issued_at DESC, b.id), '[]')
+           FROM badges b
+          WHERE b.earner_id = p_earner AND b.visibility = 'public'));
 END $$;
 
 -- Expiry of a credential's badges (lead) -----------------------------------------

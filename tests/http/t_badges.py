@@ -243,7 +243,16 @@ def badge_privacy_and_downloads(env):
     eq(len(plan), 1, "the chosen public evidence: %s" % p2["evidence"])
     check(all(e.get("genre") != "video" for e in p2["evidence"]), "a video is public unasked")
 
+    listing = "/v1/earners/%s/badges" % earner.id
+    eq(expect(earner.c.anon().get(listing), 200)["badges"], [], "not listed by default")
+    expect(earner.c.request("PUT", path, json_body={"visibility": "public"}), 200)
+    listed = expect(earner.c.anon().get(listing), 200)["badges"]
+    eq([(b["id"], b["url"], b["status"]) for b in listed],
+       [(award_id, PUBLIC_URL + "/v1/awards/" + award_id, "valid")], "listed when public")
+    eq(expect(earner.c.anon().get("/v1/earners/%s/badges" % uuid.uuid4()), 200)["badges"], [],
+       "an unknown earner: an empty list")
     expect(earner.c.request("PUT", path, json_body={"visibility": "private"}), 200)
+    eq(expect(earner.c.anon().get(listing), 200)["badges"], [], "private: not listed")
     expect(earner.c.anon().get("/v1/awards/" + award_id), 404, "not_found", "a private badge")
     expect(earner.c.get("/v1/me/awards/%s/badge.jwt" % award_id), 200, what="own private badge")
     verified(env, jwt2, "a private badge still verifies from the JWT")

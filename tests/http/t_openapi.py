@@ -251,6 +251,7 @@ def openapi_answers_match_schemas(env):
     conforms(doc, b_anon.get("/v1/achievements/" + cred["id"]), "/v1/achievements/{id}")
     conforms(doc, b_anon.get("/v1/issuer/revocations"), "/v1/issuer/revocations")
     conforms(doc, b_earner.get("/v1/me/awards"), "/v1/me/awards")
+    conforms(doc, b_anon.get("/v1/earners/%s/badges" % earner.id), "/v1/earners/{id}/badges")
     conforms(doc, b_earner.get("/v1/me/awards/%s/badge.json" % scored["award_id"]),
              "/v1/me/awards/{id}/badge.json")
     conforms(doc, b_earner.request("PUT", "/v1/me/awards/" + scored["award_id"],
