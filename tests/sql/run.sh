@@ -320,6 +320,7 @@ sleep 1.1
 run "take over expired lease" "SELECT put('r3c', api_review_claim(tk('tok-peer1'), '{}', 7200)->>'id')"
 check "takeover got s3b" "SELECT submission_id = g('s3b') FROM reviews WHERE id = g('r3c')"
 check "old review expired" "SELECT status = 'expired' FROM reviews WHERE id = g('r3b')"
+check "takeover: a churn event for the former holder (issue 7)" "SELECT count(*) = 1 FROM churn_events WHERE kind = 'expired' AND review_id = g('r3b') AND user_id = (SELECT assessor_id FROM reviews WHERE id = g('r3b'))"
 check "audit: lease expiry" "SELECT count(*) = 1 FROM audit_log WHERE action = 'review.lease_expired' AND object_id = g('r3b')
     AND detail->>'assessor_id' = g('peer2')::text"
 err "score after takeover" AC409 lease_lost "$(sc peer2 r3b "$(S4 3 3 3 3 | sed "s/g('e1v')/g('e3v')/")" "'late'")"
