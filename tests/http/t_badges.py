@@ -14,7 +14,7 @@ import uuid
 
 from badges import (b64url, badge_server, earn, fetch_jwt, forge, jwt_parts, psql, verified,
                     verify)
-from harness import (PUBLIC_URL, check, eq, expect, last_line, run_cli, short, test)
+from harness import (PUBLIC_URL, Client, check, eq, expect, last_line, run_cli, short, test)
 
 
 def setup(env, n_creds=1, titles=None):
@@ -296,6 +296,8 @@ def badge_stack_of_five(env):
             eq(st["progress"]["badge_id"], None, "no stack badge before the fifth")
     badge_id = st["progress"]["badge_id"]
     check(badge_id, "the stack badge was not issued with the fifth award")
+    res = verify(env, [fetch_jwt(earner.c, a) for a in awards])
+    check(all(r["ok"] and r["status"] == "valid" for r in res), "the member badges: %s" % res)
     mine = expect(earner.c.get("/v1/me/awards"), 200)["awards"]
     eq(sorted(a["kind"] for a in mine), ["award"] * 5 + ["stack"], "the earner's awards")
     jwt = fetch_jwt(earner.c, badge_id)
@@ -451,3 +453,22 @@ def badge_settings(env):
     c = env.admin.c
     for path in ("/v1/awards/" + str(uuid.uuid4()), "/.well-known/jwks.json", "/v1/issuer"):
         expect(c.anon().get(path), 503, "not_configured", path)
+
+
+@test
+def badge_every_issued_jwt_verifies(env):
+    """Every badge issued in this run (every test before this one, the story's
+    included) verifies independently: those never read are signed now."""
+    bs = badge_server(env)
+    for i in psql(env, "select coalesce(string_agg(id::text, ' '), '') from badges "
+                       "where jwt is null and visibility <> 'private'").split():
+        fetch_jwt(Client(bs), i)
+    jwts = psql(env, "select coalesce(string_agg(jwt, ' '), '') from badges "
+                     "where jwt is not null").split()
+    unsigned = psql(env, "select count(*) from badges where jwt is null")
+    check(len(jwts) >= 15, "only %d signed badges in the run" % len(jwts))
+    res = verify(env, jwts)
+    bad = [r for r in res if not r["ok"] or r["status"] not in ("valid", "revoked")]
+    check(not bad, "%d of %d issued badges do not verify: %s" % (len(bad), len(jwts), bad[:3]))
+    eq(unsigned, psql(env, "select count(*) from badges where jwt is null and visibility = 'private'"),
+       "only private badges nobody downloaded are unsigned")
