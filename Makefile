@@ -84,7 +84,7 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) db/embed.awk
 $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
 	@mkdir -p $(dir $@)
 	@echo "  LD/CC   $@"
-	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lm
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lpthread -lm
 
 # test_jwt checks server/jwt.c, which needs only OpenSSL and jansson.
 $(BUILD)/asan/tests/test_jwt: tests/unit/test_jwt.c $(BUILD)/asan/obj/server/jwt.o tests/unit/check.h
@@ -186,7 +186,7 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=a
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(RUBRIC_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)clang -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Irubric $(FUZZ_FLAGS) -o $@ $^ -lm
+	$(Q)clang -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Irubric $(FUZZ_FLAGS) -o $@ $^ -lpthread -lm
 
 fuzz:
 	@command -v clang >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; } || \

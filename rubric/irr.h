@@ -35,12 +35,32 @@
  *       Gwet 2014 (Handbook, ch. on multiple raters, missing ratings allowed);
  *       Brennan & Prediger 1981 with q = number of levels. SE: Gwet's
  *       linearised variance (sampling fraction 0); CI: t(n-1).
- * Analytic (normal or t) intervals are truncated to [-1, 1], the range of
- * the coefficients, as Gwet (2014) reports them.
- * Bootstrap (alpha and the percent metrics): units are resampled with
- * replacement over precomputed per-unit contributions, so a replicate costs
- * O(units); for alpha the metric (ordinal ranks) is held at its full-sample
- * values. SE = standard deviation of the replicates, CI = percentile interval.
+ * Intervals are each method's published formula, bounded only where that
+ * method's reference implementation bounds it (server/API.md lists them):
+ *   Cohen's kappas: Wald (normal) intervals, unbounded, as SAS PROC FREQ and
+ *       statsmodels print them (a bound can pass -1 or 1).
+ *   Fleiss, AC1, AC2, Brennan-Prediger: t(n-1) intervals with only the upper
+ *       end clipped at 1, as Gwet's irrCAC does (the coefficients can lie
+ *       below -1, e.g. AC2 on opposed raters, so the lower end is not clipped).
+ *   ICCs: the F intervals, which lie in the coefficient's range by
+ *       construction; at zero residual (or within-unit) variance the limits of
+ *       those formulas, as R psych gives them (e.g. [1, 1]).
+ *   Bootstrap: percentile intervals of the replicates.
+ * A value always lies inside its interval; when a bootstrap percentile
+ * interval would miss the estimate (tiny samples), no interval is given.
+ * Bootstrap (alpha and the percent metrics): units with 2 or more ratings are
+ * resampled with replacement. Every replicate is drawn once and feeds every
+ * bootstrapped metric; units with the same ratings pattern share their
+ * contribution, so a replicate costs O(units) draws plus O(patterns). For
+ * alpha the metric (ordinal ranks) is held at its full-sample values.
+ * Replicate b uses its own random stream derived from (seed, b), so the
+ * intervals are identical for a given seed whatever irr_options.threads is.
+ * SE = standard deviation of the replicates, CI = percentile interval.
+ * Statistics do not depend on the unit of the scores: values are shifted and
+ * scaled to [0, 1] before sums of squares (interval alpha, ICCs), so adding
+ * 1e15 or multiplying by 1e-7 changes nothing beyond rounding, and huge
+ * finite scores do not overflow. Any intermediate that still is not finite
+ * makes the metric undefined with a reason; results never hold NaN or inf.
  *
  * "Undefined" is a result, not an error: a metric whose definition does not
  * apply (wrong design, no variation, ...) has defined == 0 and a reason such
@@ -190,17 +210,30 @@ typedef struct {
     char ci_reason[112];   /* why there is no interval, when has_ci == 0 */
 } irr_metric;
 
+/* Bootstrap replicates allowed (irr_options.bootstrap): fewer than 200 give
+ * percentile bounds that move with the seed by more than their own width's
+ * worth of meaning (Efron & Tibshirani 1993, ch. 13 and 19, ask 1000 for
+ * percentile intervals, 200 at the least for an SE); more than a million buy
+ * no precision and cost memory (8 bytes per replicate and metric). */
+#define IRR_BOOTSTRAP_MIN 200u
+#define IRR_BOOTSTRAP_MAX 1000000u
+/* Largest replicates x units a caller should ask for: about a minute of work
+ * on one core (irr_bootstrap_work). `accord irr` refuses more. */
+#define IRR_BOOTSTRAP_WORK_MAX 20000000000.0
+
 typedef struct {
     int ci;                /* 1: standard errors and confidence intervals */
     double conf_level;     /* default 0.95 */
-    unsigned bootstrap;    /* bootstrap replicates, default 1000 */
+    unsigned bootstrap;    /* replicates, IRR_BOOTSTRAP_MIN..MAX, default 1000 */
+    unsigned threads;      /* bootstrap threads, default 1; results do not depend on it */
     uint64_t seed;         /* bootstrap seed: same seed, same intervals */
     int by_rater;          /* irr_compute: fill irr_result.raters */
     const char *reference; /* NUL-terminated rater name, or NULL: severity and
                               agreement against this rater instead of the others */
 } irr_options;
 
-/* Defaults: no CI, 95%, 1000 replicates, seed 1, no per-rater rows. */
+/* Defaults: no CI, 95%, 1000 replicates, 1 thread, seed 1, no per-rater rows.
+ * Computing with ci set and bootstrap or conf_level out of range is IRR_ERR_ARG. */
 void irr_options_init(irr_options *options);
 
 /*
@@ -255,5 +288,13 @@ irr_status irr_metric_compute(irr_table *table, irr_metric_id id, const irr_opti
  */
 irr_status irr_raters_compute(irr_table *table, const char *reference, irr_rater_stats **stats,
                               size_t *n_stats);
+
+/*
+ * The bootstrap's work for a table: replicates x resampled units (units with
+ * 2 or more ratings), 0 without ci. Prepares the table (IRR_ERR_DUPLICATE...
+ * as irr_table_prepare; *work is 0 then). Lets a caller warn or refuse
+ * before a run that would take hours.
+ */
+irr_status irr_bootstrap_work(irr_table *table, const irr_options *options, double *work);
 
 #endif

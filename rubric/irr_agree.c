@@ -16,80 +16,48 @@
 
 /* ---- percent agreement ---- */
 
-enum { PCT_EXACT, PCT_ADJACENT, PCT_UNANIMOUS, PCT_KINDS };
-
-/* Per-unit shares for the pairable units (m >= 2); returns their number. */
-static size_t unit_shares(const irr_table *t, double *exact, double *adjacent, double *unanimous)
+void irr_percent_unit(const irr_table *t, size_t u, double out[3])
 {
-    size_t k = 0;
-    for (size_t u = 0; u < t->units.count; u++) {
-        double m = t->u_start[u + 1] - t->u_start[u];
-        if (m < 2)
-            continue;
-        double same = 0, near = 0;
-        uint32_t b = t->ul_start[u], e = t->ul_start[u + 1];
-        for (uint32_t i = b; i < e; i++) {
-            double n = t->ul_count[i];
-            same += n * (n - 1);
-            if (i + 1 < e && t->ul_level[i + 1] == t->ul_level[i] + 1)
-                near += 2 * n * t->ul_count[i + 1];
-        }
-        exact[k] = same / (m * (m - 1));
-        adjacent[k] = (same + near) / (m * (m - 1));
-        unanimous[k] = e - b == 1;
-        k++;
+    double m = t->u_start[u + 1] - t->u_start[u];
+    double same = 0, near = 0;
+    uint32_t b = t->ul_start[u], e = t->ul_start[u + 1];
+    for (uint32_t i = b; i < e; i++) {
+        double n = t->ul_count[i];
+        same += n * (n - 1);
+        if (i + 1 < e && t->ul_level[i + 1] == t->ul_level[i] + 1)
+            near += 2 * n * t->ul_count[i + 1];
     }
-    return k;
+    out[0] = same / (m * (m - 1));
+    out[1] = (same + near) / (m * (m - 1));
+    out[2] = e - b == 1;
 }
 
+/* The values; their bootstrap intervals come from irr_bootstrap_metrics. */
 irr_status irr_percent_metrics(const irr_table *t, const irr_options *o, const int *want,
                                irr_metric *out)
 {
-    size_t n_units = t->units.count;
-    double *share[PCT_KINDS] = {0};
-    double *rep = NULL;
-    irr_status st = IRR_ERR_NOMEM;
-    for (int k = 0; k < PCT_KINDS; k++) {
-        share[k] = malloc((n_units ? n_units : 1) * sizeof(double));
-        if (!share[k])
-            goto cleanup;
+    (void)o;
+    double sum[3] = {0, 0, 0};
+    size_t n = 0;
+    for (size_t u = 0; u < t->units.count; u++) {
+        if (t->u_start[u + 1] - t->u_start[u] < 2)
+            continue;
+        double share[3];
+        irr_percent_unit(t, u, share);
+        for (int k = 0; k < 3; k++)
+            sum[k] += share[k];
+        n++;
     }
-    size_t n = unit_shares(t, share[PCT_EXACT], share[PCT_ADJACENT], share[PCT_UNANIMOUS]);
-    if (o->ci && n > 0) {
-        rep = malloc((o->bootstrap ? o->bootstrap : 1) * sizeof *rep);
-        if (!rep)
-            goto cleanup;
-    }
-    for (int k = 0; k < PCT_KINDS; k++) {
+    for (int k = 0; k < 3; k++) {
         irr_metric *m = &out[IRR_PERCENT_EXACT + k];
         if (!want[IRR_PERCENT_EXACT + k])
             continue;
-        if (n == 0) {
+        if (n == 0)
             irr_undefined(m, "no unit has 2 or more ratings");
-            continue;
-        }
-        double sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += share[k][i];
-        irr_defined(m, sum / (double)n);
-        if (!o->ci)
-            continue;
-        irr_rng rng;
-        irr_rng_seed(&rng, o->seed);
-        for (unsigned b = 0; b < o->bootstrap; b++) {
-            double s = 0;
-            for (size_t i = 0; i < n; i++)
-                s += share[k][irr_rng_below(&rng, n)];
-            rep[b] = s / (double)n;
-        }
-        irr_bootstrap_finish(m, rep, o->bootstrap, o->bootstrap, o->conf_level);
+        else
+            irr_defined(m, sum[k] / (double)n);
     }
-    st = IRR_OK;
-cleanup:
-    for (int k = 0; k < PCT_KINDS; k++)
-        free(share[k]);
-    free(rep);
-    return st;
+    return IRR_OK;
 }
 
 /* ---- Cohen's kappa ---- */
@@ -223,8 +191,9 @@ irr_status irr_cohen_metrics(const irr_table *t, const irr_options *o, const int
         sum /= (double)n;
         double c = po * pe - 2.0 * pe + po;
         double var = (sum - c * c) / ((double)n * pow(1.0 - pe, 4));
+        /* Wald interval, unbounded as SAS PROC FREQ and statsmodels print it. */
         irr_set_ci(m, sqrt(var > 0 ? var : 0), irr_normal_quantile(0.5 + o->conf_level / 2),
-                   "analytic");
+                   IRR_CI_UNBOUNDED);
     }
     st = IRR_OK;
 cleanup:

@@ -15,169 +15,75 @@
  *     (R_k - R_c)^2 with the mid-rank R_c = sum_{g<c} n_g + n_c/2 of the
  *     coincidence marginals, so ordinal alpha is interval alpha on R_c.
  * Everything is one pass over the per-unit level counts: O(ratings + levels).
+ * Interval values are first mapped onto [0, 1] and every value is centred on
+ * the pairable mean, so the sums of squares neither cancel (scores of 1e15 +
+ * small) nor overflow (scores of 1e200), and alpha does not depend on the
+ * unit of the scores. "No variation" is decided by counting the distinct
+ * pairable levels, not by comparing a sum with a threshold.
  */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "irr_impl.h"
 
-typedef enum { A_NOMINAL, A_ORDINAL, A_INTERVAL } alpha_kind;
-
-/* Per pairable unit: m, its disagreement sum, and (interval kinds) the sum
- * and sum of squares of its centred values - all the bootstrap needs. */
-typedef struct {
-    size_t n_units;
-    uint32_t *unit; /* table unit id of each pairable unit */
-    double *m, *d_o, *s1, *s2;
-    double n;         /* pairable values */
-    double *marginal; /* n_c over pairable values */
-} alpha_data;
-
-static void alpha_data_release(alpha_data *a)
+void irr_alpha_values(const irr_table *t, const double *marginal, double n, irr_alpha_kind kind,
+                      double *v)
 {
-    free(a->unit);
-    free(a->m);
-    free(a->d_o);
-    free(a->s1);
-    free(a->s2);
-    free(a->marginal);
-}
-
-static irr_status alpha_data_init(const irr_table *t, alpha_data *a)
-{
-    size_t n_units = t->units.count, q = t->n_levels;
-    memset(a, 0, sizeof *a);
-    size_t cap = n_units ? n_units : 1;
-    a->unit = malloc(cap * sizeof *a->unit);
-    a->m = malloc(cap * sizeof *a->m);
-    a->d_o = malloc(cap * sizeof *a->d_o);
-    a->s1 = malloc(cap * sizeof *a->s1);
-    a->s2 = malloc(cap * sizeof *a->s2);
-    a->marginal = calloc(q ? q : 1, sizeof *a->marginal);
-    if (!a->unit || !a->m || !a->d_o || !a->s1 || !a->s2 || !a->marginal) {
-        alpha_data_release(a);
-        return IRR_ERR_NOMEM;
-    }
-    for (size_t u = 0; u < n_units; u++) {
-        uint32_t m = t->u_start[u + 1] - t->u_start[u];
-        if (m < 2)
-            continue;
-        a->unit[a->n_units++] = (uint32_t)u;
-        a->n += m;
-        for (uint32_t i = t->ul_start[u]; i < t->ul_start[u + 1]; i++)
-            a->marginal[t->ul_level[i]] += t->ul_count[i];
-    }
-    return IRR_OK;
-}
-
-/* The value each level stands for under the metric (NULL for nominal). */
-static void alpha_values(const irr_table *t, const alpha_data *a, alpha_kind kind, double *v)
-{
-    double below = 0;
-    for (size_t c = 0; c < t->n_levels; c++) {
-        if (kind == A_ORDINAL) {
-            v[c] = below + a->marginal[c] / 2.0;
-            below += a->marginal[c];
-        } else {
-            v[c] = t->levels[c];
+    size_t q = t->n_levels;
+    if (kind == IRR_A_ORDINAL) {
+        double below = 0;
+        for (size_t c = 0; c < q; c++) {
+            v[c] = below + marginal[c] / 2.0;
+            below += marginal[c];
         }
-    }
-}
-
-/* Fills per-unit d_o (and s1, s2 for interval kinds); returns the expected
- * disagreement numerator sum_{c,k} n_c n_k delta(c,k) for the full sample. */
-static double alpha_units(const irr_table *t, alpha_data *a, alpha_kind kind, const double *v)
-{
-    double expected = 0;
-    if (kind == A_NOMINAL) {
-        double sq = 0;
-        for (size_t c = 0; c < t->n_levels; c++)
-            sq += a->marginal[c] * a->marginal[c];
-        expected = a->n * a->n - sq;
     } else {
-        double grand = 0;
-        for (size_t c = 0; c < t->n_levels; c++)
-            grand += a->marginal[c] * v[c];
-        grand /= a->n;
-        for (size_t c = 0; c < t->n_levels; c++)
-            expected += a->marginal[c] * (v[c] - grand) * (v[c] - grand);
-        expected *= 2 * a->n;
-        /* Keep the bootstrap's sums centred on the grand mean, for accuracy. */
-        for (size_t k = 0; k < a->n_units; k++) {
-            uint32_t u = a->unit[k];
-            double s1 = 0, s2 = 0;
-            for (uint32_t i = t->ul_start[u]; i < t->ul_start[u + 1]; i++) {
-                double x = v[t->ul_level[i]] - grand;
-                s1 += t->ul_count[i] * x;
-                s2 += t->ul_count[i] * x * x;
-            }
-            a->s1[k] = s1;
-            a->s2[k] = s2;
-        }
+        irr_unit_scale(t, marginal, v);
     }
-    for (size_t k = 0; k < a->n_units; k++) {
-        uint32_t u = a->unit[k];
-        double m = t->u_start[u + 1] - t->u_start[u];
-        double pairs = 0;
-        if (kind == A_NOMINAL) {
-            double sq = 0;
-            for (uint32_t i = t->ul_start[u]; i < t->ul_start[u + 1]; i++)
-                sq += (double)t->ul_count[i] * t->ul_count[i];
-            pairs = m * m - sq;
-        } else {
-            /* sum (x - unit mean)^2, two-pass to avoid cancellation. */
-            double ss = 0;
-            double um = 0;
-            for (uint32_t i = t->ul_start[u]; i < t->ul_start[u + 1]; i++)
-                um += t->ul_count[i] * v[t->ul_level[i]];
-            um /= m;
-            for (uint32_t i = t->ul_start[u]; i < t->ul_start[u + 1]; i++) {
-                double d = v[t->ul_level[i]] - um;
-                ss += t->ul_count[i] * d * d;
-            }
-            pairs = 2 * m * ss;
-        }
-        a->m[k] = m;
-        a->d_o[k] = pairs / (m - 1);
-    }
-    return expected;
+    double grand = 0;
+    for (size_t c = 0; c < q; c++)
+        grand += marginal[c] * v[c];
+    grand /= n;
+    for (size_t c = 0; c < q; c++)
+        v[c] -= grand;
 }
 
-static const char *alpha_reason_empty = "no unit has 2 or more ratings";
-static const char *alpha_reason_flat = "no variation: all ratings are the same level";
-
-/* One bootstrap replicate over resampled pairable units; NAN if undefined. */
-static double alpha_replicate(const irr_table *t, const alpha_data *a, alpha_kind kind,
-                              irr_rng *rng, double *counts)
+void irr_alpha_unit(const irr_table *t, size_t u, irr_alpha_kind kind, const double *v, double *d_o,
+                    double *s1, double *s2)
 {
-    size_t n_units = a->n_units;
-    double n = 0, d_o = 0, s1 = 0, s2 = 0, expected;
-    if (kind == A_NOMINAL) {
-        memset(counts, 0, t->n_levels * sizeof *counts);
-        for (size_t i = 0; i < n_units; i++) {
-            size_t k = irr_rng_below(rng, n_units);
-            uint32_t u = a->unit[k];
-            n += a->m[k];
-            d_o += a->d_o[k];
-            for (uint32_t j = t->ul_start[u]; j < t->ul_start[u + 1]; j++)
-                counts[t->ul_level[j]] += t->ul_count[j];
-        }
+    uint32_t b = t->ul_start[u], e = t->ul_start[u + 1];
+    double m = t->u_start[u + 1] - t->u_start[u];
+    if (kind == IRR_A_NOMINAL) {
         double sq = 0;
-        for (size_t c = 0; c < t->n_levels; c++)
-            sq += counts[c] * counts[c];
-        expected = n * n - sq;
-    } else {
-        for (size_t i = 0; i < n_units; i++) {
-            size_t k = irr_rng_below(rng, n_units);
-            n += a->m[k];
-            d_o += a->d_o[k];
-            s1 += a->s1[k];
-            s2 += a->s2[k];
-        }
-        expected = 2 * (n * s2 - s1 * s1);
+        for (uint32_t i = b; i < e; i++)
+            sq += (double)t->ul_count[i] * t->ul_count[i];
+        *d_o = (m * m - sq) / (m - 1);
+        *s1 = *s2 = 0;
+        return;
     }
-    if (!(expected > 1e-12 * n * n))
+    double sum = 0, sum2 = 0, ss = 0;
+    for (uint32_t i = b; i < e; i++) {
+        double x = v[t->ul_level[i]];
+        sum += t->ul_count[i] * x;
+        sum2 += t->ul_count[i] * x * x;
+    }
+    /* sum (x - unit mean)^2, two-pass to avoid cancellation; exactly 0 for a
+     * unit whose ratings agree. */
+    if (e - b > 1) {
+        double um = sum / m;
+        for (uint32_t i = b; i < e; i++) {
+            double d = v[t->ul_level[i]] - um;
+            ss += t->ul_count[i] * d * d;
+        }
+    }
+    *d_o = 2 * m * ss / (m - 1);
+    *s1 = sum;
+    *s2 = sum2;
+}
+
+double irr_alpha_ratio(double n, double d_o, double expected, double scale)
+{
+    /* Rounding leaves about 1e-16 * scale where there is no variation. */
+    if (!(expected > 1e-12 * scale))
         return NAN;
     return 1.0 - (n - 1) * d_o / expected;
 }
@@ -185,58 +91,65 @@ static double alpha_replicate(const irr_table *t, const alpha_data *a, alpha_kin
 irr_status irr_alpha_metrics(const irr_table *t, const irr_options *o, const int *want,
                              irr_metric *out)
 {
-    static const irr_metric_id ids[3] = {IRR_ALPHA_NOMINAL, IRR_ALPHA_ORDINAL, IRR_ALPHA_INTERVAL};
-    alpha_data a;
-    double *v = NULL, *rep = NULL, *counts = NULL;
-    irr_status st = alpha_data_init(t, &a);
-    if (st != IRR_OK)
-        return st;
-    st = IRR_ERR_NOMEM;
-    v = malloc((t->n_levels ? t->n_levels : 1) * sizeof *v);
-    counts = malloc((t->n_levels ? t->n_levels : 1) * sizeof *counts);
-    rep = malloc((o->bootstrap ? o->bootstrap : 1) * sizeof *rep);
-    if (!v || !counts || !rep)
+    (void)o; /* intervals: irr_bootstrap_metrics */
+    static const irr_metric_id ids[IRR_A_KINDS] = {IRR_ALPHA_NOMINAL, IRR_ALPHA_ORDINAL,
+                                                   IRR_ALPHA_INTERVAL};
+    size_t q = t->n_levels;
+    double *marginal = calloc(q ? q : 1, sizeof *marginal);
+    double *v = malloc((q ? q : 1) * sizeof *v);
+    irr_status st = IRR_ERR_NOMEM;
+    if (!marginal || !v)
         goto cleanup;
-    for (int k = 0; k < 3; k++) {
+    double n = 0;
+    size_t n_units = 0, distinct = 0;
+    for (size_t u = 0; u < t->units.count; u++) {
+        uint32_t m = t->u_start[u + 1] - t->u_start[u];
+        if (m < 2)
+            continue;
+        n_units++;
+        n += m;
+        for (uint32_t i = t->ul_start[u]; i < t->ul_start[u + 1]; i++)
+            marginal[t->ul_level[i]] += t->ul_count[i];
+    }
+    for (size_t c = 0; c < q; c++)
+        distinct += marginal[c] > 0;
+    for (int k = 0; k < IRR_A_KINDS; k++) {
         irr_metric *m = &out[ids[k]];
-        alpha_kind kind = (alpha_kind)k;
+        irr_alpha_kind kind = (irr_alpha_kind)k;
         if (!want[ids[k]])
             continue;
-        if (a.n_units == 0) {
-            irr_undefined(m, "%s", alpha_reason_empty);
+        if (n_units == 0) {
+            irr_undefined(m, "no unit has 2 or more ratings");
             continue;
         }
-        alpha_values(t, &a, kind, v);
-        double expected = alpha_units(t, &a, kind, v);
-        double d_o = 0;
-        for (size_t i = 0; i < a.n_units; i++)
-            d_o += a.d_o[i];
-        if (!(expected > 1e-12 * a.n * a.n)) {
-            irr_undefined(m, "%s", alpha_reason_flat);
+        if (distinct < 2) {
+            irr_undefined(m, "no variation: all ratings are the same level");
             continue;
         }
-        irr_defined(m, 1.0 - (a.n - 1) * d_o / expected);
-        if (!o->ci)
-            continue;
-        if (a.n_units < 2) {
-            irr_no_ci(m, "bootstrap needs at least 2 units with 2 or more ratings");
-            continue;
+        double expected = 0, d_o = 0, s1, s2;
+        if (kind == IRR_A_NOMINAL) {
+            double sq = 0;
+            for (size_t c = 0; c < q; c++)
+                sq += marginal[c] * marginal[c];
+            expected = n * n - sq;
+        } else {
+            irr_alpha_values(t, marginal, n, kind, v);
+            for (size_t c = 0; c < q; c++)
+                expected += marginal[c] * v[c] * v[c];
+            expected *= 2 * n;
         }
-        irr_rng rng;
-        irr_rng_seed(&rng, o->seed);
-        size_t n_rep = 0;
-        for (unsigned b = 0; b < o->bootstrap; b++) {
-            double r = alpha_replicate(t, &a, kind, &rng, counts);
-            if (!isnan(r))
-                rep[n_rep++] = r;
+        for (size_t u = 0; u < t->units.count; u++) {
+            if (t->u_start[u + 1] - t->u_start[u] < 2)
+                continue;
+            double unit_d_o;
+            irr_alpha_unit(t, u, kind, v, &unit_d_o, &s1, &s2);
+            d_o += unit_d_o;
         }
-        irr_bootstrap_finish(m, rep, n_rep, o->bootstrap, o->conf_level);
+        irr_defined(m, 1.0 - (n - 1) * d_o / expected);
     }
     st = IRR_OK;
 cleanup:
-    alpha_data_release(&a);
+    free(marginal);
     free(v);
-    free(rep);
-    free(counts);
     return st;
 }

@@ -181,7 +181,8 @@ irr_status irr_chance_metrics(const irr_table *t, const irr_options *o, const in
             ss += (star - coef) * (star - coef);
         }
         double se = sqrt(ss / ((double)n * (double)(n - 1)));
-        irr_set_ci(m, se, irr_t_quantile(0.5 + o->conf_level / 2, (double)(n - 1)), "analytic");
+        /* Bounded as irrCAC bounds it: the upper end at 1, the lower not. */
+        irr_set_ci(m, se, irr_t_quantile(0.5 + o->conf_level / 2, (double)(n - 1)), IRR_CI_UPPER_1);
     }
     st = IRR_OK;
 cleanup:

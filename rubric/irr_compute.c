@@ -60,6 +60,7 @@ void irr_options_init(irr_options *o)
     memset(o, 0, sizeof *o);
     o->conf_level = 0.95;
     o->bootstrap = 1000;
+    o->threads = 1;
     o->seed = 1;
 }
 
@@ -100,7 +101,7 @@ void irr_no_ci(irr_metric *m, const char *fmt, ...)
     va_end(ap);
 }
 
-void irr_set_ci(irr_metric *m, double se, double crit, const char *method)
+void irr_set_ci(irr_metric *m, double se, double crit, irr_ci_bound bound)
 {
     if (!isfinite(se) || !isfinite(crit)) {
         irr_no_ci(m, "the standard error is undefined for these data");
@@ -108,11 +109,59 @@ void irr_set_ci(irr_metric *m, double se, double crit, const char *method)
     }
     m->has_ci = 1;
     m->se = se;
-    /* Truncated to the coefficient's range [-1, 1], as Gwet (2014) does. */
-    m->ci_lo = fmax(-1.0, m->value - crit * se);
-    m->ci_hi = fmin(1.0, m->value + crit * se);
-    m->ci_method = method;
+    m->ci_lo = m->value - crit * se;
+    m->ci_hi = m->value + crit * se;
+    /* irrCAC: ucb <- min(1, coeff + stderr * qt(...)); the lower end stays. */
+    if (bound == IRR_CI_UPPER_1)
+        m->ci_hi = fmin(1.0, m->ci_hi);
+    m->ci_method = "analytic";
     m->ci_reason[0] = '\0';
+}
+
+void irr_unit_scale(const irr_table *t, const double *used, double *x)
+{
+    size_t q = t->n_levels, lo = q, hi = q;
+    for (size_t c = 0; c < q; c++) {
+        if (used && !(used[c] > 0))
+            continue;
+        if (lo == q)
+            lo = c;
+        hi = c;
+    }
+    if (lo == q || lo == hi) {
+        for (size_t c = 0; c < q; c++)
+            x[c] = 0;
+        return;
+    }
+    /* Halves keep every difference finite for any finite scores; the
+     * subtraction of nearby values (1e15 + 3 - (1e15 + 1)) is exact. */
+    double base = t->levels[lo] / 2, range = t->levels[hi] / 2 - base;
+    for (size_t c = 0; c < q; c++)
+        x[c] = (t->levels[c] / 2 - base) / range;
+}
+
+/* Whatever a family computed, nothing non-finite leaves the library: such a
+ * metric is undefined (or has no interval), with the reason. */
+static void sanitize(irr_metric *m)
+{
+    if (m->defined && !isfinite(m->value)) {
+        irr_undefined(m, "not computable: an intermediate value overflowed");
+        return;
+    }
+    if (!m->defined || !m->has_ci)
+        return;
+    if (!isfinite(m->ci_lo) || !isfinite(m->ci_hi) || isinf(m->se)) {
+        irr_no_ci(m, "the interval is not computable for these data");
+        return;
+    }
+    /* A limit interval ([-1/(k-1)] twice, say) may miss its value by an ulp. */
+    double slack = 1e-12 * fmax(1.0, fabs(m->value));
+    if (m->value < m->ci_lo && m->ci_lo - m->value <= slack)
+        m->ci_lo = m->value;
+    if (m->value > m->ci_hi && m->value - m->ci_hi <= slack)
+        m->ci_hi = m->value;
+    if (!(m->ci_lo <= m->value && m->value <= m->ci_hi))
+        irr_no_ci(m, "the interval is not computable for these data");
 }
 
 /* ---- computing ---- */
@@ -133,6 +182,9 @@ static irr_status compute_wanted(irr_table *t, const irr_options *o, const int *
         {irr_icc_metrics, IRR_ICC1_1, IRR_ICC3_K},
         {irr_chance_metrics, IRR_GWET_AC1, IRR_BRENNAN_PREDIGER},
     };
+    if (o->ci && (o->bootstrap < IRR_BOOTSTRAP_MIN || o->bootstrap > IRR_BOOTSTRAP_MAX ||
+                  !(o->conf_level > 0 && o->conf_level < 1)))
+        return IRR_ERR_ARG;
     irr_status st = irr_table_prepare(t);
     if (st != IRR_OK)
         return st;
@@ -156,6 +208,29 @@ static irr_status compute_wanted(irr_table *t, const irr_options *o, const int *
         if (st != IRR_OK)
             return st;
     }
+    if (o->ci) {
+        st = irr_bootstrap_metrics(t, o, want, out);
+        if (st != IRR_OK)
+            return st;
+    }
+    for (int i = 0; i < IRR_METRIC_COUNT; i++)
+        if (want[i])
+            sanitize(&out[i]);
+    return IRR_OK;
+}
+
+irr_status irr_bootstrap_work(irr_table *t, const irr_options *options, double *work)
+{
+    if (!t || !work)
+        return IRR_ERR_ARG;
+    *work = 0;
+    irr_status st = irr_table_prepare(t);
+    if (st != IRR_OK || !options || !options->ci)
+        return st;
+    size_t pairable = 0;
+    for (size_t u = 0; u < t->units.count; u++)
+        pairable += t->u_start[u + 1] - t->u_start[u] >= 2;
+    *work = (double)options->bootstrap * (double)pairable;
     return IRR_OK;
 }
 
@@ -247,13 +322,21 @@ irr_status irr_raters_compute(irr_table *t, const char *reference, irr_rater_sta
             return IRR_ERR_ARG;
     }
     size_t n_raters = t->raters.count, n_units = t->units.count;
+    double *lv = NULL;
     rater_acc *acc = calloc(n_raters ? n_raters : 1, sizeof *acc);
     uint32_t *count = calloc(t->n_levels ? t->n_levels : 1, sizeof *count);
     irr_rater_stats *out = calloc(n_raters ? n_raters : 1, sizeof *out);
     st = IRR_ERR_NOMEM;
     if (!acc || !count || !out)
         goto cleanup;
-    const double *lv = t->levels;
+    /* Scores relative to the lowest level: means and differences of scores
+     * near 1e15 keep their digits. */
+    lv = malloc((t->n_levels ? t->n_levels : 1) * sizeof *lv);
+    double base = t->n_levels ? t->levels[0] : 0;
+    if (!lv)
+        goto cleanup;
+    for (size_t c = 0; c < t->n_levels; c++)
+        lv[c] = t->levels[c] - base;
     for (size_t u = 0; u < n_units; u++) {
         uint32_t b = t->u_start[u], e_end = t->u_start[u + 1];
         uint32_t m = e_end - b;
@@ -304,7 +387,7 @@ irr_status irr_raters_compute(irr_table *t, const char *reference, irr_rater_sta
         irr_rater_stats *s = &out[r];
         s->rater = irr_intern_name(&t->raters, (uint32_t)r, &s->rater_len);
         s->n_ratings = t->rater_count[r];
-        s->mean = s->n_ratings ? acc[r].score_sum / (double)s->n_ratings : NAN;
+        s->mean = s->n_ratings ? base + acc[r].score_sum / (double)s->n_ratings : NAN;
         s->n_compared = acc[r].compared;
         if (acc[r].compared) {
             s->severity = acc[r].diff_sum / (double)acc[r].compared;
@@ -319,6 +402,7 @@ irr_status irr_raters_compute(irr_table *t, const char *reference, irr_rater_sta
     out = NULL;
     st = IRR_OK;
 cleanup:
+    free(lv);
     free(acc);
     free(count);
     free(out);

@@ -35,14 +35,17 @@ static int field_equals(const csv_field *f, const char *want)
 }
 
 /* A score: decimal number, optionally signed, with fraction and exponent,
- * surrounding blanks allowed. Integers (the usual rubric level) skip strtod. */
+ * surrounding blanks allowed, any length ("0.1000...0" from a spreadsheet).
+ * Integers (the usual rubric level) skip strtod. Returns 0, -1 when it is
+ * not a number, -2 when it is one beyond the range of a double (or when
+ * there is no memory to read a very long one). */
 static int parse_score(const char *s, size_t len, double *out)
 {
     while (len && (*s == ' ' || *s == '\t'))
         s++, len--;
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
         len--;
-    if (len == 0 || len > 63)
+    if (len == 0)
         return -1;
     size_t i = 0;
     int neg = 0;
@@ -58,20 +61,26 @@ static int parse_score(const char *s, size_t len, double *out)
             return 0;
         }
     }
-    char buf[64];
+    /* Only what a decimal number is made of: strtod alone would also take
+     * "inf", "nan" and hexadecimal. */
     for (size_t j = 0; j < len; j++) {
         char c = s[j];
         if (!((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'))
             return -1;
-        buf[j] = c;
     }
+    char small[64], *buf = len < sizeof small ? small : malloc(len + 1);
+    if (!buf)
+        return -2;
+    memcpy(buf, s, len);
     buf[len] = '\0';
     char *end;
     double v = strtod(buf, &end);
-    if (end != buf + len || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
+    int rc = end != buf + len ? -1 : !isfinite(v) ? -2 : 0;
+    if (buf != small)
+        free(buf);
+    if (rc == 0)
+        *out = v;
+    return rc;
 }
 
 /* Quoted for a message: at most 40 bytes, control characters as '?'. */
@@ -147,10 +156,14 @@ irr_status irr_load_csv(irr_table *t, char *buf, size_t len, irr_load_error *err
             goto cleanup;
         }
         double score;
-        if (parse_score(f[2].ptr, f[2].len, &score) != 0) {
+        int parsed = parse_score(f[2].ptr, f[2].len, &score);
+        if (parsed != 0) {
             char shown[48];
             show(shown, sizeof shown, f[2].ptr, f[2].len);
-            st = load_fail(err, IRR_ERR_INPUT, line, "score \"%s\" is not a number", shown);
+            st = load_fail(err, IRR_ERR_INPUT, line,
+                           parsed == -1 ? "score \"%s\" is not a number"
+                                        : "score \"%s\" is beyond the range of a double (1.8e308)",
+                           shown);
             goto cleanup;
         }
         st = irr_table_addn(t, f[0].ptr, f[0].len, f[1].ptr, f[1].len, score);

@@ -155,15 +155,29 @@ static uint64_t rng_next(irr_rng *rng)
     return result;
 }
 
+void irr_rng_stream(irr_rng *rng, uint64_t seed, uint64_t b)
+{
+    /* Mix the seed first, so (seed, b) and (seed + 1, b - 1) stay apart. */
+    uint64_t x = seed;
+    uint64_t base = splitmix64(&x);
+    irr_rng_seed(rng, base ^ (b * 0xd1b54a32d192ed03ULL));
+}
+
 uint64_t irr_rng_below(irr_rng *rng, uint64_t n)
 {
-    /* Reject the short top slice so every residue is equally likely. */
-    uint64_t threshold = (0 - n) % n;
-    for (;;) {
-        uint64_t r = rng_next(rng);
-        if (r >= threshold)
-            return r % n;
+    /* Lemire (2019), "Fast random integer generation in an interval": the
+     * high half of r * n, rejecting the few low halves that would bias it.
+     * No division on the common path. */
+    unsigned __int128 m = (unsigned __int128)rng_next(rng) * n;
+    uint64_t low = (uint64_t)m;
+    if (low < n) {
+        uint64_t threshold = (0 - n) % n;
+        while (low < threshold) {
+            m = (unsigned __int128)rng_next(rng) * n;
+            low = (uint64_t)m;
+        }
     }
+    return (uint64_t)(m >> 64);
 }
 
 /* ---- bootstrap intervals ---- */
@@ -199,10 +213,20 @@ void irr_bootstrap_finish(irr_metric *m, double *rep, size_t n, size_t n_tried, 
         ss += (rep[i] - mean) * (rep[i] - mean);
     qsort(rep, n, sizeof *rep, cmp_double);
     double tail = (1.0 - conf_level) / 2.0;
+    double lo = quantile_sorted(rep, n, tail), hi = quantile_sorted(rep, n, 1.0 - tail);
+    if (!(lo <= m->value && m->value <= hi)) {
+        /* Possible only when the replicates are badly skewed (a handful of
+         * units): an interval that misses its own estimate says nothing. */
+        irr_no_ci(m,
+                  "bootstrap: the percentile interval [%.4g, %.4g] misses the estimate "
+                  "(too few units)",
+                  lo, hi);
+        return;
+    }
     m->has_ci = 1;
     m->se = sqrt(ss / (double)(n - 1));
-    m->ci_lo = quantile_sorted(rep, n, tail);
-    m->ci_hi = quantile_sorted(rep, n, 1.0 - tail);
+    m->ci_lo = lo;
+    m->ci_hi = hi;
     m->ci_method = "bootstrap";
     m->ci_reason[0] = '\0';
 }

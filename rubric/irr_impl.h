@@ -69,8 +69,46 @@ void irr_undefined(irr_metric *m, const char *fmt, ...) __attribute__((format(pr
 void irr_defined(irr_metric *m, double v);
 /* Records that no interval could be given, with a reason. */
 void irr_no_ci(irr_metric *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Sets an interval from an estimate, SE and a critical value. */
-void irr_set_ci(irr_metric *m, double se, double crit, const char *method);
+/* How an analytic interval is bounded: as its method's reference does. */
+typedef enum {
+    IRR_CI_UNBOUNDED, /* Wald intervals of Cohen's kappas (SAS, statsmodels) */
+    IRR_CI_UPPER_1    /* Gwet's irrCAC: the upper end clipped at 1 only */
+} irr_ci_bound;
+/* Sets an interval value -/+ crit * se on a defined m, bounded as told. */
+void irr_set_ci(irr_metric *m, double se, double crit, irr_ci_bound bound);
+
+/*
+ * The scale mapped affinely onto [0, 1]: x[c] = (levels[c] - lo) / (hi - lo)
+ * where lo and hi are the smallest and largest level with used[c] != 0
+ * (used NULL: every level). Statistics invariant under affine maps (interval
+ * alpha, ICCs) compute on x so they do not depend on the unit of the scores
+ * and cannot overflow. All x are 0 when fewer than 2 levels are used.
+ */
+void irr_unit_scale(const irr_table *t, const double *used, double *x);
+
+/* Per-unit contributions to the bootstrapped metrics (units with m >= 2). */
+/* Shares of agreeing pairs: out[0] exact, out[1] adjacent, out[2] unanimous. */
+void irr_percent_unit(const irr_table *t, size_t u, double out[3]);
+
+typedef enum { IRR_A_NOMINAL, IRR_A_ORDINAL, IRR_A_INTERVAL, IRR_A_KINDS } irr_alpha_kind;
+/* The value each level stands for under an alpha metric, from the pairable
+ * marginals n_c: ordinal mid-ranks, interval the [0, 1] scale; centred on
+ * their pairable mean. Unused for nominal. */
+void irr_alpha_values(const irr_table *t, const double *marginal, double n, irr_alpha_kind kind,
+                      double *v);
+/* A unit's observed disagreement sum d_o (sum over ordered pairs of delta,
+ * over m - 1) and, for interval kinds, the sum and sum of squares of its
+ * (centred) values v. */
+void irr_alpha_unit(const irr_table *t, size_t u, irr_alpha_kind kind, const double *v, double *d_o,
+                    double *s1, double *s2);
+/* 1 - (n - 1) d_o / expected, or NAN when the expected disagreement is not
+ * clearly positive (relative to sum_sq, the scale of the values). */
+double irr_alpha_ratio(double n, double d_o, double expected, double scale);
+
+/* The bootstrap of every wanted percent and alpha metric whose value is
+ * already in out[] (irr_boot.c). */
+irr_status irr_bootstrap_metrics(const irr_table *t, const irr_options *o, const int *want,
+                                 irr_metric *out);
 
 /* The metric families. Each fills the metrics of its family (indexed by
  * irr_metric_id) in out[]; want[id] says which to compute. The table is
@@ -106,6 +144,9 @@ typedef struct {
 void irr_rng_seed(irr_rng *rng, uint64_t seed);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
 uint64_t irr_rng_below(irr_rng *rng, uint64_t n);
+
+/* The random stream of bootstrap replicate b under a seed. */
+void irr_rng_stream(irr_rng *rng, uint64_t seed, uint64_t b);
 
 /*
  * Turns replicates[0..n) (undefined ones already dropped) into an SE and a

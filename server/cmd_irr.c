@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "irr_json.h"
@@ -23,8 +24,10 @@ static const char irr_usage[] =
     "  input: CSV with the header unit,rater,score, one rating per row\n"
     "  --levels 1,2,3,4   the full ordered scale (default: the observed scores)\n"
     "  --ci               standard errors and 95% confidence intervals\n"
-    "  --bootstrap N      bootstrap replicates for --ci (default 1000)\n"
-    "  --seed S           bootstrap seed (default 1)\n"
+    "  --bootstrap N      bootstrap replicates for --ci, 200 to 1000000 (default 1000)\n"
+    "  --seed S           bootstrap seed (default 1): same seed, same intervals\n"
+    "  --threads N        bootstrap threads, 1 to 64 (default: the cores, at most 8);\n"
+    "                     the results do not depend on it\n"
     "  --by-rater         one row per rater: mean, severity, agreement\n"
     "  --reference R      per-rater severity and agreement against rater R\n";
 
@@ -110,18 +113,62 @@ static int parse_count(const char *text, unsigned long long max, unsigned long l
     return 0;
 }
 
+/* Long options only: values outside the char range, so that no message can
+ * name an internal short option ("option -c"). */
+enum {
+    OPT_LEVELS = 256,
+    OPT_CI,
+    OPT_BOOTSTRAP,
+    OPT_SEED,
+    OPT_THREADS,
+    OPT_BY_RATER,
+    OPT_REFERENCE
+};
+
+static const struct option long_options[] = {
+    {"levels", required_argument, NULL, OPT_LEVELS},
+    {"ci", no_argument, NULL, OPT_CI},
+    {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"by-rater", no_argument, NULL, OPT_BY_RATER},
+    {"reference", required_argument, NULL, OPT_REFERENCE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *option_name(int val)
+{
+    for (const struct option *o = long_options; o->name; o++)
+        if (o->val == val)
+            return o->name;
+    return NULL;
+}
+
+/* What getopt_long refused, in the user's words. */
+static void option_error(int c, char *const *argv)
+{
+    const char *given = optind > 0 ? argv[optind - 1] : "";
+    const char *name = option_name(optopt);
+    if (c == ':' && name)
+        fprintf(stderr, "accord irr: --%s needs a value\n", name);
+    else if (name)
+        fprintf(stderr, "accord irr: --%s takes no value (got \"%s\")\n", name, given);
+    else if (optopt > 0 && optopt < 256)
+        fprintf(stderr, "accord irr: unknown option \"-%c\"\n", optopt);
+    else
+        fprintf(stderr, "accord irr: unknown option \"%s\"\n", given);
+}
+
+/* Bootstrap threads when not told: the cores, at most 8. */
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
 int cmd_irr(int argc, char **argv)
 {
-    static const struct option long_options[] = {
-        {"levels", required_argument, NULL, 'l'},
-        {"ci", no_argument, NULL, 'c'},
-        {"bootstrap", required_argument, NULL, 'b'},
-        {"seed", required_argument, NULL, 's'},
-        {"by-rater", no_argument, NULL, 'r'},
-        {"reference", required_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     int status = 1;
     irr_options o;
     irr_table *table = NULL;
@@ -133,13 +180,14 @@ int cmd_irr(int argc, char **argv)
     json_t *root = NULL;
 
     irr_options_init(&o);
+    o.threads = default_threads();
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
         unsigned long long v;
         switch (c) {
-        case 'l':
+        case OPT_LEVELS:
             free(levels);
             levels = NULL;
             if (parse_levels(optarg, &levels, &n_levels) != 0) {
@@ -149,18 +197,28 @@ int cmd_irr(int argc, char **argv)
                 goto cleanup;
             }
             break;
-        case 'c':
+        case OPT_CI:
             o.ci = 1;
             break;
-        case 'b':
-            if (parse_count(optarg, 10000000ULL, &v) != 0 || v < 2) {
-                fprintf(stderr, "accord irr: --bootstrap wants a count from 2 to 10000000\n");
+        case OPT_BOOTSTRAP:
+            if (parse_count(optarg, IRR_BOOTSTRAP_MAX, &v) != 0 || v < IRR_BOOTSTRAP_MIN) {
+                fprintf(stderr, "accord irr: --bootstrap wants a count from %u to %u, got \"%s\"\n",
+                        IRR_BOOTSTRAP_MIN, IRR_BOOTSTRAP_MAX, optarg);
                 status = 2;
                 goto cleanup;
             }
             o.bootstrap = (unsigned)v;
             break;
-        case 's':
+        case OPT_THREADS:
+            if (parse_count(optarg, 64, &v) != 0 || v < 1) {
+                fprintf(stderr, "accord irr: --threads wants a count from 1 to 64, got \"%s\"\n",
+                        optarg);
+                status = 2;
+                goto cleanup;
+            }
+            o.threads = (unsigned)v;
+            break;
+        case OPT_SEED:
             if (parse_count(optarg, UINT64_MAX, &v) != 0) {
                 fprintf(stderr, "accord irr: --seed wants a non-negative integer\n");
                 status = 2;
@@ -168,10 +226,10 @@ int cmd_irr(int argc, char **argv)
             }
             o.seed = v;
             break;
-        case 'r':
+        case OPT_BY_RATER:
             o.by_rater = 1;
             break;
-        case 'R':
+        case OPT_REFERENCE:
             o.reference = optarg;
             break;
         case 'h':
@@ -179,10 +237,7 @@ int cmd_irr(int argc, char **argv)
             status = 0;
             goto cleanup;
         default:
-            if (optopt)
-                fprintf(stderr, "accord irr: option -%c: unknown or missing its value\n", optopt);
-            else
-                fprintf(stderr, "accord irr: unknown option \"%s\"\n", argv[optind - 1]);
+            option_error(c, argv);
             fputs(irr_usage, stderr);
             status = 2;
             goto cleanup;
@@ -233,6 +288,19 @@ int cmd_irr(int argc, char **argv)
         status = 2;
         goto cleanup;
     }
+    double work = 0;
+    irr_bootstrap_work(table, &o, &work);
+    if (work > IRR_BOOTSTRAP_WORK_MAX) {
+        fprintf(stderr,
+                "accord irr: --bootstrap %u on %zu units means %.3g resampled units, over the "
+                "limit of %.3g (about a minute); ask for fewer replicates\n",
+                o.bootstrap, irr_table_n_units(table), work, IRR_BOOTSTRAP_WORK_MAX);
+        status = 2;
+        goto cleanup;
+    }
+    if (work > IRR_BOOTSTRAP_WORK_MAX / 20)
+        fprintf(stderr,
+                "accord irr: note: the bootstrap resamples %.3g units; this takes a while\n", work);
     st = irr_compute(table, &o, &result);
     if (st != IRR_OK) {
         fprintf(stderr, "accord irr: %s\n", irr_status_str(st));

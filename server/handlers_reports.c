@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -46,6 +47,11 @@ static json_t *table_json(irr_table *t)
 
     irr_options_init(&opt);
     opt.ci = 1;
+    /* The bootstrap is the bulk of the work: spread it over the cores (this
+     * runs on an offload thread, never on the event loop). The intervals do
+     * not depend on the thread count. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    opt.threads = cores < 1 ? 1 : cores > 8 ? 8 : (unsigned)cores;
     if (irr_compute(t, &opt, &res) != IRR_OK)
         return NULL;
     out = irr_result_json(&res, &opt, &bad_name);

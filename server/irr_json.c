@@ -3,10 +3,17 @@
 
 #include "irr_json.h"
 
-/* A number, or null for NAN. Integral values print as integers. */
+/* A real, or null when not finite (JSON has no NaN or infinity, and
+ * json_real would fail on them as if out of memory). */
+static json_t *json_finite(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* A number, or null when not finite. Integral values print as integers. */
 static json_t *json_num(double v)
 {
-    if (isnan(v))
+    if (!isfinite(v))
         return json_null();
     if (v == floor(v) && fabs(v) < 9e15)
         return json_integer((json_int_t)v);
@@ -20,15 +27,16 @@ json_t *irr_metric_json(const irr_metric *m, int with_ci)
         return NULL;
     int bad = 0;
     if (m->defined) {
-        bad |= json_object_set_new(o, "value", json_real(m->value));
+        bad |= json_object_set_new(o, "value", json_finite(m->value));
     } else {
         bad |= json_object_set_new(o, "value", json_null());
         bad |= json_object_set_new(o, "reason", json_string(m->reason));
     }
     if (with_ci && m->defined) {
-        bad |= json_object_set_new(o, "se", isnan(m->se) ? json_null() : json_real(m->se));
+        bad |= json_object_set_new(o, "se", json_finite(m->se));
         if (m->has_ci) {
-            bad |= json_object_set_new(o, "ci", json_pack("[ff]", m->ci_lo, m->ci_hi));
+            bad |= json_object_set_new(
+                o, "ci", json_pack("[oo]", json_finite(m->ci_lo), json_finite(m->ci_hi)));
             bad |= json_object_set_new(o, "ci_method", json_string(m->ci_method));
         } else {
             bad |= json_object_set_new(o, "ci", json_null());

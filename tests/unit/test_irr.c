@@ -4,6 +4,7 @@
  * Each published case names its source; tolerances match the precision the
  * source prints.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,6 +592,286 @@ static void test_random_consistency(void)
     }
 }
 
+/* ---- issue 8: intervals as the references print them ---- */
+
+static irr_metric metric_with(irr_table *t, irr_metric_id id, const irr_options *o)
+{
+    irr_metric m;
+    memset(&m, 0, sizeof m);
+    CHECK(irr_metric_compute(t, id, o, &m) == IRR_OK);
+    return m;
+}
+
+/* Every metric of a result: a defined value is finite, an interval holds its
+ * value, an undefined metric says why. */
+static void check_result_sane(const irr_result *r)
+{
+    for (int i = 0; i < IRR_METRIC_COUNT; i++) {
+        const irr_metric *m = &r->metrics[i];
+        if (!m->defined) {
+            CHECK(isnan(m->value) && strlen(m->reason) > 0);
+            continue;
+        }
+        CHECK(isfinite(m->value));
+        if (m->has_ci) {
+            CHECK(isfinite(m->ci_lo) && isfinite(m->ci_hi));
+            CHECK(m->ci_lo <= m->value && m->value <= m->ci_hi);
+            CHECK(!isinf(m->se));
+        }
+    }
+}
+
+/* Issue 8 item 1: two raters at opposite ends of a 7-level scale. Gwet's
+ * irrCAC (R and Python, Gwet's own code) gives AC2 (quadratic) -1.37885 with
+ * 95% CI [-2.36957, -0.38814]: it clips only the upper end, at 1. The linear
+ * AC2 and AC1 bounds are Gwet's (2014, ch. 5) t(n-1) intervals computed by
+ * the independent implementation in tests/irr/crosscheck.py. */
+static void test_gwet_interval_below_minus_one(void)
+{
+    double m[8] = {1, 7, 7, 2, 3, 5, 6, 1};
+    double levels[7] = {1, 2, 3, 4, 5, 6, 7};
+    irr_table *t = table_from_matrix(m, 4, 2, levels, 7);
+    irr_metric q = metric(t, IRR_GWET_AC2_QUADRATIC, 1);
+    CHECK_NEAR(q.value, -1.37885, 0.000005);
+    CHECK(q.has_ci);
+    CHECK_NEAR(q.ci_lo, -2.36957, 0.000005);
+    CHECK_NEAR(q.ci_hi, -0.38814, 0.000005);
+    CHECK(q.ci_lo <= q.value && q.value <= q.ci_hi);
+    irr_metric l = metric(t, IRR_GWET_AC2_LINEAR, 1);
+    CHECK_NEAR(l.value, -0.8151260504201683, 1e-12);
+    CHECK_NEAR(l.se, 0.20394665922596902, 1e-12);
+    CHECK_NEAR(l.ci_lo, -1.4641753425488082, 1e-9);
+    CHECK_NEAR(l.ci_hi, -0.16607675829152835, 1e-9);
+    irr_metric a = metric(t, IRR_GWET_AC1, 1);
+    CHECK_NEAR(a.ci_lo, -0.19283667101408342, 1e-9);
+    CHECK_NEAR(a.ci_hi, -0.12041634103410932, 1e-9);
+    irr_table_free(t);
+}
+
+/* Issue 8 item 2: Cohen's kappa 2/3 on six units; statsmodels 0.13.5
+ * (cohens_kappa on [[3,0],[1,2]]) prints the Wald interval whole:
+ * SE 0.28688765527462345, [0.10437719471926221, 1.2289561386140713], as SAS
+ * PROC FREQ does; the upper end is past 1 and stays there. */
+static void test_cohen_wald_unbounded(void)
+{
+    double m[12] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 1};
+    double levels[2] = {1, 2};
+    irr_table *t = table_from_matrix(m, 6, 2, levels, 2);
+    irr_metric_id ids[3] = {IRR_COHEN_KAPPA, IRR_COHEN_KAPPA_LINEAR, IRR_COHEN_KAPPA_QUADRATIC};
+    for (int i = 0; i < 3; i++) {
+        irr_metric k = metric(t, ids[i], 1);
+        CHECK_NEAR(k.value, 2.0 / 3.0, 1e-12);
+        CHECK_NEAR(k.se, 0.28688765527462345, 1e-12);
+        CHECK_NEAR(k.ci_lo, 0.10437719471926221, 1e-9);
+        CHECK_NEAR(k.ci_hi, 1.2289561386140713, 1e-9);
+    }
+    irr_table_free(t);
+}
+
+/* Issue 8 item 3: interval alpha does not depend on the unit of the scores.
+ * Units (a, b): (1, 1), (2, 3), (3, 3), the issue's data in units of 1e-7,
+ * where every peer gives 0.827586. By hand (Krippendorff 2011): n = 6;
+ * D_o = 2/6 (one disagreeing pair, both orders); sum x = 13, sum x^2 = 33,
+ * so D_e = 2 (6 * 33 - 13^2) / (6 * 5) = 29/15; alpha = 1 - (1/3) / (29/15)
+ * = 24/29. Shifted by 1e15 or scaled by 1e-7, 1e200 or 1e-300, every metric
+ * (alpha, ICCs, ...) stays the same to rounding. */
+static void test_scale_free(void)
+{
+    double base[6] = {1, 1, 2, 3, 3, 3};
+    static const struct {
+        double mul, add;
+    } forms[] = {{1, 0}, {1e-7, 0}, {1, 1e15}, {1e200, 0}, {1e-300, 0}, {3, -7}};
+    irr_result ref;
+    irr_table *t0 = table_from_matrix(base, 3, 2, NULL, 0);
+    CHECK(irr_compute(t0, NULL, &ref) == IRR_OK);
+    CHECK_NEAR(ref.metrics[IRR_ALPHA_INTERVAL].value, 24.0 / 29.0, 1e-12);
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        double m[6];
+        for (int i = 0; i < 6; i++)
+            m[i] = base[i] * forms[f].mul + forms[f].add;
+        irr_table *t = table_from_matrix(m, 3, 2, NULL, 0);
+        irr_result r;
+        CHECK(irr_compute(t, NULL, &r) == IRR_OK);
+        check_result_sane(&r);
+        for (int i = 0; i < IRR_METRIC_COUNT; i++) {
+            if (r.metrics[i].defined != ref.metrics[i].defined)
+                fprintf(stderr, "  form %zu: %s: %s\n", f, irr_metric_name((irr_metric_id)i),
+                        r.metrics[i].reason);
+            CHECK(r.metrics[i].defined == ref.metrics[i].defined);
+            if (r.metrics[i].defined && ref.metrics[i].defined)
+                CHECK_NEAR(r.metrics[i].value, ref.metrics[i].value, 1e-12);
+        }
+        irr_result_release(&r);
+        irr_table_free(t);
+    }
+    irr_result_release(&ref);
+    irr_table_free(t0);
+}
+
+/* Issue 8 item 4: scores of 1e200 (and the largest doubles) never produce a
+ * NaN or an infinity: a metric is a finite number or undefined with a
+ * reason; per-rater means and severities stay finite where they can. */
+static void test_huge_scores(void)
+{
+    double m[8] = {1e200, 1, 2, 3, 3, -1e200, 4, 4};
+    irr_table *t = table_from_matrix(m, 4, 2, NULL, 0);
+    irr_options o;
+    irr_options_init(&o);
+    o.ci = 1;
+    o.by_rater = 1;
+    irr_result r;
+    CHECK(irr_compute(t, &o, &r) == IRR_OK);
+    check_result_sane(&r);
+    CHECK(r.metrics[IRR_ALPHA_INTERVAL].defined);
+    CHECK(isfinite(r.raters[0].mean) && isfinite(r.raters[0].severity));
+    irr_result_release(&r);
+    irr_table_free(t);
+
+    double extreme[6] = {DBL_MAX, -DBL_MAX, 0, DBL_MAX, -DBL_MAX, -DBL_MAX};
+    t = table_from_matrix(extreme, 3, 2, NULL, 0);
+    CHECK(irr_compute(t, &o, &r) == IRR_OK);
+    check_result_sane(&r);
+    CHECK(r.metrics[IRR_ALPHA_INTERVAL].defined && r.metrics[IRR_ICC1_1].defined);
+    irr_result_release(&r);
+    irr_table_free(t);
+
+    /* A number beyond a double is refused with its line, not turned into inf. */
+    char csv[] = "unit,rater,score\nu1,a,1\nu1,b,1e400\n";
+    irr_load_error err;
+    t = irr_table_new();
+    CHECK(irr_load_csv(t, csv, strlen(csv), &err) == IRR_ERR_INPUT);
+    CHECK(err.line == 3);
+    CHECK(strstr(err.message, "beyond the range") != NULL);
+    irr_table_free(t);
+}
+
+/* Issue 8 item 5: ICC intervals at zero residual variance, R psych 2.2.9
+ * ICC(x, lmer = FALSE). Units 1..4, raters +0, +1, +2: ICC(3) = 1 with
+ * [1, 1]; ICC(1,1) 0.571428571428572 [-0.0262736431603176,
+ * 0.959839052514089]; ICC(2,1) 0.625 [0.0408174981787242, 0.963951203836056];
+ * ICC(1,k) 0.8 [-0.0831924679120475, 0.986244734507976]; ICC(2,k)
+ * 0.833333333333333 [0.1132105515710456, 0.987687842303253]. Perfect
+ * agreement: all six 1 with [1, 1]. */
+static void test_icc_zero_residual(void)
+{
+    double m[12];
+    for (int u = 0; u < 4; u++)
+        for (int r = 0; r < 3; r++)
+            m[u * 3 + r] = u + 1 + r;
+    irr_table *t = table_from_matrix(m, 4, 3, NULL, 0);
+    static const struct {
+        irr_metric_id id;
+        double v, lo, hi;
+    } psych[6] = {
+        {IRR_ICC1_1, 0.571428571428572, -0.0262736431603176, 0.959839052514089},
+        {IRR_ICC2_1, 0.625, 0.0408174981787242, 0.963951203836056},
+        {IRR_ICC3_1, 1, 1, 1},
+        {IRR_ICC1_K, 0.8, -0.0831924679120475, 0.986244734507976},
+        {IRR_ICC2_K, 0.833333333333333, 0.1132105515710456, 0.987687842303253},
+        {IRR_ICC3_K, 1, 1, 1},
+    };
+    for (int i = 0; i < 6; i++) {
+        irr_metric x = metric(t, psych[i].id, 1);
+        CHECK_NEAR(x.value, psych[i].v, 1e-12);
+        CHECK(x.has_ci);
+        CHECK_NEAR(x.ci_lo, psych[i].lo, 1e-10);
+        CHECK_NEAR(x.ci_hi, psych[i].hi, 1e-10);
+    }
+    irr_table_free(t);
+    for (int u = 0; u < 4; u++)
+        for (int r = 0; r < 3; r++)
+            m[u * 3 + r] = u + 1;
+    t = table_from_matrix(m, 4, 3, NULL, 0);
+    for (int id = IRR_ICC1_1; id <= IRR_ICC3_K; id++) {
+        irr_metric x = metric(t, (irr_metric_id)id, 1);
+        CHECK_NEAR(x.value, 1, 1e-12);
+        CHECK(x.has_ci && x.ci_lo == 1 && x.ci_hi == 1);
+    }
+    irr_table_free(t);
+    /* Every unit the same, raters apart: ICC(3) is 0/0, and says so. */
+    double flat_units[6] = {1, 2, 1, 2, 1, 2};
+    t = table_from_matrix(flat_units, 3, 2, NULL, 0);
+    irr_metric x = metric(t, IRR_ICC3_1, 1);
+    CHECK(!x.defined);
+    CHECK_STR(x.reason, "no variation between units and no residual variation (0/0)");
+    irr_table_free(t);
+}
+
+/* Issue 8 item 6: a single unit has no bootstrap interval for any metric;
+ * replicates outside [IRR_BOOTSTRAP_MIN, MAX] are refused. */
+static void test_bootstrap_limits(void)
+{
+    double m[3] = {1, 2, 2};
+    irr_table *t = table_from_matrix(m, 1, 3, NULL, 0);
+    irr_result r;
+    irr_options o;
+    irr_options_init(&o);
+    o.ci = 1;
+    CHECK(irr_compute(t, &o, &r) == IRR_OK);
+    irr_metric_id boot[] = {IRR_PERCENT_EXACT, IRR_PERCENT_ADJACENT, IRR_PERCENT_UNANIMOUS,
+                            IRR_ALPHA_NOMINAL, IRR_ALPHA_ORDINAL,    IRR_ALPHA_INTERVAL};
+    for (size_t i = 0; i < sizeof boot / sizeof boot[0]; i++) {
+        CHECK(r.metrics[boot[i]].defined && !r.metrics[boot[i]].has_ci);
+        CHECK_STR(r.metrics[boot[i]].ci_reason,
+                  "bootstrap needs at least 2 units with 2 or more ratings");
+    }
+    irr_result_release(&r);
+    double work = -1;
+    CHECK(irr_bootstrap_work(t, &o, &work) == IRR_OK && work == 1000);
+    o.bootstrap = IRR_BOOTSTRAP_MIN - 1;
+    CHECK(irr_compute(t, &o, &r) == IRR_ERR_ARG);
+    o.bootstrap = IRR_BOOTSTRAP_MAX + 1;
+    CHECK(irr_compute(t, &o, &r) == IRR_ERR_ARG);
+    irr_table_free(t);
+}
+
+/* Issue 8 item 6: a valid number longer than 63 characters is a number. */
+static void test_long_number(void)
+{
+    char csv[] = "unit,rater,score\n"
+                 "u1,a,1.000000000000000000000000000000000000000000000000000000000000000000000\n"
+                 "u1,b,0000000000000000000000000000000000000000000000000000000000000000000002\n";
+    irr_load_error err;
+    irr_table *t = irr_table_new();
+    CHECK(irr_load_csv(t, csv, strlen(csv), &err) == IRR_OK);
+    size_t n = 0;
+    const double *lv = irr_table_levels(t, &n);
+    CHECK(n == 2 && lv[0] == 1 && lv[1] == 2);
+    irr_table_free(t);
+}
+
+/* Issue 8 item 7: one draw feeds every bootstrapped metric, and the result
+ * is the same for any number of threads (each replicate has its own stream
+ * from (seed, b)); irr_metric_compute gives what irr_compute gives. */
+static void test_bootstrap_threads(void)
+{
+    irr_table *t = table_from_matrix(kripp, 12, 4, NULL, 0);
+    irr_options o;
+    irr_options_init(&o);
+    o.ci = 1;
+    o.seed = 99;
+    irr_result one, many;
+    CHECK(irr_compute(t, &o, &one) == IRR_OK);
+    for (unsigned threads = 2; threads <= 5; threads++) {
+        o.threads = threads;
+        CHECK(irr_compute(t, &o, &many) == IRR_OK);
+        for (int i = 0; i < IRR_METRIC_COUNT; i++) {
+            const irr_metric *a = &one.metrics[i], *b = &many.metrics[i];
+            CHECK(a->has_ci == b->has_ci);
+            if (a->has_ci && b->has_ci)
+                CHECK(a->ci_lo == b->ci_lo && a->ci_hi == b->ci_hi &&
+                      (a->se == b->se || (isnan(a->se) && isnan(b->se))));
+        }
+        irr_metric single = metric_with(t, IRR_ALPHA_ORDINAL, &o);
+        CHECK(single.ci_lo == one.metrics[IRR_ALPHA_ORDINAL].ci_lo &&
+              single.ci_hi == one.metrics[IRR_ALPHA_ORDINAL].ci_hi);
+        irr_result_release(&many);
+    }
+    check_result_sane(&one);
+    irr_result_release(&one);
+    irr_table_free(t);
+}
+
 int main(void)
 {
     RUN(test_krippendorff_2011);
@@ -610,5 +891,13 @@ int main(void)
     RUN(test_distributions);
     RUN(test_bootstrap);
     RUN(test_random_consistency);
+    RUN(test_gwet_interval_below_minus_one);
+    RUN(test_cohen_wald_unbounded);
+    RUN(test_scale_free);
+    RUN(test_huge_scores);
+    RUN(test_icc_zero_residual);
+    RUN(test_bootstrap_limits);
+    RUN(test_long_number);
+    RUN(test_bootstrap_threads);
     return check_summary("irr");
 }
