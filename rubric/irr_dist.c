@@ -136,25 +136,6 @@ void irr_rng_seed(irr_rng *rng, uint64_t seed)
         rng->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(irr_rng *rng)
-{
-    uint64_t *s = rng->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 void irr_rng_stream(irr_rng *rng, uint64_t seed, uint64_t b)
 {
     /* Mix the seed first, so (seed, b) and (seed + 1, b - 1) stay apart. */
@@ -168,12 +149,12 @@ uint64_t irr_rng_below(irr_rng *rng, uint64_t n)
     /* Lemire (2019), "Fast random integer generation in an interval": the
      * high half of r * n, rejecting the few low halves that would bias it.
      * No division on the common path. */
-    unsigned __int128 m = (unsigned __int128)rng_next(rng) * n;
+    unsigned __int128 m = (unsigned __int128)irr_rng_next(rng) * n;
     uint64_t low = (uint64_t)m;
     if (low < n) {
         uint64_t threshold = (0 - n) % n;
         while (low < threshold) {
-            m = (unsigned __int128)rng_next(rng) * n;
+            m = (unsigned __int128)irr_rng_next(rng) * n;
             low = (uint64_t)m;
         }
     }

@@ -142,6 +142,21 @@ typedef struct {
     uint64_t s[4];
 } irr_rng;
 void irr_rng_seed(irr_rng *rng, uint64_t seed);
+/* The next 64 uniform random bits (inline: the bootstrap draws ~10^8). */
+static inline uint64_t irr_rng_next(irr_rng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
 uint64_t irr_rng_below(irr_rng *rng, uint64_t n);
 

@@ -24,7 +24,7 @@ echo
 # Debian's python3 sees the apt-installed modules; a pyenv python3 does not.
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-"$PY" - "$DIR" <<'EOF'
+ACCORD="$BUILD/accord" PY="$PY" BENCH_DIR="$(dirname "$0")" "$PY" - "$DIR" <<'EOF'
 """The same computations by independent implementations, timed."""
 import os
 import subprocess
@@ -32,6 +32,7 @@ import sys
 import time
 
 DIR = sys.argv[1]
+PY = os.environ.get("PY", sys.executable)
 c = dict(line.split() for line in open(os.path.join(DIR, "c_times.txt")))
 c = {k: float(v) for k, v in c.items()}
 rows = []
@@ -170,6 +171,44 @@ try:
         print("irr.sh: R psych not available (r-cran-psych): ICC row left out")
 except FileNotFoundError:
     print("irr.sh: Rscript not found (r-cran-psych): ICC row left out")
+
+# ---- issue 8: `accord irr --ci` on 10^6 ratings against the python peer's
+# single ordinal alpha (tests/bench/kripp_peer.py: pandas reads the CSV and
+# pivots it, alpha the way the `krippendorff` package computes it, in numpy).
+# Both are timed the same way, as a person runs them: one process from the
+# CSV file to the printed answer, best of 3. accord computes every metric
+# and every interval (1,000 bootstrap replicates); the peer one alpha.
+import json  # noqa: E402
+
+accord = os.environ.get("ACCORD", "build/accord")
+here = os.environ.get("BENCH_DIR", "tests/bench")
+complete_csv = os.path.join(DIR, "complete.csv")  # 100,000 units x 10 raters = 10^6 ratings
+
+
+def run(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(cmd), out.stderr))
+    return out.stdout
+
+
+peer_ms, peer_out = best(lambda: run([PY, os.path.join(here, "kripp_peer.py"), complete_csv]), 3)
+plain_ms, _ = best(lambda: run([accord, "irr", complete_csv]), 3)
+ci_ms, ci_out = best(lambda: run([accord, "irr", "--ci", complete_csv]), 3)
+ci1_ms, ci1_out = best(lambda: run([accord, "irr", "--ci", "--threads", "1", complete_csv]), 3)
+got = json.loads(ci_out)["metrics"]["krippendorff_alpha_ordinal"]["value"]
+threads = min(os.cpu_count() or 1, 8)
+print("== issue 8: --ci on 10^6 ratings (100,000 units x 10 raters), CSV to answer, best of 3 ==")
+print("  %-58s %9.1f ms  alpha %s" % ("python peer: one ordinal alpha (kripp_peer.py)", peer_ms,
+                                        peer_out.strip()))
+print("  %-58s %9.1f ms" % ("accord irr FILE (every metric)", plain_ms))
+print("  %-58s %9.1f ms  alpha %.15g" % ("accord irr --ci FILE (every metric and interval, %d threads)"
+                                         % threads, ci_ms, got))
+print("  %-58s %9.1f ms" % ("accord irr --ci --threads 1 FILE", ci1_ms))
+print("  ratio --ci / peer alpha: %.2f (target <= 1); --ci / plain: %.2f; "
+      "--threads 1 and %d give the same answer: %s"
+      % (ci_ms / peer_ms, ci_ms / plain_ms, threads, "yes" if ci_out == ci1_out else "NO"))
+print()
 
 print("== accord vs independent implementations (best of runs, ms) ==")
 print("%-44s %10s  %-26s %10s %9s" % ("computation", "accord", "reference", "ref", "ref/C"))

@@ -872,6 +872,51 @@ static void test_bootstrap_threads(void)
     irr_table_free(t);
 }
 
+/* Many units, few ratings patterns: the replicates draw patterns through the
+ * alias table. Same result for any thread count, and the bootstrap SE of
+ * percent_exact (a mean of per-unit shares) is the plug-in SE of a mean,
+ * sd / sqrt(n), to within its Monte Carlo error (about 1/sqrt(2 * 1000),
+ * 2%; allowed 10%, which each seed below meets with a wide margin). */
+static void test_bootstrap_patterns(void)
+{
+    enum { UNITS = 2000 };
+    irr_table *t = irr_table_new();
+    uint64_t s = 2024;
+    double sum = 0, sum2 = 0;
+    for (int u = 0; u < UNITS; u++) {
+        char unit[16];
+        snprintf(unit, sizeof unit, "u%d", u);
+        int level[3], same = 0;
+        for (int r = 0; r < 3; r++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            level[r] = 1 + (int)((s >> 33) % 3 == 0);
+            char rater[16];
+            snprintf(rater, sizeof rater, "r%d", r);
+            CHECK(irr_table_add(t, unit, rater, level[r]) == IRR_OK);
+        }
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+                same += i != j && level[i] == level[j];
+        sum += same / 6.0;
+        sum2 += (same / 6.0) * (same / 6.0);
+    }
+    double mean = sum / UNITS, sd = sqrt((sum2 - UNITS * mean * mean) / (UNITS - 1));
+    double want = sd / sqrt(UNITS);
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        irr_options o;
+        irr_options_init(&o);
+        o.ci = 1;
+        o.seed = seed;
+        irr_metric a = metric_with(t, IRR_PERCENT_EXACT, &o);
+        CHECK_NEAR(a.value, mean, 1e-12);
+        CHECK(a.has_ci && fabs(a.se / want - 1) < 0.10);
+        o.threads = 3;
+        irr_metric b = metric_with(t, IRR_PERCENT_EXACT, &o);
+        CHECK(a.se == b.se && a.ci_lo == b.ci_lo && a.ci_hi == b.ci_hi);
+    }
+    irr_table_free(t);
+}
+
 int main(void)
 {
     RUN(test_krippendorff_2011);
@@ -899,5 +944,6 @@ int main(void)
     RUN(test_bootstrap_limits);
     RUN(test_long_number);
     RUN(test_bootstrap_threads);
+    RUN(test_bootstrap_patterns);
     return check_summary("irr");
 }
