@@ -8,14 +8,12 @@
  * with the same pattern contribute the same to every sum, so a replicate
  * only counts how often each pattern was drawn (one increment per draw) and
  * then sums over patterns. On rubric data (few levels, a handful of raters)
- * there are a few hundred patterns for any number of units, so a replicate
- * costs little more than its random draws. With few patterns a draw picks a
- * pattern directly, with probability (units with it) / units, through
- * Walker's alias table (Vose's construction, in integers): one 64-bit random
- * number picks the bucket (high half of r * buckets) and decides between
- * the bucket and its alias (low half against the cut), without a branch; the
- * probabilities are exact to 2^-64. That is a table in L1 cache instead of
- * a random read from an array as long as the units.
+ * there are a few hundred patterns for any number of units. Then a replicate
+ * does not draw its units one by one: how often each pattern is drawn is
+ * multinomial (units, pattern shares), drawn exactly as a chain of binomials
+ * (each pattern's count given what the patterns before it took), with
+ * Hoermann's BTRD sampler: O(patterns) per replicate, whatever the number of
+ * units. With many patterns (continuous scores) units are drawn one by one.
  *
  * Replicate b uses the random stream (seed, b) and writes only its own slot,
  * so the replicates, and the intervals, are the same for any thread count.
@@ -43,8 +41,8 @@ typedef struct {
     size_t n_units;      /* pairable units (m >= 2), the population resampled */
     uint32_t *pattern;   /* per pairable unit: its pattern */
     size_t n_patterns;   /* distinct patterns */
-    uint64_t *alias_cut; /* alias table, or NULL (draw units): bucket i is */
-    uint32_t *alias_to;  /* pattern i when a uniform 64-bit draw is < cut[i], else to[i] */
+    uint32_t *chain;     /* patterns by decreasing count, or NULL (draw units) */
+    double *chain_p;     /* chain[j]'s share of the units of chain[j..] */
     uint32_t *rep_unit;  /* per pattern: a table unit that has it */
     double *m;           /* per pattern: ratings in the unit */
     double *c[B_KINDS];  /* per pattern: share (percent) or d_o (alpha) */
@@ -115,63 +113,46 @@ static irr_status group_patterns(boot *bt)
     return IRR_OK;
 }
 
-/* Vose's alias table over the patterns, each weighted by its number of
- * units: bucket i holds n_units outcomes, cut[i] of them pattern i and the
- * rest pattern to[i]. Integers throughout: pattern p gets exactly
- * count_p * n_patterns of the n_units * n_patterns outcomes (< 2^64, as both
- * counts are < 2^32). */
-static irr_status build_alias(boot *bt)
+typedef struct {
+    uint32_t count, pattern;
+} pattern_count;
+
+/* Decreasing count, then pattern id: a total order, so the chain (and the
+ * replicates) are the same with any qsort. */
+static int cmp_count(const void *a, const void *b)
+{
+    const pattern_count *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    return (x->pattern > y->pattern) - (x->pattern < y->pattern);
+}
+
+/* The multinomial as a chain of binomials: pattern chain[j] takes
+ * Binomial(left, chain_p[j]) of the draws the patterns before it left.
+ * Largest first, so the draws left run out after few binomials. */
+static irr_status build_chain(boot *bt)
 {
     size_t np = bt->n_patterns;
-    uint64_t n = bt->n_units;
-    uint64_t *weight = calloc(np, sizeof *weight);
-    uint32_t *small = malloc(np * sizeof *small), *large = malloc(np * sizeof *large);
-    bt->alias_cut = malloc(np * sizeof *bt->alias_cut);
-    bt->alias_to = malloc(np * sizeof *bt->alias_to);
-    irr_status st = IRR_ERR_NOMEM;
-    if (!weight || !small || !large || !bt->alias_cut || !bt->alias_to)
-        goto cleanup;
-    for (size_t k = 0; k < bt->n_units; k++)
-        weight[bt->pattern[k]] += np;
-    size_t n_small = 0, n_large = 0;
-    for (size_t p = 0; p < np; p++) {
-        if (weight[p] < n)
-            small[n_small++] = (uint32_t)p;
-        else
-            large[n_large++] = (uint32_t)p;
+    pattern_count *pc = calloc(np, sizeof *pc);
+    bt->chain = malloc(np * sizeof *bt->chain);
+    bt->chain_p = malloc(np * sizeof *bt->chain_p);
+    if (!pc || !bt->chain || !bt->chain_p) {
+        free(pc);
+        return IRR_ERR_NOMEM;
     }
-    while (n_small && n_large) {
-        uint32_t s = small[--n_small], l = large[n_large - 1];
-        bt->alias_cut[s] = weight[s];
-        bt->alias_to[s] = l;
-        weight[l] -= n - weight[s];
-        if (weight[l] < n) {
-            n_large--;
-            small[n_small++] = l;
-        }
-    }
-    /* What is left is full (exactly n, the integers leave no rounding). */
-    while (n_large) {
-        uint32_t l = large[--n_large];
-        bt->alias_cut[l] = n;
-        bt->alias_to[l] = l;
-    }
-    while (n_small) {
-        uint32_t s = small[--n_small];
-        bt->alias_cut[s] = n;
-        bt->alias_to[s] = s;
-    }
-    /* Cuts out of n become cuts out of 2^64, for the low half of a draw. */
     for (size_t p = 0; p < np; p++)
-        bt->alias_cut[p] = bt->alias_cut[p] >= n
-                               ? UINT64_MAX
-                               : (uint64_t)(((unsigned __int128)bt->alias_cut[p] << 64) / n);
-    st = IRR_OK;
-cleanup:
-    free(weight);
-    free(small);
-    free(large);
-    return st;
+        pc[p].pattern = (uint32_t)p;
+    for (size_t k = 0; k < bt->n_units; k++)
+        pc[bt->pattern[k]].count++;
+    qsort(pc, np, sizeof *pc, cmp_count);
+    double left = (double)bt->n_units;
+    for (size_t j = 0; j < np; j++) {
+        bt->chain[j] = pc[j].pattern;
+        bt->chain_p[j] = j + 1 == np ? 1.0 : pc[j].count / left;
+        left -= pc[j].count;
+    }
+    free(pc);
+    return IRR_OK;
 }
 
 /* Per-pattern contributions of every active metric. */
@@ -256,14 +237,12 @@ static void *boot_run(void *arg)
         irr_rng_stream(&rng, bt->seed, b);
         memset(drawn, 0, np * sizeof *drawn);
         size_t n_units = bt->n_units;
-        if (bt->alias_cut) {
-            const uint64_t *cut = bt->alias_cut;
-            const uint32_t *alias = bt->alias_to;
-            for (size_t i = 0; i < n_units; i++) {
-                unsigned __int128 x = (unsigned __int128)irr_rng_next(&rng) * np;
-                uint32_t bucket = (uint32_t)(x >> 64), to = alias[bucket];
-                uint32_t away = -(uint32_t)((uint64_t)x >= cut[bucket]);
-                drawn[bucket ^ ((bucket ^ to) & away)]++;
+        if (bt->chain) {
+            uint64_t left = n_units;
+            for (size_t j = 0; j < np && left > 0; j++) {
+                uint64_t k = irr_rng_binomial(&rng, left, bt->chain_p[j]);
+                drawn[bt->chain[j]] = (uint32_t)k;
+                left -= k;
             }
         } else {
             const uint32_t *pattern = bt->pattern;
@@ -349,8 +328,8 @@ static irr_status run_replicates(boot *bt, unsigned threads)
 static void boot_release(boot *bt)
 {
     free(bt->pattern);
-    free(bt->alias_cut);
-    free(bt->alias_to);
+    free(bt->chain);
+    free(bt->chain_p);
     free(bt->rep_unit);
     free(bt->m);
     for (int k = 0; k < B_KINDS; k++) {
@@ -393,9 +372,8 @@ irr_status irr_bootstrap_metrics(const irr_table *t, const irr_options *o, const
     }
     if ((st = group_patterns(&bt)) != IRR_OK || (st = pattern_contributions(&bt)) != IRR_OK)
         goto cleanup;
-    /* Drawing units reads an array as long as the units at random; drawing
-     * patterns reads a small table. Worth it when patterns are few. */
-    if (bt.n_patterns * 8 <= bt.n_units && (st = build_alias(&bt)) != IRR_OK)
+    /* A binomial costs about as much as 10 to 20 single draws. */
+    if (bt.n_patterns * 16 <= bt.n_units && (st = build_chain(&bt)) != IRR_OK)
         goto cleanup;
     if ((st = run_replicates(&bt, o->threads)) != IRR_OK)
         goto cleanup;

@@ -161,6 +161,123 @@ uint64_t irr_rng_below(irr_rng *rng, uint64_t n)
     return (uint64_t)(m >> 64);
 }
 
+/* ---- binomial variates ---- */
+
+/* A uniform double in [0, 1), 53 random bits. */
+static double uniform01(irr_rng *rng)
+{
+    return (double)(irr_rng_next(rng) >> 11) * 0x1.0p-53;
+}
+
+/* log(k!) - Stirling's approximation without the correction term: the
+ * correction fc(k) of Hoermann (1993), tabulated below 10. */
+static double stirling_correction(double k)
+{
+    static const double table[10] = {
+        0.08106146679532726,  0.04134069595540929,  0.02767792568499834, 0.02079067210376509,
+        0.01664469118982119,  0.01387612882307075,  0.01189670994589177, 0.01041126526197209,
+        0.009255462182712733, 0.008330563433362871,
+    };
+    if (k < 10)
+        return table[(int)k];
+    double k1 = k + 1, k2 = k1 * k1;
+    return (1.0 / 12 - (1.0 / 360 - 1.0 / 1260 / k2) / k2) / k1;
+}
+
+/* Inversion from 0 (Kachitvichyanukul & Schmeiser 1988, BINV), for small
+ * means: the expected number of steps is about n p + 1. */
+static uint64_t binomial_inversion(irr_rng *rng, uint64_t n, double p)
+{
+    double q = 1 - p, s = p / q, a = ((double)n + 1) * s;
+    double r0 = pow(q, (double)n);
+    for (;;) {
+        double r = r0, u = uniform01(rng);
+        uint64_t x = 0;
+        while (u > r) {
+            u -= r;
+            x++;
+            if (x > n)
+                break; /* rounding left u above the total mass: draw again */
+            r *= a / (double)x - s;
+        }
+        if (x <= n)
+            return x;
+    }
+}
+
+/* Hoermann (1993), "The generation of binomial random variates", BTRD:
+ * transformed rejection with decomposition, for n p >= 10 and p <= 1/2. */
+static uint64_t binomial_btrd(irr_rng *rng, uint64_t n, double p)
+{
+    double nd = (double)n, q = 1 - p, spq = sqrt(nd * p * q);
+    double b = 1.15 + 2.53 * spq, a = -0.0873 + 0.0248 * b + 0.01 * p;
+    double c = nd * p + 0.5, alpha = (2.83 + 5.1 / b) * spq;
+    double vr = 0.92 - 4.2 / b, urvr = 0.86 * vr;
+    double m = floor((nd + 1) * p), r = p / q, nr = (nd + 1) * r, npq = nd * p * q;
+    for (;;) {
+        double u, v = uniform01(rng);
+        if (v <= urvr) {
+            u = v / vr - 0.43;
+            return (uint64_t)floor((2 * a / (0.5 - fabs(u)) + b) * u + c);
+        }
+        if (v >= vr) {
+            u = uniform01(rng) - 0.5;
+        } else {
+            u = v / vr - 0.93;
+            u = (u < 0 ? -0.5 : 0.5) - u;
+            v = uniform01(rng) * vr;
+        }
+        double us = 0.5 - fabs(u);
+        double kd = floor((2 * a / us + b) * u + c);
+        if (kd < 0 || kd > nd)
+            continue;
+        v = v * alpha / (a / (us * us) + b);
+        double km = fabs(kd - m);
+        if (km <= 15) {
+            /* f(k) / f(m) by the recurrence f(i) / f(i-1) = nr / i - r. */
+            double f = 1;
+            if (m < kd) {
+                for (double i = m + 1; i <= kd; i++)
+                    f *= nr / i - r;
+            } else if (m > kd) {
+                for (double i = kd + 1; i <= m; i++)
+                    v *= nr / i - r;
+            }
+            if (v <= f)
+                return (uint64_t)kd;
+            continue;
+        }
+        /* Squeeze on log f(k) / f(m), then the exact test through Stirling. */
+        v = log(v);
+        double rho = (km / npq) * (((km / 3 + 0.625) * km + 1.0 / 6) / npq + 0.5);
+        double t = -km * km / (2 * npq);
+        if (v < t - rho)
+            return (uint64_t)kd;
+        if (v > t + rho)
+            continue;
+        double nm = nd - m + 1;
+        double h = (m + 0.5) * log((m + 1) / (r * nm)) + stirling_correction(m) +
+                   stirling_correction(nd - m);
+        double nk = nd - kd + 1;
+        if (v <= h + (nd + 1) * log(nm / nk) + (kd + 0.5) * log(nk * r / (kd + 1)) -
+                     stirling_correction(kd) - stirling_correction(nd - kd))
+            return (uint64_t)kd;
+    }
+}
+
+uint64_t irr_rng_binomial(irr_rng *rng, uint64_t n, double p)
+{
+    if (n == 0 || !(p > 0))
+        return 0;
+    if (!(p < 1))
+        return n;
+    if (p > 0.5)
+        return n - irr_rng_binomial(rng, n, 1 - p);
+    if ((double)n * p < 10)
+        return binomial_inversion(rng, n, p);
+    return binomial_btrd(rng, n, p);
+}
+
 /* ---- bootstrap intervals ---- */
 
 static int cmp_double(const void *a, const void *b)

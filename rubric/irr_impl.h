@@ -160,6 +160,10 @@ static inline uint64_t irr_rng_next(irr_rng *rng)
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
 uint64_t irr_rng_below(irr_rng *rng, uint64_t n);
 
+/* A Binomial(n, p) variate: inversion for n p < 10, else Hoermann's BTRD
+ * (exact rejection; O(1) expected time for any n). */
+uint64_t irr_rng_binomial(irr_rng *rng, uint64_t n, double p);
+
 /* The random stream of bootstrap replicate b under a seed. */
 void irr_rng_stream(irr_rng *rng, uint64_t seed, uint64_t b);
 

@@ -4,6 +4,7 @@
  * rows), as `accord irr` would run them. Finds crashes, leaks and undefined
  * behaviour in code that reads untrusted files. Run with `make fuzz`.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto cleanup;
     irr_options_init(&opt);
     opt.ci = 1;
-    opt.bootstrap = 20; /* enough to exercise the resampling paths, cheap per input */
+    opt.bootstrap = IRR_BOOTSTRAP_MIN; /* the fewest allowed: every resampling path, cheaply */
+    opt.threads = 2;                   /* the threaded path too */
     opt.by_rater = 1;
-    if (irr_compute(table, &opt, &res) == IRR_OK)
+    if (irr_compute(table, &opt, &res) == IRR_OK) {
+        /* The contract (issue 8): finite numbers only, each value inside its
+         * interval, a reason for every undefined metric. */
+        for (int i = 0; i < IRR_METRIC_COUNT; i++) {
+            const irr_metric *m = &res.metrics[i];
+            if (!m->defined) {
+                if (!m->reason[0])
+                    abort();
+                continue;
+            }
+            if (!isfinite(m->value))
+                abort();
+            if (m->has_ci && (!isfinite(m->ci_lo) || !isfinite(m->ci_hi) ||
+                              !(m->ci_lo <= m->value && m->value <= m->ci_hi)))
+                abort();
+        }
         irr_result_release(&res);
+    }
 cleanup:
     irr_table_free(table);
     free(buf);

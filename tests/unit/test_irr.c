@@ -501,6 +501,63 @@ static void test_distributions(void)
         CHECK(seen[i] > 150 && seen[i] < 250);
 }
 
+/* Binomial variates (inversion below n p = 10, Hoermann's BTRD above)
+ * against the exact probabilities: 200,000 draws per case, Pearson's
+ * chi-square over the cells expecting 5 or more. The bound, df + 6 sd, fails
+ * a correct sampler with probability ~1e-6 per case; these seeds pass by a
+ * wide margin, and a sampler off by a few percent in any region fails. */
+static void test_binomial(void)
+{
+    static const struct {
+        uint64_t n;
+        double p;
+    } cases[] = {{5, 0.3}, {40, 0.26}, {200, 0.07}, {1000, 0.4}, {1000, 0.93}, {30, 0.999}};
+    irr_rng rng;
+    irr_rng_seed(&rng, 11);
+    double *cell = malloc(1001 * sizeof *cell);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double n = (double)cases[c].n, p = cases[c].p;
+        const int draws = 200000;
+        for (int k = 0; k <= 1000; k++)
+            cell[k] = 0;
+        int in_range = 1;
+        for (int i = 0; i < draws; i++) {
+            uint64_t x = irr_rng_binomial(&rng, cases[c].n, p);
+            if (x > cases[c].n)
+                in_range = 0;
+            else
+                cell[x]++;
+        }
+        CHECK(in_range);
+        double chi2 = 0;
+        int df = -1;
+        for (uint64_t k = 0; k <= cases[c].n; k++) {
+            double lp = lgamma(n + 1) - lgamma((double)k + 1) - lgamma(n - (double)k + 1) +
+                        (double)k * log(p) + (n - (double)k) * log1p(-p);
+            double expect = draws * exp(lp);
+            if (expect < 5)
+                continue;
+            chi2 += (cell[k] - expect) * (cell[k] - expect) / expect;
+            df++;
+        }
+        if (!(chi2 < df + 6 * sqrt(2.0 * df) + 1))
+            fprintf(stderr, "  binomial(%g, %g): chi2 %.1f on %d df\n", n, p, chi2, df);
+        CHECK(chi2 < df + 6 * sqrt(2.0 * df) + 1);
+    }
+    free(cell);
+    /* Large n: mean and variance (a 1e9-unit chain step). */
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < 20000; i++) {
+        double x = (double)irr_rng_binomial(&rng, 1000000000, 0.37);
+        sum += x;
+        sum2 += x * x;
+    }
+    double mean = sum / 20000, var = sum2 / 20000 - mean * mean, ev = 1e9 * 0.37 * 0.63;
+    CHECK(fabs(mean - 0.37e9) < 6 * sqrt(ev / 20000));
+    CHECK(fabs(var / ev - 1) < 0.06);
+    CHECK(irr_rng_binomial(&rng, 0, 0.5) == 0 && irr_rng_binomial(&rng, 7, 1.0) == 7);
+}
+
 /* The bootstrap is reproducible for a seed and different across seeds. */
 static void test_bootstrap(void)
 {
@@ -872,8 +929,8 @@ static void test_bootstrap_threads(void)
     irr_table_free(t);
 }
 
-/* Many units, few ratings patterns: the replicates draw patterns through the
- * alias table. Same result for any thread count, and the bootstrap SE of
+/* Many units, few ratings patterns: each replicate draws its pattern counts
+ * as a chain of binomials. Same result for any thread count, and the bootstrap SE of
  * percent_exact (a mean of per-unit shares) is the plug-in SE of a mean,
  * sd / sqrt(n), to within its Monte Carlo error (about 1/sqrt(2 * 1000),
  * 2%; allowed 10%, which each seed below meets with a wide margin). */
@@ -934,6 +991,7 @@ int main(void)
     RUN(test_errors);
     RUN(test_names);
     RUN(test_distributions);
+    RUN(test_binomial);
     RUN(test_bootstrap);
     RUN(test_random_consistency);
     RUN(test_gwet_interval_below_minus_one);
