@@ -51,8 +51,10 @@
  * Bootstrap (alpha and the percent metrics): units with 2 or more ratings are
  * resampled with replacement. Every replicate is drawn once and feeds every
  * bootstrapped metric; units with the same ratings pattern share their
- * contribution, so a replicate costs O(units) draws plus O(patterns). For
- * alpha the metric (ordinal ranks) is held at its full-sample values.
+ * contribution, and a replicate draws how often each pattern is taken (a
+ * multinomial, exactly, as a chain of binomials), so it costs O(patterns),
+ * not O(units), on rubric data. For alpha the metric (ordinal ranks) is held
+ * at its full-sample values.
  * Replicate b uses its own random stream derived from (seed, b), so the
  * intervals are identical for a given seed whatever irr_options.threads is.
  * SE = standard deviation of the replicates, CI = percentile interval.
@@ -217,8 +219,8 @@ typedef struct {
  * no precision and cost memory (8 bytes per replicate and metric). */
 #define IRR_BOOTSTRAP_MIN 200u
 #define IRR_BOOTSTRAP_MAX 1000000u
-/* Largest replicates x units a caller should ask for: about a minute of work
- * on one core (irr_bootstrap_work). `accord irr` refuses more. */
+/* The most bootstrap work (irr_bootstrap_work, in single draws) a caller
+ * should ask for: about a minute on one core. `accord irr` refuses more. */
 #define IRR_BOOTSTRAP_WORK_MAX 20000000000.0
 
 typedef struct {
@@ -290,10 +292,11 @@ irr_status irr_raters_compute(irr_table *table, const char *reference, irr_rater
                               size_t *n_stats);
 
 /*
- * The bootstrap's work for a table: replicates x resampled units (units with
- * 2 or more ratings), 0 without ci. Prepares the table (IRR_ERR_DUPLICATE...
- * as irr_table_prepare; *work is 0 then). Lets a caller warn or refuse
- * before a run that would take hours.
+ * The bootstrap's work for a table, in single draws: replicates x (resampled
+ * units, or 32 per ratings pattern when patterns are few enough to be drawn
+ * as binomials); 0 without ci or with fewer than 2 units rated twice.
+ * Prepares the table (IRR_ERR_DUPLICATE... as irr_table_prepare; *work is 0
+ * then). Lets a caller warn or refuse before a run that would take hours.
  */
 irr_status irr_bootstrap_work(irr_table *table, const irr_options *options, double *work);
 

@@ -292,6 +292,15 @@ done:
     return NULL;
 }
 
+/* A binomial (with its share of the per-pattern sums) costs about as much
+ * as 20 to 30 single draws. */
+#define BINOMIAL_COST 32
+
+static int use_chain(size_t n_patterns, size_t n_units)
+{
+    return n_patterns * BINOMIAL_COST <= n_units;
+}
+
 static irr_status run_replicates(boot *bt, unsigned threads)
 {
     if (threads < 1)
@@ -372,8 +381,7 @@ irr_status irr_bootstrap_metrics(const irr_table *t, const irr_options *o, const
     }
     if ((st = group_patterns(&bt)) != IRR_OK || (st = pattern_contributions(&bt)) != IRR_OK)
         goto cleanup;
-    /* A binomial costs about as much as 10 to 20 single draws. */
-    if (bt.n_patterns * 16 <= bt.n_units && (st = build_chain(&bt)) != IRR_OK)
+    if (use_chain(bt.n_patterns, bt.n_units) && (st = build_chain(&bt)) != IRR_OK)
         goto cleanup;
     if ((st = run_replicates(&bt, o->threads)) != IRR_OK)
         goto cleanup;
@@ -388,6 +396,31 @@ irr_status irr_bootstrap_metrics(const irr_table *t, const irr_options *o, const
     }
     st = IRR_OK;
 cleanup:
+    boot_release(&bt);
+    return st;
+}
+
+irr_status irr_bootstrap_work(irr_table *t, const irr_options *options, double *work)
+{
+    if (!t || !work)
+        return IRR_ERR_ARG;
+    *work = 0;
+    irr_status st = irr_table_prepare(t);
+    if (st != IRR_OK || !options || !options->ci)
+        return st;
+    boot bt;
+    memset(&bt, 0, sizeof bt);
+    bt.t = t;
+    for (size_t u = 0; u < t->units.count; u++)
+        bt.n_units += t->u_start[u + 1] - t->u_start[u] >= 2;
+    if (bt.n_units < 2)
+        return IRR_OK;
+    st = group_patterns(&bt);
+    if (st == IRR_OK) {
+        double per = use_chain(bt.n_patterns, bt.n_units) ? (double)bt.n_patterns * BINOMIAL_COST
+                                                          : (double)bt.n_units;
+        *work = (double)options->bootstrap * per;
+    }
     boot_release(&bt);
     return st;
 }

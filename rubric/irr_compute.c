@@ -219,21 +219,6 @@ static irr_status compute_wanted(irr_table *t, const irr_options *o, const int *
     return IRR_OK;
 }
 
-irr_status irr_bootstrap_work(irr_table *t, const irr_options *options, double *work)
-{
-    if (!t || !work)
-        return IRR_ERR_ARG;
-    *work = 0;
-    irr_status st = irr_table_prepare(t);
-    if (st != IRR_OK || !options || !options->ci)
-        return st;
-    size_t pairable = 0;
-    for (size_t u = 0; u < t->units.count; u++)
-        pairable += t->u_start[u + 1] - t->u_start[u] >= 2;
-    *work = (double)options->bootstrap * (double)pairable;
-    return IRR_OK;
-}
-
 irr_status irr_metric_compute(irr_table *t, irr_metric_id id, const irr_options *options,
                               irr_metric *metric)
 {

@@ -292,7 +292,7 @@ int cmd_irr(int argc, char **argv)
     irr_bootstrap_work(table, &o, &work);
     if (work > IRR_BOOTSTRAP_WORK_MAX) {
         fprintf(stderr,
-                "accord irr: --bootstrap %u on %zu units means %.3g resampled units, over the "
+                "accord irr: --bootstrap %u on %zu units means about %.3g random draws, over the "
                 "limit of %.3g (about a minute); ask for fewer replicates\n",
                 o.bootstrap, irr_table_n_units(table), work, IRR_BOOTSTRAP_WORK_MAX);
         status = 2;
@@ -300,7 +300,9 @@ int cmd_irr(int argc, char **argv)
     }
     if (work > IRR_BOOTSTRAP_WORK_MAX / 20)
         fprintf(stderr,
-                "accord irr: note: the bootstrap resamples %.3g units; this takes a while\n", work);
+                "accord irr: note: the bootstrap takes about %.3g random draws; "
+                "this takes a while\n",
+                work);
     st = irr_compute(table, &o, &result);
     if (st != IRR_OK) {
         fprintf(stderr, "accord irr: %s\n", irr_status_str(st));

@@ -460,8 +460,10 @@ def check_cli(tmp):
         first = out.stderr.split("\n")[0]
         check("cli %s says %r (got %r)" % (args[0], words, first), float(words in first), 1.0)
         check("cli %s names no short option" % args[0], float("option -" in out.stderr), 0.0)
-    # Bootstrap work over the limit is refused before it starts.
-    many = "unit,rater,score\n" + "".join("u%d,a,1\nu%d,b,2\n" % (i, i) for i in range(20001))
+    # Bootstrap work over the limit is refused before it starts: 25,000 units
+    # whose ratings all differ (no shared patterns) x 10^6 replicates.
+    many = "unit,rater,score\n" + "".join("u%d,a,%d\nu%d,b,%d.5\n" % (i, i, i, i)
+                                          for i in range(25000))
     rc, _, err = run_cli(tmp, many, ["--ci", "--bootstrap", "1000000"])
     check("cli huge bootstrap refused", rc, 2)
     check("cli huge bootstrap says why", float("fewer replicates" in err), 1.0)

@@ -874,7 +874,7 @@ static void test_bootstrap_limits(void)
     }
     irr_result_release(&r);
     double work = -1;
-    CHECK(irr_bootstrap_work(t, &o, &work) == IRR_OK && work == 1000);
+    CHECK(irr_bootstrap_work(t, &o, &work) == IRR_OK && work == 0); /* nothing to resample */
     o.bootstrap = IRR_BOOTSTRAP_MIN - 1;
     CHECK(irr_compute(t, &o, &r) == IRR_ERR_ARG);
     o.bootstrap = IRR_BOOTSTRAP_MAX + 1;
@@ -908,6 +908,8 @@ static void test_bootstrap_threads(void)
     o.ci = 1;
     o.seed = 99;
     irr_result one, many;
+    double work = 0; /* 11 units rated twice, too few to group: 11 draws a replicate */
+    CHECK(irr_bootstrap_work(t, &o, &work) == IRR_OK && work == 1000.0 * 11);
     CHECK(irr_compute(t, &o, &one) == IRR_OK);
     for (unsigned threads = 2; threads <= 5; threads++) {
         o.threads = threads;
@@ -959,6 +961,12 @@ static void test_bootstrap_patterns(void)
     }
     double mean = sum / UNITS, sd = sqrt((sum2 - UNITS * mean * mean) / (UNITS - 1));
     double want = sd / sqrt(UNITS);
+    /* 4 patterns: drawn as binomials, costed at 32 draws each. */
+    irr_options w;
+    irr_options_init(&w);
+    w.ci = 1;
+    double work = 0;
+    CHECK(irr_bootstrap_work(t, &w, &work) == IRR_OK && work == 1000.0 * 4 * 32);
     for (uint64_t seed = 1; seed <= 3; seed++) {
         irr_options o;
         irr_options_init(&o);
