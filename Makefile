@@ -13,9 +13,9 @@
 
 BUILD      := build
 Q          := @   # make Q= shows full compiler command lines
-PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl
+PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl libsodium
 DEB_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
-              libcurl4-openssl-dev \
+              libcurl4-openssl-dev libsodium-dev \
               postgresql postgresql-contrib python3 \
               python3-numpy python3-sklearn python3-statsmodels python3-pandas r-cran-psych
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -33,9 +33,11 @@ BENCH_SRC  := $(sort $(wildcard tests/bench/*.c))
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 
 RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/obj/%.o)
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o \
+              $(BUILD)/obj/gen/common_passwords.o
 ASAN_RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/asan/obj/%.o)
-ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen/migrations.o
+ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen/migrations.o \
+                   $(BUILD)/asan/obj/gen/common_passwords.o
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
@@ -79,6 +81,15 @@ $(BUILD)/asan/obj/gen/%.o: $(BUILD)/gen/%.c
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) db/embed.awk
 	@mkdir -p $(dir $@)
 	awk -f db/embed.awk $(MIGRATIONS) > $@
+
+# The common-passwords list (server/password.h), lower-cased and sorted for bsearch.
+$(BUILD)/gen/common_passwords.c: server/data/common-passwords.txt
+	@mkdir -p $(dir $@)
+	{ echo '#include <stddef.h>'; echo 'const char *const common_passwords[] = {'; \
+	  grep -v -e '^#' -e '^$$' $< | tr 'A-Z' 'a-z' | LC_ALL=C sort -u | \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/",/'; \
+	  echo '};'; echo 'const size_t n_common_passwords = sizeof common_passwords / sizeof common_passwords[0];'; \
+	} > $@
 
 # Unit tests link rubric/ only: it has no I/O and builds on its own.
 $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
