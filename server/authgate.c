@@ -70,8 +70,15 @@ enum auth_found auth_credential_from_headers(const struct evkeyvalq *headers,
     size_t len;
 
     memset(out, 0, sizeof *out);
-    if (!authz)
-        return AUTH_FOUND_NONE;
+    if (!authz) {
+        char secret[AUTH_SESSION_SECRET_LEN + 1];
+        if (auth_session_cookie(headers, secret) < 0)
+            return AUTH_FOUND_NONE;
+        if (auth_sha256_hex(secret, AUTH_SESSION_SECRET_LEN, out->hash) < 0)
+            return AUTH_FOUND_MALFORMED;
+        out->kind = AUTH_KIND_SESSION;
+        return AUTH_FOUND_OK;
+    }
     if (strncasecmp(authz, "Bearer ", 7) != 0)
         return AUTH_FOUND_MALFORMED;
     token = authz + 7;
@@ -97,6 +104,8 @@ const char *auth_kind_name(enum auth_kind kind)
     switch (kind) {
     case AUTH_KIND_BEARER:
         return "bearer";
+    case AUTH_KIND_SESSION:
+        return "session";
     default:
         return "none";
     }

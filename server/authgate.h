@@ -42,8 +42,8 @@
 
 enum auth_kind {
     AUTH_KIND_NONE = 0,
-    AUTH_KIND_BEARER, /* Authorization: Bearer acc_<64 hex> */
-    /* AUTH_KIND_SESSION: cookie sessions (issue 10) */
+    AUTH_KIND_BEARER,  /* Authorization: Bearer acc_<64 hex> */
+    AUTH_KIND_SESSION, /* the session cookie (session.h), when there is no Authorization */
 };
 
 struct auth_credential {
@@ -58,14 +58,16 @@ enum auth_found {
 };
 
 /*
- * Finds the request's credential without any I/O. A bearer token that is not
- * shaped like the ones auth_token_generate() makes is MALFORMED: refused
- * without a lookup.
+ * Finds the request's credential without any I/O: the Authorization header
+ * when there is one (a browser never adds it on its own), else the session
+ * cookie. A bearer token that is not shaped like the ones
+ * auth_token_generate() makes is MALFORMED: refused without a lookup. A
+ * session cookie that is not 64 hex digits is no credential (NONE).
  */
 enum auth_found auth_credential_from_headers(const struct evkeyvalq *headers,
                                              struct auth_credential *out);
 
-/* The SQL name of a kind ("bearer"), as auth_lookup() takes it. */
+/* The SQL name of a kind ("bearer", "session"), as auth_lookup() takes it. */
 const char *auth_kind_name(enum auth_kind kind);
 
 enum auth_verdict {

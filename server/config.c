@@ -49,6 +49,11 @@ static const struct numeric_setting numeric_settings[] = {
      "reviews an assessor may give back unscored per 24 h"},
     {"random-seed", "ACCORD_RANDOM_SEED", -1, -1, 2147483647, offsetof(struct config, random_seed),
      "seed of every random draw, for tests (-1: random)"},
+    /* A teacher's working day unused; a week at most (then a new sign-in). */
+    {"session-idle", "ACCORD_SESSION_IDLE", 8 * 3600, 60, 30L * 24 * 3600,
+     offsetof(struct config, session_idle), "seconds a browser session lasts unused"},
+    {"session-lifetime", "ACCORD_SESSION_LIFETIME", 7 * 24 * 3600, 300, 365L * 24 * 3600,
+     offsetof(struct config, session_lifetime), "seconds a browser session lasts at most"},
 };
 #define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
 
@@ -117,6 +122,7 @@ static int set_string(char *dst, size_t cap, const char *text, const char *name)
 static int set_public_url(struct config *cfg, const char *text)
 {
     size_t len = strlen(text);
+    const char *host, *end;
     if ((strncmp(text, "https://", 8) != 0 && strncmp(text, "http://", 7) != 0) ||
         len >= sizeof cfg->public_url || strpbrk(text, "?#\"' <>\\") ||
         text[strncmp(text, "https://", 8) == 0 ? 8 : 7] == '\0') {
@@ -128,6 +134,13 @@ static int set_public_url(struct config *cfg, const char *text)
         len--;
     memcpy(cfg->public_url, text, len);
     cfg->public_url[len] = '\0';
+    /* the origin (scheme://host[:port]) cookie-authenticated requests must come from */
+    host = cfg->public_url + (strncmp(text, "https://", 8) == 0 ? 8 : 7);
+    end = strchr(host, '/');
+    len = end ? (size_t)(end - cfg->public_url) : strlen(cfg->public_url);
+    memcpy(cfg->public_origin, cfg->public_url, len);
+    cfg->public_origin[len] = '\0';
+    cfg->secure_cookies = strncmp(text, "https://", 8) == 0;
     cfg->public_url_set = true;
     return 0;
 }
@@ -205,6 +218,23 @@ static int export_db_settings(const struct config *cfg)
     return 0;
 }
 
+void config_set_default_public_url(struct config *cfg, int bound_port)
+{
+    char url[sizeof cfg->public_url];
+    const char *h = cfg->listen_host;
+    bool v6 = strchr(h, ':') != NULL;
+
+    if (cfg->public_url[0])
+        return;
+    /* Good for development; behind a proxy or on 0.0.0.0 set --public-url. */
+    if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+        h = v6 ? "::1" : "127.0.0.1";
+    snprintf(url, sizeof url, "http://%s%s%s:%d", v6 ? "[" : "", h, v6 ? "]" : "", bound_port);
+    if (set_public_url(cfg, url) < 0)
+        cfg->public_url[0] = cfg->public_origin[0] = '\0';
+    cfg->public_url_set = false; /* derived, not given: badges need it given */
+}
+
 void config_usage(void)
 {
     fprintf(stderr,
@@ -215,7 +245,8 @@ void config_usage(void)
             "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n"
             "  --public-url URL     ACCORD_PUBLIC_URL (how browsers reach accord, e.g.\n"
             "                       https://accord.example.org; default http://LISTEN;\n"
-            "                       badges are issued only when it is set)\n"
+            "                       badges are issued only when it is set; https makes\n"
+            "                       session cookies Secure)\n"
             "  --production         ACCORD_PRODUCTION=1 (the public URL must be set, https)\n"
             "  --key-dir DIR        ACCORD_KEY_DIR    (default var/keys; badge signing keys)\n"
             "  --issuer-name NAME   ACCORD_ISSUER_NAME (default accord)\n"
@@ -347,6 +378,11 @@ int config_load(struct config *cfg, int argc, char **argv)
         return -1;
     if (check_badge_settings(cfg) < 0)
         return -1;
+    if (cfg->session_idle > cfg->session_lifetime) {
+        fprintf(stderr, "accord: --session-idle (%ld) is longer than --session-lifetime (%ld)\n",
+                cfg->session_idle, cfg->session_lifetime);
+        return -1;
+    }
     if (cfg->threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = cores > 0 ? (cores > 64 ? 64 : cores) : 1;

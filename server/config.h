@@ -33,6 +33,11 @@ struct config {
     char issuer_name[256]; /* the issuer Profile: name, url (default the public URL), email */
     char issuer_url[512];
     char issuer_email[320];
+    long session_idle;        /* seconds a browser session survives unused */
+    long session_lifetime;    /* seconds a browser session lasts at most */
+    char public_origin[512];  /* scheme://host[:port] of public_url: where cookie requests come from
+                               */
+    bool secure_cookies;      /* public_url is https */
 };
 
 /*
@@ -40,6 +45,9 @@ struct config {
  * after "serve"). On error prints a message naming the setting and returns -1.
  */
 int config_load(struct config *cfg, int argc, char **argv) __attribute__((warn_unused_result));
+
+/* After the port is known: public_url defaults to http://HOST:PORT of --listen. */
+void config_set_default_public_url(struct config *cfg, int bound_port);
 
 /* Prints the flags and environment variables with their defaults. */
 void config_usage(void);

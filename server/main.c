@@ -13,8 +13,8 @@ static const struct {
 } subcommands[] = {
     {"serve", cmd_serve, "run the HTTP server"},
     {"migrate", cmd_migrate, "apply database migrations"},
-    {"user", cmd_user, "user add --email E --name N --roles r1,r2 [--org O]"},
-    {"token", cmd_token, "token create --email E (prints a new API token)"},
+    {"user", cmd_user, "user add / invite / password (accord user for details)"},
+    {"token", cmd_token, "token create / revoke (accord token for details)"},
     {"keys", cmd_keys, "keys rotate [--revoke-old] (a new badge signing key)"},
     {"irr", cmd_irr, "inter-rater reliability statistics of a unit,rater,score CSV"},
 };

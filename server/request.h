@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "auth.h"
+#include "authgate.h"
 #include "pgpool.h"
 #include "worker.h"
 
@@ -29,7 +30,9 @@ struct request {
     struct evhttp_request *req;
     struct worker *w;
     const struct route *route;
-    char token_hash[AUTH_HASH_LEN + 1]; /* "" when there was no token */
+    char token_hash[AUTH_CRED_LEN + 1]; /* the credential (auth.h); "" when there was none */
+    enum auth_kind auth_kind;           /* how it authenticated (authgate.h) */
+    char csrf_token[AUTH_HASH_LEN + 1]; /* AUTH_KIND_SESSION: the session's CSRF token */
     char user_id[37];                   /* who is asking, once the auth gate said so; else "" */
     char ids[REQUEST_MAX_PATH_IDS][37]; /* UUIDs from the path, lower-case */
     int n_ids;

@@ -17,13 +17,34 @@
 #include "authgate.h"
 #include "log.h"
 #include "router.h"
+#include "session.h"
 
 static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/healthz", handle_healthz, 0, ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/readyz", handle_readyz, 0, ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/metrics", handle_metrics, 0, ROUTE_PUBLIC, 200},
-    {EVHTTP_REQ_GET, "/v1/me", NULL, STMT_ME, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/me", handle_me, STMT_ME, 0, 200},
     {EVHTTP_REQ_POST, "/v1/users", NULL, STMT_USER_CREATE, ROUTE_BODY, 201},
+    /* people (issue 10) */
+    {EVHTTP_REQ_POST, "/v1/sessions", handle_sign_in, STMT_SIGN_IN_BEGIN, ROUTE_PUBLIC | ROUTE_BODY,
+     201},
+    {EVHTTP_REQ_DELETE, "/v1/sessions/current", handle_sign_out, STMT_SESSION_END, 0, 204},
+    {EVHTTP_REQ_GET, "/v1/me/tokens", NULL, STMT_MY_TOKENS, 0, 200},
+    {EVHTTP_REQ_POST, "/v1/me/tokens", handle_my_token_create, STMT_MY_TOKEN_CREATE, ROUTE_BODY,
+     201},
+    {EVHTTP_REQ_DELETE, "/v1/me/tokens/{id}", NULL, STMT_MY_TOKEN_REVOKE, 0, 204},
+    {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", NULL, STMT_TOKEN_REVOKE, 0, 204},
+    {EVHTTP_REQ_GET, "/v1/users", NULL, STMT_USER_LIST, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/users/{id}", NULL, STMT_USER_GET, 0, 200},
+    {EVHTTP_REQ_PATCH, "/v1/users/{id}", NULL, STMT_USER_PATCH, ROUTE_BODY, 200},
+    {EVHTTP_REQ_POST, "/v1/invitations", handle_invitation_create, STMT_INVITATION_CREATE,
+     ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/invitations", NULL, STMT_INVITATION_LIST, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_DELETE, "/v1/invitations/{id}", NULL, STMT_INVITATION_REVOKE, 0, 204},
+    {EVHTTP_REQ_POST, "/v1/invitations/open", handle_invitation_open, STMT_INVITATION_OPEN,
+     ROUTE_PUBLIC | ROUTE_BODY, 200},
+    {EVHTTP_REQ_POST, "/v1/invitations/accept", handle_invitation_accept, STMT_INVITATION_ACCEPT,
+     ROUTE_PUBLIC | ROUTE_BODY, 201},
     {EVHTTP_REQ_POST, "/v1/users/{id}/tokens", handle_token_create, STMT_TOKEN_CREATE,
      ROUTE_BODY_OPTIONAL, 201},
     {EVHTTP_REQ_POST, "/v1/rubrics", handle_rubric_create, STMT_RUBRIC_CREATE, ROUTE_BODY, 201},
@@ -302,7 +323,38 @@ static void dispatch_admitted(struct request *r);
 
 static void reply_unknown_credential(struct request *r)
 {
-    reply_error(r, 401, "unauthorized", "unknown or revoked token");
+    if (r->auth_kind == AUTH_KIND_SESSION)
+        reply_error(r, 401, "session_ended", "your session has ended; sign in again");
+    else
+        reply_error(r, 401, "unauthorized", "unknown, expired or revoked token");
+}
+
+static bool changes_state(enum evhttp_cmd_type method)
+{
+    return method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD && method != EVHTTP_REQ_OPTIONS;
+}
+
+/*
+ * A cookie session: the credential parameter is "s:" + the hash (auth.h),
+ * and a request that changes state must pass the CSRF check (session.h)
+ * before anything else is done for it. Answers and returns -1 when it may
+ * not go on.
+ */
+static int admit_session(struct request *r, const struct auth_credential *cred)
+{
+    char secret[SESSION_SECRET_LEN + 1];
+
+    r->token_hash[0] = 's';
+    r->token_hash[1] = ':';
+    memcpy(r->token_hash + 2, cred->hash, AUTH_HASH_LEN + 1);
+    if (session_cookie_secret(r->req, r->w->cfg, secret) < 0 ||
+        session_csrf_token(secret, r->csrf_token) < 0) {
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        return -1;
+    }
+    if (changes_state(evhttp_request_get_command(r->req)))
+        return session_csrf_check(r);
+    return 0;
 }
 
 static void on_gate(enum auth_verdict verdict, const char *user_id, void *arg)
@@ -333,7 +385,8 @@ static void gate_then_dispatch(struct request *r)
 
     switch (auth_credential_from_headers(headers, &cred)) {
     case AUTH_FOUND_NONE:
-        reply_error(r, 401, "unauthorized", "a token is required: Authorization: Bearer <token>");
+        reply_error(r, 401, "unauthorized",
+                    "sign in (POST /v1/sessions) or send a token: Authorization: Bearer <token>");
         return;
     case AUTH_FOUND_MALFORMED:
         if (evhttp_find_header(headers, "Authorization") &&
@@ -346,7 +399,13 @@ static void gate_then_dispatch(struct request *r)
     case AUTH_FOUND_OK:
         break;
     }
-    memcpy(r->token_hash, cred.hash, sizeof r->token_hash);
+    r->auth_kind = cred.kind;
+    if (cred.kind == AUTH_KIND_SESSION) {
+        if (admit_session(r, &cred) < 0)
+            return;
+    } else {
+        memcpy(r->token_hash, cred.hash, AUTH_HASH_LEN + 1);
+    }
     switch (authgate_check(r->w->gate, &cred, r->user_id, on_gate, r)) {
     case AUTH_VALID:
         dispatch_admitted(r);

@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "offload.h"
+#include "password.h"
 #include "oidc_client.h"
 #include "router.h"
 #include "store.h"
@@ -128,12 +129,13 @@ static int open_listener(const char *host, int port, int *bound_port)
 }
 
 static int worker_init(struct worker *w, int id, const struct config *cfg, struct offload *off,
-                       struct offload *off_net, int listen_fd)
+                       struct offload *off_net, struct offload *hasher, int listen_fd)
 {
     w->id = id;
     w->cfg = cfg;
     w->offload = off;
     w->offload_net = off_net;
+    w->hasher = hasher;
     w->base = event_base_new();
     if (!w->base)
         return -1;
@@ -175,6 +177,18 @@ static void worker_release(struct worker *w)
         event_base_free(w->base);
 }
 
+/* Makes the dummy hash (password_verify(NULL, ...)) before the first unknown email needs it. */
+static void warm_password_work(void *arg)
+{
+    (void)arg;
+    (void)password_verify(NULL, "", 0);
+}
+
+static void warm_password_done(void *arg)
+{
+    (void)arg;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct event_base *main_base = arg;
@@ -187,7 +201,7 @@ int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
     struct worker *workers = NULL;
-    struct offload *off = NULL, *off_net = NULL;
+    struct offload *off = NULL, *off_net = NULL, *hasher = NULL;
     struct event_base *main_base = NULL;
     struct event *ev_term = NULL, *ev_int = NULL;
     struct authlisten *listener = NULL;
@@ -199,6 +213,10 @@ int cmd_serve(int argc, char **argv)
     if (config_load(&cfg, argc, argv) < 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
+    if (password_init() < 0) {
+        log_error("libsodium cannot initialise");
+        return 1;
+    }
     if (evthread_use_pthreads() < 0) {
         log_error("libevent lacks thread support");
         return 1;
@@ -223,8 +241,10 @@ int cmd_serve(int argc, char **argv)
     }
     off = offload_new(OFFLOAD_THREADS);
     off_net = offload_new(OFFLOAD_NET_THREADS);
+    /* argon2id is CPU-bound: at most half the cores, so sign-ins never starve the loops. */
+    hasher = offload_new(cfg.threads > 2 ? (int)cfg.threads / 2 : 1);
     workers = calloc((size_t)cfg.threads, sizeof *workers);
-    if (!main_base || !off || !off_net || !workers)
+    if (!main_base || !off || !off_net || !hasher || !workers)
         goto cleanup;
     listener = authlisten_start(main_base, cfg.database_url);
     if (!listener)
@@ -233,19 +253,17 @@ int cmd_serve(int argc, char **argv)
     for (i = 0; i < cfg.threads; i++) {
         /* The first socket may pick the port (port 0); the others join it. */
         int fd = open_listener(cfg.listen_host, port, i == 0 ? &port : NULL);
-        if (fd < 0 || worker_init(&workers[i], (int)i, &cfg, off, off_net, fd) < 0) {
+        if (fd < 0 || worker_init(&workers[i], (int)i, &cfg, off, off_net, hasher, fd) < 0) {
             if (fd >= 0 && !workers[i].bound)
                 close(fd);
             log_error("cannot start event loop %ld", i);
             goto stop;
         }
     }
-    if (!cfg.public_url[0]) {
-        /* Good for development; behind a proxy or on 0.0.0.0 set --public-url. */
-        bool v6 = strchr(cfg.listen_host, ':') != NULL;
-        snprintf(cfg.public_url, sizeof cfg.public_url, "http://%s%s%s:%d", v6 ? "[" : "",
-                 cfg.listen_host, v6 ? "]" : "", port);
-    }
+    config_set_default_public_url(&cfg, port);
+    /* completes on loop 0, which runs its last completions at shutdown (worker_release) */
+    if (offload_submit(hasher, workers[0].base, warm_password_work, warm_password_done, NULL) < 0)
+        goto stop;
     for (i = 0; i < cfg.threads; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
             log_error("cannot start thread %ld", i);
@@ -273,6 +291,8 @@ stop:
     off = NULL;
     offload_free(off_net);
     off_net = NULL;
+    offload_free(hasher);
+    hasher = NULL;
     for (i = 0; i < cfg.threads; i++)
         worker_release(&workers[i]);
     log_info("stopped");
@@ -284,6 +304,7 @@ cleanup:
         event_free(ev_int);
     offload_free(off);
     offload_free(off_net);
+    offload_free(hasher);
     oidc_client_cleanup();
     free(workers);
     if (main_base)

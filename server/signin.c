@@ -1,16 +1,36 @@
 /*
- * signin.c - INTERIM until browser sessions (issue 10 item 5) land: the
- * person is identified, but no session can be made yet, so the answer says so.
+ * signin.c - the end of a browser sign-in that leaves the API for a page
+ * (OpenID Connect): session_start(), then 303 to where the person was going.
  */
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
 #include "signin.h"
+
+static void on_session(struct request *r, const struct db_result *res, const char *csrf_token,
+                       void *arg)
+{
+    char *return_to = arg;
+
+    (void)csrf_token; /* the page reads it from GET /v1/me */
+    if (res->status != DB_OK) {
+        free(return_to);
+        reply_db_failure(r, res);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Location", return_to);
+    free(return_to);
+    reply_empty(r, 303);
+}
 
 void signin_session_redirect(struct request *r, const char *user_id, const char *return_to,
                              const char *method)
 {
-    (void)return_to;
-    (void)method;
-    reply_json(r, 501,
-               json_pack("{s:{s:s,s:s},s:s}", "error", "code", "sessions_unavailable", "message",
-                         "you were identified, but browser sessions are not available yet",
-                         "user_id", user_id));
+    char *copy = strdup(return_to);
+    if (!copy) {
+        reply_error(r, 503, "busy", "out of memory");
+        return;
+    }
+    session_start(r, user_id, method, on_session, copy);
 }

@@ -30,6 +30,7 @@ struct worker {
     struct offload *offload;     /* shared blocking-work threads (disk) */
     struct offload *offload_net; /* shared threads for outbound HTTP (OpenID providers), apart
                                     so that a slow provider never holds up artifact writes */
+    struct offload *hasher;      /* shared password-hashing threads (pwjob.h) */
     const struct config *cfg;
     struct event *ev_stop;     /* activated from the main thread at shutdown */
     struct event *ev_deadline; /* ends the drain after cfg->shutdown_grace */

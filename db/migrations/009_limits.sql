@@ -6,14 +6,22 @@
 -- moment one is revoked or disabled. The API functions still authenticate and
 -- authorize every call themselves (_auth, _auth_role).
 
--- The user a credential belongs to, or NULL when it is unknown, revoked or
--- expired. p_kind names the credential kind ('bearer'; cookie sessions add
--- theirs), p_hash is the hex SHA-256 of its secret.
+-- The user a credential belongs to, or NULL when it is unknown, revoked,
+-- expired, idle too long or its user disabled. p_kind names the credential
+-- kind ('bearer', or 'session' for a cookie session, 007_people), p_hash is
+-- the hex SHA-256 of its secret. The same rules as _auth() (007_people).
 CREATE FUNCTION auth_lookup(p_kind text, p_hash text) RETURNS uuid
 LANGUAGE sql STABLE AS $$
     SELECT t.user_id
-      FROM tokens t
+      FROM tokens t JOIN users u ON u.id = t.user_id
      WHERE p_kind = 'bearer' AND t.token_hash = p_hash AND t.revoked_at IS NULL
+       AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.disabled_at IS NULL
+    UNION ALL
+    SELECT s.user_id
+      FROM sessions s JOIN users u ON u.id = s.user_id
+     WHERE p_kind = 'session' AND s.secret_hash = p_hash AND s.expires_at > now()
+       AND s.last_seen_at + make_interval(secs => s.idle_seconds) > now()
+       AND u.disabled_at IS NULL
 $$;
 
 -- Call from any SQL that revokes, expires or disables a credential (or a user):

@@ -352,18 +352,18 @@ BEGIN
                              'code_verifier', l.code_verifier, 'redirect_uri', l.redirect_uri);
 END $$;
 
--- Hooks for the people side of issue 10 (invitations, disabled users). They
--- are replaced by the migration that brings those (see 011's commit log).
--- _oidc_invitation_accept: a pending invitation for this email becomes a user;
--- returns the user's id, or NULL when there is none.
+-- The people side of issue 10 (007_people: invitations, disabled users).
+-- _oidc_invitation_accept: a pending invitation for this email becomes a user
+-- (or, for an existing user's new-password link, is theirs); returns the
+-- user's id, or NULL when there is none.
 CREATE FUNCTION _oidc_invitation_accept(p_email text, p_name text) RETURNS uuid
 LANGUAGE sql AS $$
-    SELECT NULL::uuid
+    SELECT (invitation_take_for_email(p_email)).id
 $$;
 
 CREATE FUNCTION _oidc_user_active(p_user_id uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM users WHERE id = p_user_id)
+    SELECT EXISTS (SELECT 1 FROM users WHERE id = p_user_id AND disabled_at IS NULL)
 $$;
 
 CREATE FUNCTION _oidc_refuse(p_msg text, p_code text) RETURNS void

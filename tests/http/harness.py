@@ -300,17 +300,31 @@ class Response:
         return "%s %s -> %d %s" % (self.method, self.path, self.status, short(self.text))
 
 
+SESSION_COOKIE = "accord_session"
+SET_COOKIE_RE = re.compile(r"^accord_session=([0-9a-f]{64});")
+
+
 class Client:
-    def __init__(self, server, token=None, user=None):
+    """A client with a bearer token, or (session=...) a browser's session
+    cookie: then it sends the cookie, and on requests that change state the
+    Origin a browser would send and the session's X-CSRF-Token."""
+
+    def __init__(self, server, token=None, user=None, session=None, csrf=None, source=None):
         self.server = server
         self.token = token
         self.user = user
+        self.session = session      # the cookie's value
+        self.csrf = csrf
+        self.source = source        # a loopback source address (127.0.0.x), or None
 
     def on(self, server):
-        return Client(server, self.token, self.user)
+        return Client(server, self.token, self.user, self.session, self.csrf, self.source)
 
     def anon(self):
-        return Client(self.server, None, None)
+        return Client(self.server, None, None, source=self.source)
+
+    def origin(self):
+        return "http://%s:%d" % (HOST, self.server.port)
 
     def request(self, method, path, json_body=None, data=None, headers=None,
                 timeout=REQUEST_TIMEOUT, token=Ellipsis):
@@ -318,6 +332,12 @@ class Client:
         tok = self.token if token is Ellipsis else token
         if tok is not None:
             hdrs["Authorization"] = "Bearer " + tok
+        if self.session is not None:
+            hdrs["Cookie"] = "%s=%s" % (SESSION_COOKIE, self.session)
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                hdrs["Origin"] = self.origin()
+                if self.csrf is not None:
+                    hdrs["X-CSRF-Token"] = self.csrf
         body = None
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -328,12 +348,17 @@ class Client:
             hdrs.update(headers)
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
-        conn = http.client.HTTPConnection(HOST, self.server.port, timeout=timeout)
+        conn = http.client.HTTPConnection(HOST, self.server.port, timeout=timeout,
+                                          source_address=(self.source, 0) if self.source
+                                          else None)
         try:
             conn.request(method, path, body=body, headers=hdrs)
             r = conn.getresponse()
             payload = r.read()
             headers_out = {k.lower(): v for k, v in r.getheaders()}
+            cookies = [v for k, v in r.getheaders() if k.lower() == "set-cookie"]
+            if cookies:
+                headers_out["set-cookie"] = cookies[-1]
             return Response(method, path, r.status, headers_out, payload)
         except (OSError, http.client.HTTPException) as e:
             raise Failure("%s %s: no HTTP answer from %s (port %s): %s: %s"
@@ -347,6 +372,32 @@ class Client:
 
     def post(self, path, body=None, **kw):
         return self.request("POST", path, json_body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, json_body=body, **kw)
+
+    def sign_in(self, email, password, status=201, what=None):
+        """POST /v1/sessions as a browser on this client's address; returns
+        (a cookie client, the answer) on 201, (None, the answer) otherwise."""
+        r = Client(self.server, source=self.source, session=self.session).request(
+            "POST", "/v1/sessions", json_body={"email": email, "password": password},
+            headers={"Origin": self.origin()})
+        body = expect(r, status, what=what or "sign in as %s" % email)
+        if r.status != 201:
+            return None, r
+        return session_client(self.server, r, self.user, self.source), r
+
+
+def session_client(server, r, user=None, source=None):
+    """The cookie client for an answer that set a session cookie."""
+    m = SET_COOKIE_RE.match(r.header("set-cookie", ""))
+    check(m is not None, "%s: no session cookie in Set-Cookie %r" % (r.describe(),
+                                                                     r.header("set-cookie")))
+    return Client(server, None, user, session=m.group(1), csrf=r.json["csrf_token"],
+                  source=source)
 
 
 def check_error_shape(r):
@@ -432,10 +483,13 @@ class User:
         self.org = info.get("org")
         self.roles = info.get("roles")
         self.token = token
+        self.password = None
         self.c = Client(env.server, token, self)
 
     def on(self, server):
-        return Client(server, self.token, self)
+        c = self.c.on(server)
+        c.user = self
+        return c
 
 
 LEVELS = [(1, "Not yet"), (2, "Approaching"), (3, "Meets"), (4, "Exceeds")]
@@ -497,10 +551,13 @@ class Env:
             self._orgs[name] = oid
         return oid
 
-    def user(self, roles, name=None, org=None, email=None, server=None):
+    def user(self, roles, name=None, org=None, email=None, server=None, session=False):
         """org: an organisation name (created on first use); None gives earners,
         assessors and experts an organisation of their own (issue 7: submitting
-        and review grants need one), "" leaves the user without one."""
+        and review grants need one), "" leaves the user without one. A user
+        has a token; with session=True they also get a password (through an
+        invitation link, as a person would) and u.c is their browser session
+        instead of the token."""
         n = self.uniq()
         email = email or "user%d@example.org" % n
         name = name or "User %d" % n
@@ -518,9 +575,30 @@ class Env:
         check(isinstance(tok.get("token"), str) and tok["token"],
               "POST /v1/users/{id}/tokens: no token in %s" % short(r.text))
         u = User(self, info, tok["token"])
+        if session:
+            u.password = "%s's own passphrase %d" % (name.split()[0], n)
+            u.c = self.accept_invitation(self.invite(self.admin.c, email), u.password, u)
         if server is not None:
             u.c = u.on(server)
         return u
+
+    def invite(self, client, email, name=None, roles=None, org=None, status=201):
+        body = {"email": email}
+        for k, v in (("name", name), ("roles", roles), ("org", org)):
+            if v is not None:
+                body[k] = v
+        inv = expect(client.post("/v1/invitations", body), status, what="invite %s" % email)
+        return inv
+
+    def accept_invitation(self, inv, password, user=None, source=None):
+        """Accepts an invitation (its url's secret) as a browser; returns the cookie client."""
+        secret = inv["url"].rsplit("#", 1)[1]
+        c = Client(self.server, source=source)
+        r = c.request("POST", "/v1/invitations/accept",
+                      json_body={"secret": secret, "password": password},
+                      headers={"Origin": c.origin()})
+        expect(r, 201, what="accept the invitation for %s" % inv["email"])
+        return session_client(self.server, r, user, source)
 
     # rubric / credential -------------------------------------------------
     def rubric_body(self, title="Morning Meeting for SEL"):
@@ -627,3 +705,13 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
+
+
+def sql(env, query):
+    """Runs SQL on the test cluster (only to move time: expire a token or a
+    session, which no API may do); returns psql's unaligned output."""
+    p = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                        env.base_env["DATABASE_URL"], "-c", query],
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "psql %r: %s" % (query, p.stderr))
+    return p.stdout.strip()

@@ -1,5 +1,9 @@
-"""Authentication, roles, ownership, eligibility, blind review."""
+"""Authentication, roles, ownership, eligibility, blind review.
 
+The role x object tests run twice: with bearer tokens and with browser
+sessions (cookie + CSRF token), which must be authorized alike."""
+
+import hashlib
 import json
 import uuid
 
@@ -9,15 +13,17 @@ from harness import (Client, assert_not_in_text, check, eq, expect, is_ts, is_uu
 
 class World:
     """Two earners in different orgs with a queued submission each, one
-    credential, assessors with and without grants."""
+    credential, assessors with and without grants. session=True: everyone
+    acts through a browser session instead of a token."""
 
-    def __init__(self, env):
-        self.lead = env.user(["lead"], org="Authz District")
-        self.ea = env.user(["earner"], name="Alice Authz", org="Authz Org A")
-        self.eb = env.user(["earner"], name="Bob Authz", org="Authz Org B")
-        self.p = env.user(["assessor"], name="Pat Peer", org="Authz Org P")
-        self.q = env.user(["assessor"], name="Quinn Peer", org="Authz Org Q")
-        self.n = env.user(["assessor"], name="Noel Nogrant", org="Authz Org N")
+    def __init__(self, env, session=False):
+        s = session
+        self.lead = env.user(["lead"], org="Authz District", session=s)
+        self.ea = env.user(["earner"], name="Alice Authz", org="Authz Org A", session=s)
+        self.eb = env.user(["earner"], name="Bob Authz", org="Authz Org B", session=s)
+        self.p = env.user(["assessor"], name="Pat Peer", org="Authz Org P", session=s)
+        self.q = env.user(["assessor"], name="Quinn Peer", org="Authz Org Q", session=s)
+        self.n = env.user(["assessor"], name="Noel Nogrant", org="Authz Org N", session=s)
         self.rubric = env.rubric(self.lead)
         self.cred = env.credential(self.lead, self.rubric["id"])
         env.grant(self.lead, self.cred["id"], self.p)
@@ -32,6 +38,10 @@ class World:
 def authz_unauthenticated(env):
     anon = env.admin.c.anon()
     bad = Client(env.server, "not-a-real-token-" + uuid.uuid4().hex)
+    # a well-formed session cookie the server never issued (with its right CSRF token)
+    fake = uuid.uuid4().hex * 2
+    no_session = Client(env.server, session=fake,
+                        csrf=hashlib.sha256(("accord-csrf:" + fake).encode()).hexdigest())
     paths = [("GET", "/v1/me", None), ("GET", "/v1/submissions", None),
              ("GET", "/v1/credentials", None),
              ("POST", "/v1/rubrics", env.rubric_body()),
@@ -40,10 +50,10 @@ def authz_unauthenticated(env):
              ("POST", "/v1/reviews/claim", {}),
              ("GET", "/v1/submissions/%s" % uuid.uuid4(), None),
              ("GET", "/v1/artifacts/%s/content" % uuid.uuid4(), None)]
-    for who, c in (("no token", anon), ("unknown token", bad)):
+    for who, c in (("no token", anon), ("unknown token", bad), ("unknown session", no_session)):
         for method, path, body in paths:
             r = c.request(method, path, json_body=body)
-            expect(r, 401, "unauthorized", "%s: %s %s" % (who, method, path))
+            expect(r, 401, ("unauthorized", "session_ended"), "%s: %s %s" % (who, method, path))
     r = anon.request("POST", "/v1/artifacts", data=b"abc",
                      headers={"Content-Type": "video/mp4", "X-Artifact-Kind": "video"})
     expect(r, 401, "unauthorized", "upload without a token")
@@ -55,7 +65,17 @@ def authz_unauthenticated(env):
 
 @test
 def authz_wrong_role(env):
-    w = World(env)
+    wrong_role(env, False)
+
+
+@test
+def authz_wrong_role_cookie(env):
+    wrong_role(env, True)
+
+
+def wrong_role(env, session):
+    w = World(env, session)
+    admin = env.user(["admin"], session=True) if session else env.admin
     rb = env.rubric_body()
     cred_body = {"title": "x", "stakes": "low", "rubric_id": w.rubric["id"],
                  "evidence": [{"kind": "video", "min": 1}], "pass_rule": {"min_level_each": 3}}
@@ -67,7 +87,7 @@ def authz_wrong_role(env):
         ("earner creates a credential", w.ea, "POST", "/v1/credentials", cred_body),
         ("earner claims", w.ea, "POST", "/v1/reviews/claim", {"credential_id": w.cred["id"]}),
         # (a lead may claim: adjudications only, so that is no longer a 403)
-        ("admin claims", env.admin, "POST", "/v1/reviews/claim", {}),
+        ("admin claims", admin, "POST", "/v1/reviews/claim", {}),
         ("lead creates a user", w.lead, "POST", "/v1/users", user_body),
         ("earner creates a user", w.ea, "POST", "/v1/users", user_body),
         ("lead issues a token", w.lead, "POST", "/v1/users/%s/tokens" % w.ea.id, None),
@@ -93,7 +113,16 @@ def authz_wrong_role(env):
 
 @test
 def authz_foreign_objects(env):
-    w = World(env)
+    foreign_objects(env, False)
+
+
+@test
+def authz_foreign_objects_cookie(env):
+    foreign_objects(env, True)
+
+
+def foreign_objects(env, session):
+    w = World(env, session)
     a_art = w.ev_a[0][0]["id"]
     # another earner
     for method, path, body in [
@@ -224,11 +253,21 @@ def authz_claim_eligibility(env):
 
 @test
 def authz_blind_review(env):
-    lead = env.user(["lead"])
+    blind_review(env, False)
+
+
+@test
+def authz_blind_review_cookie(env):
+    blind_review(env, True)
+
+
+def blind_review(env, session):
+    s, tag = session, ("-cookie" if session else "")
+    lead = env.user(["lead"], session=s)
     earner = env.user(["earner"], name="Zelda Quixote-Blindtest", org="Blindtest Academy",
-                      email="zelda.quixote@blindtest.example.org")
+                      email="zelda.quixote%s@blindtest.example.org" % tag, session=s)
     assessor = env.user(["assessor"], name="Yannick Obscurus", org="Obscure Institute",
-                        email="yannick.obscurus@obscure.example.org")
+                        email="yannick.obscurus%s@obscure.example.org" % tag, session=s)
     rubric = env.rubric(lead)
     cred = env.credential(lead, rubric["id"])
     env.grant(lead, cred["id"], assessor)
@@ -267,7 +306,7 @@ def authz_blind_review(env):
     # the resubmission's reviewer sees the earlier feedback, not who anyone is
     sub2 = expect(earner.c.post("/v1/submissions/%s/resubmit" % sub["id"],
                                 {"artifact_ids": [a["id"] for a, _ in ev]}), 201)
-    second = env.user(["assessor"], name="Xavier Secondus", org="Second Institute")
+    second = env.user(["assessor"], name="Xavier Secondus", org="Second Institute", session=s)
     env.grant(lead, cred["id"], second)
     r = second.c.post("/v1/reviews/claim", {"credential_id": cred["id"]})
     cl2 = expect(r, 200)

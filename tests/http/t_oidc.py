@@ -174,13 +174,24 @@ def sign_in(env, provider_id, browser=None, return_to="/home"):
 
 
 def expect_signed_in(last, what):
-    """The callback identified the person. Until browser sessions exist the
-    answer is 501 with the user's id (server/signin.c); returns that id."""
+    """The callback signed the person in: 303 back into accord with a session
+    cookie (server/signin.c), which GET /v1/me accepts; returns the user's id."""
     check(last.url.startswith("http://%s" % HOST) and "/v1/auth/oidc/callback" in last.url,
           "%s: the sign-in did not come back to accord's callback: %s" % (what, last.describe()))
-    check(last.status == 501 and last.json and last.json.get("user_id"),
-          "%s: expected the person to be identified, got %s" % (what, last.describe()))
-    return last.json["user_id"]
+    check(last.status == 303 and (last.headers.get("Location") or "").startswith("/"),
+          "%s: expected 303 to the return_to path, got %s" % (what, last.describe()))
+    cookies = [c for c in last.headers.get_all("Set-Cookie") or []
+               if c.startswith("accord_session=") and "Max-Age=0" not in c]
+    check(len(cookies) == 1 and "HttpOnly" in cookies[0] and "SameSite=Lax" in cookies[0],
+          "%s: no session cookie in %s" % (what, last.headers.get_all("Set-Cookie")))
+    base = last.url.split("/v1/", 1)[0]
+    req = urllib.request.Request(base + "/v1/me",
+                                 headers={"Cookie": cookies[0].split(";", 1)[0]})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        me = json.loads(r.read().decode("utf-8"))
+    check(me.get("auth", {}).get("signed_in_with") == "oidc",
+          "%s: GET /v1/me with the new cookie: %s" % (what, me))
+    return me["id"]
 
 
 def expect_refused(last, status, code, what):
@@ -324,6 +335,32 @@ def oidc_signin_new_user(env):
     prov.next_login(sub, "teacher%d@new.district.example" % n)
     _, _, last = sign_in(env, p["id"])
     eq(expect_signed_in(last, "known person, signup closed"), uid, "known person")
+
+
+@test
+def oidc_signin_invited_user(env):
+    """An invited person signs in with the provider (no allowed domain, no
+    sign-up): the invitation becomes their account, roles and all, and is used."""
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov, allowed_domains=[], allow_signup=False)
+    n = env.uniq()
+    email = "invited%d@anywhere.example" % n
+    inv = env.invite(env.admin.c, email, name="Ivy Invited", roles=["assessor"])
+    prov.next_login("invited-%d" % n, email.upper())
+    b, _, last = sign_in(env, p["id"])
+    uid = expect_signed_in(last, "invited person")
+    who = expect(env.admin.c.get("/v1/users/" + uid), 200)
+    eq((who["email"], who["name"], who["roles"]), (email, "Ivy Invited", ["assessor"]),
+       "the account made from the invitation")
+    eq([i["status"] for i in expect(env.admin.c.get("/v1/invitations?status=accepted"), 200)[
+        "invitations"] if i["id"] == inv["id"]], ["accepted"], "the invitation is used")
+    expect(env.admin.c.anon().post("/v1/invitations/open", {"secret": inv["url"].split("#")[1]}),
+           404, "invitation_used")
+    # a disabled person cannot sign in with the provider either
+    expect(env.admin.c.patch("/v1/users/" + uid, {"disabled": True}), 200)
+    prov.next_login("invited-%d" % n, email)
+    _, _, last = sign_in(env, p["id"])
+    expect_refused(last, 403, "user_disabled", "a disabled user")
 
 
 @test
