@@ -450,3 +450,36 @@ def people_cli_password(env):
     check(m is not None, "accord user invite printed %r" % out)
     view = expect(Client(env.server).post("/v1/invitations/open", {"secret": m.group(1)}), 200)
     eq((view["name"], view["roles"]), ("First Lead", ["lead"]), "the CLI's invitation")
+
+
+@test
+def people_answers_match_openapi(env):
+    from t_openapi import conforms, load_doc
+    doc = load_doc()
+    admin = env.admin.c
+    n = env.uniq()
+    inv = conforms(doc, admin.post("/v1/invitations", {"email": "oa%d@people.example.org" % n,
+                                                       "name": "Oa", "roles": ["earner"]}),
+                   "/v1/invitations", "post")
+    conforms(doc, admin.get("/v1/invitations"), "/v1/invitations")
+    anon = admin.anon()
+    conforms(doc, anon.post("/v1/invitations/open", {"secret": secret_of(inv)}),
+             "/v1/invitations/open", "post")
+    r = anon.request("POST", "/v1/invitations/accept",
+                     json_body={"secret": secret_of(inv), "password": GOOD},
+                     headers={"Origin": anon.origin()})
+    conforms(doc, r, "/v1/invitations/accept", "post")
+    c = session_client(env.server, r)
+    conforms(doc, c.get("/v1/me"), "/v1/me")
+    conforms(doc, c.get("/v1/me/tokens"), "/v1/me/tokens")
+    conforms(doc, c.post("/v1/me/tokens", {"name": "oa"}), "/v1/me/tokens", "post")
+    _, r = anon.sign_in(inv["email"], GOOD)
+    conforms(doc, r, "/v1/sessions", "post")
+    _, r = anon.sign_in(inv["email"], GOOD + "?", status=401)
+    conforms(doc, r, "/v1/sessions", "post")
+    conforms(doc, admin.get("/v1/users?q=oa%d" % n), "/v1/users")
+    uid = r.json and expect(c.get("/v1/me"), 200)["id"]
+    conforms(doc, admin.get("/v1/users/" + uid), "/v1/users/{id}")
+    conforms(doc, admin.patch("/v1/users/" + uid, {"name": "Oa B"}), "/v1/users/{id}", "patch")
+    conforms(doc, anon.post("/v1/invitations/open", {"secret": "0" * 64}),
+             "/v1/invitations/open", "post")
