@@ -97,6 +97,14 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(ASAN_RUBRIC_OBJ) -lpthread -lm
 
+# test_password checks server/password.c with the compiled-in list and libsodium.
+$(BUILD)/asan/tests/test_password: tests/unit/test_password.c $(BUILD)/asan/obj/server/password.o \
+                                   $(BUILD)/asan/obj/gen/common_passwords.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/password.o \
+	    $(BUILD)/asan/obj/gen/common_passwords.o $(LDLIBS)
+
 # test_jwt checks server/jwt.c, which needs only OpenSSL and jansson.
 $(BUILD)/asan/tests/test_jwt: tests/unit/test_jwt.c $(BUILD)/asan/obj/server/jwt.o tests/unit/check.h
 	@mkdir -p $(dir $@)

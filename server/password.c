@@ -151,7 +151,7 @@ const char *password_problem(const char *pw, size_t len, const char *email)
     if (repetitive(lower, len) || sequential(lower, len))
         return "the password is too repetitive or sequential: choose another";
     if (strcmp(core, "accord") == 0 || repeated_word(core, "accord") ||
-        (strlen(local) >= 4 && (strcmp(core, local) == 0 || repeated_word(core, local))))
+        (strlen(local) >= 4 && strstr(lower, local)))
         return "the password must not be built from your email or the service's name";
     return NULL;
 }

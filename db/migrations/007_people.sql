@@ -511,14 +511,22 @@ BEGIN
            AND (t.expires_at IS NULL OR t.expires_at > now() - interval '30 days')));
 END $$;
 
--- POST /v1/me/tokens {name, expires_in?}
+-- POST /v1/me/tokens {name, expires_in?}. Made with a token, the new token
+-- expires no later than that one (an expiring token cannot mint a lasting one).
 CREATE FUNCTION api_my_token_create(p_token text, p_body jsonb, p_new_token_hash text) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
     v_me users := _auth(p_token);
     b record := _token_body(p_body);
+    v_limit timestamptz;
     t tokens;
 BEGIN
+    IF left(p_token, 2) <> 's:' THEN
+        SELECT expires_at INTO v_limit FROM tokens WHERE token_hash = p_token;
+        IF v_limit IS NOT NULL THEN
+            b.o_expires := least(coalesce(b.o_expires, v_limit), v_limit);
+        END IF;
+    END IF;
     t := _token_insert(v_me, p_new_token_hash, b.o_name, b.o_expires, v_me.id);
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
     VALUES (v_me.id, 'token.create', 'user', v_me.id, jsonb_build_object('token_id', t.id));

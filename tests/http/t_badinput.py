@@ -238,7 +238,7 @@ def bad_paths_and_methods(env):
         expect(u.c.get(path), 404, "not_found", "GET " + path)
     for method, path in (("DELETE", "/v1/me"), ("PUT", "/v1/rubrics"), ("PATCH", "/v1/credentials"),
                          ("GET", "/v1/artifacts"), ("DELETE", "/v1/submissions/" + rnd),
-                         ("GET", "/v1/users"),
+                         ("PUT", "/v1/users"),
                          ("PUT", "/v1/credentials/%s/assessors" % rnd)):
         expect(u.c.request(method, path, json_body={} if method != "GET" else None), 405,
                "method_not_allowed", "%s %s" % (method, path))

@@ -193,7 +193,9 @@ def people_tokens_managed(env):
     for body in ({}, {"name": ""}, {"name": "x" * 101}, {"name": "x", "expires_in": 59},
                  {"name": "x", "expires_in": "3600"}, {"name": "x", "expires_in": 63072001}):
         expect(u.c.post("/v1/me/tokens", body), 400, what="token body %s" % body)
-    forever = expect(tc.post("/v1/me/tokens", {"name": "no expiry"}), 201)
+    child = expect(tc.post("/v1/me/tokens", {"name": "child"}), 201)
+    eq(child["expires_at"], t["expires_at"], "a token made with an expiring token expires with it")
+    forever = expect(u.c.post("/v1/me/tokens", {"name": "no expiry"}), 201)
     eq(forever["expires_at"], None, "a token without expires_in")
     # expired: fails
     sql(env, "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE id = '%s'"
