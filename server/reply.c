@@ -186,6 +186,8 @@ static bool refusal_audit(struct request *r, int status, const char *code, const
 void reply_db_failure(struct request *r, const struct db_result *res)
 {
     const char *state = res->sqlstate ? res->sqlstate : "";
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+    const char *path;
 
     if (res->status == DB_UNAVAILABLE) {
         reply_error(r, 503, "unavailable", "the database is unavailable; try again shortly");
@@ -217,13 +219,16 @@ void reply_db_failure(struct request *r, const struct db_result *res)
         reply_error(r, 400, "bad_request", "%s", res->message);
         return;
     }
+    /* the path only: a query string may carry one-time secrets (OIDC code and state) */
+    path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path)
+        path = "?";
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
         strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "53300") == 0) {
-        log_warn("%s: database: %s %s", evhttp_request_get_uri(r->req), state, res->message);
+        log_warn("%s: database: %s %s", path, state, res->message);
         reply_error(r, 503, "unavailable", "the database could not finish the request; try again");
         return;
     }
-    log_error("%s: unexpected database error %s: %s", evhttp_request_get_uri(r->req), state,
-              res->message);
+    log_error("%s: unexpected database error %s: %s", path, state, res->message);
     reply_error(r, 500, "internal", "internal error (logged on the server)");
 }
