@@ -3,7 +3,7 @@
  * flow with PKCE S256, state and nonce).
  *
  *   GET /v1/auth/oidc/providers        the enabled providers (sign-in buttons)
- *   GET /v1/auth/oidc/{id}/start       -> 302 to the provider
+ *   GET /v1/auth/oidc/{id}/start       -> 302 to the provider (?return_to=, ?invitation=)
  *   GET /v1/auth/oidc/callback         <- the provider; -> signed in, 303 on
  *
  * start: fresh random state, nonce, PKCE verifier and a browser-binding value
@@ -53,6 +53,7 @@ struct oidc_flow {
     char state[RANDOM_B64_LEN + 1], nonce[RANDOM_B64_LEN + 1];
     char verifier[RANDOM_B64_LEN + 1], browser[RANDOM_B64_LEN + 1];
     char state_hash[AUTH_HASH_LEN + 1], browser_hash[AUTH_HASH_LEN + 1];
+    char invitation_hash[AUTH_HASH_LEN + 1]; /* "" without an invitation link */
     char redirect_uri[600];
     char return_to[RETURN_TO_MAX + 1];
     char *code;
@@ -232,6 +233,7 @@ static void start_discovered(void *arg)
     evhttp_add_header(out, "Location", location);
     evhttp_add_header(out, "Set-Cookie", cookie);
     evhttp_add_header(out, "Cache-Control", "no-store");
+    evhttp_add_header(out, "Referrer-Policy", "no-referrer"); /* the URL may hold an invitation */
     evbuffer_free(url);
     reply_empty(r, 302);
     return;
@@ -262,7 +264,7 @@ void handle_oidc_start(struct request *r)
 {
     struct evkeyvalq params;
     struct oidc_flow *f = flow_new(r);
-    const char *return_to;
+    const char *return_to, *invitation;
 
     if (!f)
         return;
@@ -279,6 +281,16 @@ void handle_oidc_start(struct request *r)
         goto cleanup;
     }
     snprintf(f->return_to, sizeof f->return_to, "%s", return_to);
+    invitation = evhttp_find_header(&params, "invitation");
+    if (invitation && (strlen(invitation) != 64 || strspn(invitation, "0123456789abcdef") != 64)) {
+        reply_error(r, 400, "invalid_invitation",
+                    "invitation must be the secret of an invitation link (64 hex digits)");
+        goto cleanup;
+    }
+    if (invitation && auth_sha256_hex(invitation, 64, f->invitation_hash) < 0) {
+        reply_error(r, 503, "busy", "out of memory");
+        goto cleanup;
+    }
     if (random_b64(f->state) < 0 || random_b64(f->nonce) < 0 || random_b64(f->verifier) < 0 ||
         random_b64(f->browser) < 0 ||
         auth_sha256_hex(f->state, strlen(f->state), f->state_hash) < 0 ||
@@ -296,6 +308,7 @@ void handle_oidc_start(struct request *r)
     r->params[4] = f->verifier;
     r->params[5] = f->redirect_uri;
     r->params[6] = f->return_to;
+    r->params[7] = f->invitation_hash[0] ? f->invitation_hash : NULL;
     request_query(r, STMT_OIDC_LOGIN_BEGIN, on_login_begun);
 cleanup:
     evhttp_clear_headers(&params);

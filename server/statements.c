@@ -88,7 +88,7 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_OIDC_PROVIDERS_PUBLIC] = {"oidc_providers_public", "select api_oidc_providers_public()",
                                     0},
     [STMT_OIDC_LOGIN_BEGIN] = {"oidc_login_begin",
-                               "select oidc_login_begin($1::uuid, $2, $3, $4, $5, $6, $7)", 7},
+                               "select oidc_login_begin($1::uuid, $2, $3, $4, $5, $6, $7, $8)", 8},
     [STMT_OIDC_LOGIN_TAKE] = {"oidc_login_take", "select oidc_login_take($1, $2)", 2},
     [STMT_OIDC_LOGIN_FINISH] = {"oidc_login_finish", "select oidc_login_finish($1, $2::jsonb)", 2},
     [STMT_ORG_CREATE] = {"org_create", "select api_org_create($1, $2::jsonb)", 2},

@@ -45,6 +45,8 @@ CREATE TABLE oidc_logins (
     code_verifier text NOT NULL CHECK (length(code_verifier) BETWEEN 43 AND 128),
     redirect_uri  text NOT NULL CHECK (length(redirect_uri) <= 2048),
     return_to     text NOT NULL CHECK (length(return_to) <= 1024),
+    -- the invitation link the person came from (SHA-256 of its secret), if any
+    invitation_hash text CHECK (invitation_hash ~ '^[0-9a-f]{64}$'),
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL,
     taken_at      timestamptz,
@@ -293,7 +295,7 @@ $$;
 -- swept here, and at most 10000 may be in flight (a flood answers 503).
 CREATE FUNCTION oidc_login_begin(p_provider_id uuid, p_state_hash text, p_browser_hash text,
                                  p_nonce text, p_code_verifier text, p_redirect_uri text,
-                                 p_return_to text) RETURNS json
+                                 p_return_to text, p_invitation_hash text) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
     p oidc_providers;
@@ -308,10 +310,14 @@ BEGIN
         RAISE EXCEPTION 'too many sign-ins in progress; try again in a minute'
             USING ERRCODE = '53300';
     END IF;
+    IF p_invitation_hash IS NOT NULL THEN
+        -- a dead link is said now, not after the trip to the provider
+        PERFORM _invitation_by_secret(p_invitation_hash, false);
+    END IF;
     INSERT INTO oidc_logins (state_hash, provider_id, browser_hash, nonce, code_verifier,
-                             redirect_uri, return_to, expires_at)
+                             redirect_uri, return_to, invitation_hash, expires_at)
     VALUES (p_state_hash, p.id, p_browser_hash, p_nonce, p_code_verifier, p_redirect_uri,
-            p_return_to, now() + interval '10 minutes');
+            p_return_to, p_invitation_hash, now() + interval '10 minutes');
     RETURN json_build_object('issuer', p.issuer, 'client_id', p.client_id);
 END $$;
 
@@ -376,6 +382,7 @@ END $$;
 -- passes its claims {iss, sub, email, email_verified, name, tid}. Decides who
 -- this is, in this order:
 --   1. a known (issuer, subject): that user;
+--   1b. a sign-in started from an invitation link: the invited user;
 --   2. a verified email with a pending invitation: the invited user;
 --   3. a verified email of an existing user, in one of the provider's
 --      allowed_domains (the provider speaks for that domain): linked;
@@ -429,6 +436,21 @@ BEGIN
         v_how := 'identity';
         UPDATE user_identities SET last_login_at = now(), email = coalesce(v_email, email)
          WHERE issuer = p.issuer AND subject = v_sub;
+    ELSIF l.invitation_hash IS NOT NULL THEN
+        -- from an invitation link: whoever holds it may take it (as with a
+        -- password), whatever email the provider knows them by
+        v := _invitation_accept(_invitation_by_secret(l.invitation_hash, true));
+        v_uid := v.id;
+        v_how := 'invitation_link';
+        IF EXISTS (SELECT 1 FROM user_identities WHERE user_id = v_uid AND issuer = p.issuer) THEN
+            PERFORM _oidc_refuse('this account signs in with another account at this provider',
+                                 'identity_conflict');
+        END IF;
+        INSERT INTO user_identities (issuer, subject, user_id, email)
+        VALUES (p.issuer, v_sub, v_uid, v_email);
+        INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+        VALUES (v_uid, 'identity.link', 'user', v_uid,
+                jsonb_build_object('issuer', p.issuer, 'how', v_how, 'provider_id', p.id));
     ELSE
         IF v_email IS NOT NULL AND v_verified THEN
             v_uid := _oidc_invitation_accept(v_email, v_name);

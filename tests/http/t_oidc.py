@@ -163,11 +163,13 @@ def make_provider(env, issuer, **fields):
     return expect(r, 201, what="create identity provider")
 
 
-def sign_in(env, provider_id, browser=None, return_to="/home"):
+def sign_in(env, provider_id, browser=None, return_to="/home", invitation=None):
     """Starts at accord, goes through the provider, stops at accord's callback answer."""
     b = browser or Browser()
     start = accord_url(env, "/v1/auth/oidc/%s/start?return_to=%s"
                        % (provider_id, urllib.parse.quote(return_to, safe="")))
+    if invitation:
+        start += "&invitation=" + invitation
     hops, last = b.follow(start, accord_url(env, "/v1/auth/oidc/callback"))
     check(hops[0].status == 302, "start: %s" % hops[0].describe())
     return b, hops, last
@@ -361,6 +363,35 @@ def oidc_signin_invited_user(env):
     prov.next_login("invited-%d" % n, email)
     _, _, last = sign_in(env, p["id"])
     expect_refused(last, 403, "user_disabled", "a disabled user")
+
+
+@test
+def oidc_signin_from_invitation_link(env):
+    """From the invitation page: the link's holder takes the invitation with
+    whatever account the provider knows them by (as they would by choosing a
+    password), and the link is spent."""
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov, allowed_domains=[], allow_signup=False)
+    n = env.uniq()
+    inv = env.invite(env.admin.c, "home%d@home.example" % n, name="Jo Link", roles=["expert"])
+    secret = inv["url"].rsplit("#", 1)[1]
+    prov.next_login("link-%d" % n, "jo.work%d@school.example" % n, verified=False)
+    _, hops, last = sign_in(env, p["id"], invitation=secret)
+    check(hops[0].headers.get("Referrer-Policy") == "no-referrer",
+          "start with an invitation: Referrer-Policy %r" % hops[0].headers.get("Referrer-Policy"))
+    uid = expect_signed_in(last, "from the invitation link")
+    who = expect(env.admin.c.get("/v1/users/" + uid), 200)
+    eq((who["email"], who["name"], who["roles"]), (inv["email"], "Jo Link", ["expert"]),
+       "the account made from the invitation")
+    # the same person again needs no link; the link itself is spent
+    prov.next_login("link-%d" % n, "jo.work%d@school.example" % n, verified=False)
+    eq(expect_signed_in(sign_in(env, p["id"])[2], "again"), uid, "same user")
+    anon = env.admin.c.anon()
+    start = "/v1/auth/oidc/%s/start?invitation=" % p["id"]
+    expect(anon.get(start + secret), 404, "invitation_used")
+    expect(anon.get(start + "0" * 64), 404, "invitation_unknown")
+    for bad in ("short", "G" * 64, "0" * 65):
+        expect(anon.get(start + bad), 400, "invalid_invitation", what="invitation %r" % bad)
 
 
 @test

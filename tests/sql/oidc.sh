@@ -17,16 +17,16 @@ create_scaffolding
 ISS=https://idp.example.org
 # h(x): a 64-hex hash; begin(state, provider key, browser): a sign-in started
 q "CREATE FUNCTION h(x text) RETURNS text LANGUAGE sql AS \$\$ SELECT tk(x) \$\$;
-   CREATE FUNCTION begin_(s text, p text, b text DEFAULT 'browser') RETURNS json LANGUAGE sql AS
+   CREATE FUNCTION begin_(s text, p text, b text DEFAULT 'browser', inv text DEFAULT NULL) RETURNS json LANGUAGE sql AS
      \$\$ SELECT oidc_login_begin(g(p), h(s), h(b), repeat('n', 43) || s, repeat('v', 43),
-                                 'https://accord.example.org/v1/auth/oidc/callback', '/home') \$\$;
+                                 'https://accord.example.org/v1/auth/oidc/callback', '/home', h(inv)) \$\$;
    CREATE FUNCTION claims(sub text, email text, verified boolean DEFAULT true, tid text DEFAULT NULL)
      RETURNS jsonb LANGUAGE sql AS
      \$\$ SELECT jsonb_strip_nulls(jsonb_build_object('iss', '$ISS', 'sub', sub, 'email', email,
                                                      'email_verified', verified, 'name', 'N ' || sub,
                                                      'tid', tid)) \$\$;
-   CREATE FUNCTION signin(s text, p text, c jsonb) RETURNS json LANGUAGE plpgsql AS
-     \$\$ BEGIN PERFORM begin_(s, p); PERFORM oidc_login_take(h(s), h('browser'));
+   CREATE FUNCTION signin(s text, p text, c jsonb, inv text DEFAULT NULL) RETURNS json LANGUAGE plpgsql AS
+     \$\$ BEGIN PERFORM begin_(s, p, 'browser', inv); PERFORM oidc_login_take(h(s), h('browser'));
               RETURN oidc_login_finish(h(s), c); END \$\$;" >/dev/null
 
 run "admin" "SELECT put('admin', admin_user_add('admin@x.org', 'Admin', '{admin}', NULL)::text), admin_token_add('admin@x.org', tk('tok-admin'))"
@@ -35,7 +35,7 @@ check "secret stored, never answered" "SELECT client_secret = 's3cret' AND api_o
 
 # --- the state machine ----------------------------------------------------------------
 check "begin answers issuer and client" "SELECT begin_('s1', 'p')::jsonb = jsonb_build_object('issuer', '$ISS', 'client_id', 'accord')"
-err "begin: unknown provider" AC404 not_found "SELECT oidc_login_begin(gen_random_uuid(), h('x'), h('b'), repeat('n', 43), repeat('v', 43), 'u', '/')"
+err "begin: unknown provider" AC404 not_found "SELECT oidc_login_begin(gen_random_uuid(), h('x'), h('b'), repeat('n', 43), repeat('v', 43), 'u', '/', NULL)"
 err "take: other browser" AC400 browser_mismatch "SELECT oidc_login_take(h('s1'), h('other'))"
 err "take: no browser cookie" AC400 browser_mismatch "SELECT oidc_login_take(h('s1'), NULL)"
 check "take: the secret and verifier go to the server" "SELECT j->>'client_secret' = 's3cret' AND j->>'code_verifier' = repeat('v', 43) AND j->>'nonce' = repeat('n', 43) || 's1' FROM (SELECT oidc_login_take(h('s1'), h('browser'))::jsonb j) x"
@@ -82,6 +82,22 @@ run "tenants" "SELECT api_oidc_provider_update(tk('tok-admin'), g('p'), '{\"tena
 err "tenant gate: known person of another tenant" AC403 tenant_not_allowed "SELECT signin('b1', 'p', claims('sub-1', 'ana@district.example', true, 't-2'))"
 check "tenant: sign-up from any domain" "SELECT j->>'how' = 'signup' FROM (SELECT signin('b2', 'p', claims('sub-9', 'fay@anywhere.example', true, 't-1'))::jsonb j) x"
 err "tenant: an existing email outside allowed_domains is not taken over" AC403 email_taken "SELECT signin('b3', 'p', claims('sub-10', 'admin@x.org', true, 't-1'))"
+
+# --- invitations -------------------------------------------------------------------------
+run "tenant gate off" "SELECT api_oidc_provider_update(tk('tok-admin'), g('p'), '{\"tenant_ids\":[],\"allowed_domains\":[\"district.example\"],\"allow_signup\":false}')"
+run "invite gus" "SELECT put('i1', admin_invitation_add('gus@home.example', 'Gus', '{expert}', NULL, h('inv-1'))::text)"
+check "invitation by verified email, any domain" "SELECT j->>'how' = 'invitation' AND put('u3', j->>'user_id') IS NOT NULL FROM (SELECT signin('c1', 'p', claims('sub-11', 'GUS@home.example'))::jsonb j) x"
+check "the account is the invitation's" "SELECT roles = '{expert}' AND name = 'Gus' FROM users WHERE id = g('u3')"
+check "the invitation is used" "SELECT accepted_at IS NOT NULL AND user_id = g('u3') FROM invitations WHERE id = g('i1')"
+run "invite hal" "SELECT admin_invitation_add('hal@home.example', 'Hal', '{earner}', NULL, h('inv-2'))"
+err "an unverified email does not take an invitation" AC403 email_not_verified "SELECT signin('c2', 'p', claims('sub-12', 'hal@home.example', false))"
+err "begin: a dead invitation link is said at once" AC404 invitation_unknown "SELECT begin_('c3', 'p', 'browser', 'inv-nope')"
+check "from the invitation link: taken whatever the provider's email" "SELECT j->>'how' = 'invitation_link' AND put('u4', j->>'user_id') IS NOT NULL
+    FROM (SELECT signin('c4', 'p', claims('sub-13', 'hal.work@elsewhere.example', false), 'inv-2')::jsonb j) x"
+check "the account is Hal's, linked to the provider's subject" "SELECT u.name = 'Hal' AND i.subject = 'sub-13' FROM users u JOIN user_identities i ON i.user_id = u.id WHERE u.id = g('u4')"
+err "the link is used now" AC404 invitation_used "SELECT begin_('c5', 'p', 'browser', 'inv-2')"
+run "disable gus" "UPDATE users SET disabled_at = now() WHERE id = g('u3')"
+err "a disabled user is refused" AC403 user_disabled "SELECT signin('c6', 'p', claims('sub-11', 'gus@home.example'))"
 
 # --- administration ------------------------------------------------------------------------
 err "admin only" AC401 unauthorized "SELECT api_oidc_provider_list(NULL)"
