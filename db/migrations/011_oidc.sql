@@ -27,6 +27,8 @@ CREATE TABLE oidc_providers (
                     CHECK (cardinality(default_roles) >= 1
                            AND default_roles <@ ARRAY['earner','assessor','expert','lead']::text[]),
     allow_signup    boolean NOT NULL DEFAULT false,
+    -- the organisation new people join (006): without one an earner cannot submit
+    org_id          uuid REFERENCES organisations (id),
     enabled         boolean NOT NULL DEFAULT true,
     created_by      uuid REFERENCES users (id),
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -79,7 +81,9 @@ LANGUAGE sql STABLE AS $$
                              'allowed_domains', p.allowed_domains,
                              'tenant_ids', p.tenant_ids,
                              'default_roles', p.default_roles,
-                             'allow_signup', p.allow_signup, 'enabled', p.enabled,
+                             'allow_signup', p.allow_signup, 'org_id', p.org_id,
+                             'org', (SELECT o.name FROM organisations o WHERE o.id = p.org_id),
+                             'enabled', p.enabled,
                              'created_at', _ts(p.created_at), 'updated_at', _ts(p.updated_at))
 $$;
 
@@ -135,9 +139,12 @@ BEGIN
     IF b ? 'enabled' THEN
         p.enabled := _j_bool(b -> 'enabled', 'enabled', true);
     END IF;
+    IF b ? 'org_id' OR b ? 'org' THEN
+        p.org_id := _org_from_body(b); -- an existing organisation, by id or name; null clears
+    END IF;
     SELECT k INTO v_bad FROM jsonb_object_keys(b) k
      WHERE k NOT IN ('name','issuer','client_id','client_secret','allowed_domains','tenant_ids',
-                     'default_roles','allow_signup','enabled') LIMIT 1;
+                     'default_roles','allow_signup','org_id','org','enabled') LIMIT 1;
     IF FOUND THEN
         PERFORM _bad(format('unknown field "%s"', left(v_bad, 64)));
     END IF;
@@ -200,9 +207,9 @@ BEGIN
     p.enabled := true;
     p := _oidc_provider_apply(p, _body(p_body));
     INSERT INTO oidc_providers (name, issuer, client_id, client_secret, allowed_domains, tenant_ids,
-                                default_roles, allow_signup, enabled, created_by)
+                                default_roles, allow_signup, org_id, enabled, created_by)
     VALUES (p.name, p.issuer, p.client_id, p.client_secret, p.allowed_domains, p.tenant_ids,
-            p.default_roles, p.allow_signup, p.enabled, v_me.id)
+            p.default_roles, p.allow_signup, p.org_id, p.enabled, v_me.id)
     RETURNING * INTO p;
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
     VALUES (v_me.id, 'oidc_provider.create', 'oidc_provider', p.id,
@@ -256,7 +263,8 @@ BEGIN
        SET name = p.name, issuer = p.issuer, client_id = p.client_id,
            client_secret = p.client_secret, allowed_domains = p.allowed_domains,
            tenant_ids = p.tenant_ids, default_roles = p.default_roles,
-           allow_signup = p.allow_signup, enabled = p.enabled, updated_at = p.updated_at
+           allow_signup = p.allow_signup, org_id = p.org_id, enabled = p.enabled,
+           updated_at = p.updated_at
      WHERE id = p_id;
     -- the audit names the fields changed, never the secret's value
     INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
@@ -387,7 +395,7 @@ END $$;
 --   3. a verified email of an existing user, in one of the provider's
 --      allowed_domains (the provider speaks for that domain): linked;
 --   4. allow_signup, a verified email, and an allowed domain or tenant:
---      a new user with the provider's default_roles.
+--      a new user with the provider's default_roles, in its organisation.
 -- tenant_ids, when set, gate every sign-in. Returns {user_id, return_to, how}.
 CREATE FUNCTION oidc_login_finish(p_state_hash text, p_claims jsonb) RETURNS json
 LANGUAGE plpgsql AS $$
@@ -470,7 +478,7 @@ BEGIN
                     PERFORM _oidc_refuse('an account with this email exists; ask an admin to link it',
                                          'email_taken');
                 END IF;
-                v := _user_insert(v_email, v_name, p.default_roles, NULL);
+                v := _user_insert(v_email, v_name, p.default_roles, p.org_id);
                 v_uid := v.id;
                 v_how := 'signup';
                 INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)

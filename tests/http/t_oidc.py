@@ -281,6 +281,7 @@ def provider_for_signin(env, prov, **fields):
     are per issuer, so each test uses its own email domain."""
     admin = env.admin.c
     fields.setdefault("tenant_ids", [])
+    fields.setdefault("org_id", None)
     r = admin.get("/v1/identity-providers")
     for x in expect(r, 200)["providers"]:
         if x["issuer"] == prov.issuer and x["client_id"] == CLIENT_ID:
@@ -293,8 +294,10 @@ def provider_for_signin(env, prov, **fields):
 @test
 def oidc_signin_new_user(env):
     prov = TestProvider.get(env)
+    org = env.org("New District %d" % env.uniq())
     p = provider_for_signin(env, prov, allowed_domains=["new.district.example"],
-                            default_roles=["earner"], allow_signup=True)
+                            default_roles=["earner"], allow_signup=True, org_id=org)
+    eq(p["org_id"], org, "the provider's organisation")
     n = env.uniq()
     sub = "teacher-%d" % n
     prov.next_login(sub, "Teacher%d@new.district.example" % n, name="Ana Teacher")
@@ -313,6 +316,10 @@ def oidc_signin_new_user(env):
     check("HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=600" in cookie,
           "the browser-binding cookie: %r" % cookie)
     uid = expect_signed_in(last, "first sign-in")
+    who = expect(env.admin.c.get("/v1/users/" + uid), 200)
+    eq((who["email"], who["name"], who["roles"], who["org_id"]),
+       ("teacher%d@new.district.example" % n, "Ana Teacher", ["earner"], org),
+       "the new person (email lower-cased, the provider's roles and organisation)")
     cb = urllib.parse.parse_qs(urllib.parse.urlparse(last.url).query)
     eq(cb.get("iss"), [prov.issuer], "the provider's iss in the callback (RFC 9207)")
     # the same person again: the same user (matched by issuer and subject)

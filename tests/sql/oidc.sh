@@ -30,7 +30,9 @@ q "CREATE FUNCTION h(x text) RETURNS text LANGUAGE sql AS \$\$ SELECT tk(x) \$\$
               RETURN oidc_login_finish(h(s), c); END \$\$;" >/dev/null
 
 run "admin" "SELECT put('admin', admin_user_add('admin@x.org', 'Admin', '{admin}', NULL)::text), admin_token_add('admin@x.org', tk('tok-admin'))"
-run "provider" "SELECT put('p', api_oidc_provider_create(tk('tok-admin'), '{\"name\":\"IdP\",\"issuer\":\"$ISS\",\"client_id\":\"accord\",\"client_secret\":\"s3cret\",\"allowed_domains\":[\"district.example\"],\"default_roles\":[\"assessor\"],\"allow_signup\":true}')->>'id')"
+run "organisation" "SELECT put('org', api_org_create(tk('tok-admin'), '{\"name\":\"Lincoln District\"}')->>'id')"
+err "provider: unknown organisation" AC422 unknown_organisation "SELECT api_oidc_provider_create(tk('tok-admin'), '{\"name\":\"X\",\"issuer\":\"https://x.example\",\"client_id\":\"c\",\"org\":\"Nowhere\"}')"
+run "provider" "SELECT put('p', api_oidc_provider_create(tk('tok-admin'), '{\"name\":\"IdP\",\"issuer\":\"$ISS\",\"client_id\":\"accord\",\"client_secret\":\"s3cret\",\"allowed_domains\":[\"district.example\"],\"default_roles\":[\"assessor\"],\"allow_signup\":true,\"org\":\"lincoln  district\"}')->>'id')"
 check "secret stored, never answered" "SELECT client_secret = 's3cret' AND api_oidc_provider_get(tk('tok-admin'), g('p'))::text NOT LIKE '%s3cret%' FROM oidc_providers WHERE id = g('p')"
 
 # --- the state machine ----------------------------------------------------------------
@@ -63,7 +65,7 @@ run "flood gone" "DELETE FROM oidc_logins WHERE state_hash IN (SELECT h('flood' 
 # --- who gets in ------------------------------------------------------------------------
 check "sign-up: new person of an allowed domain" "SELECT put('u1', j->>'user_id') IS NOT NULL AND j->>'how' = 'signup' AND j->>'return_to' = '/home'
     FROM (SELECT signin('a1', 'p', claims('sub-1', 'Ana@District.example'))::jsonb j) x"
-check "with the default roles and the provider's name" "SELECT roles = '{assessor}' AND name = 'N sub-1' AND email = 'ana@district.example' FROM users WHERE id = g('u1')"
+check "with the default roles, the provider's name and organisation" "SELECT roles = '{assessor}' AND name = 'N sub-1' AND email = 'ana@district.example' AND org_id = g('org') FROM users WHERE id = g('u1')"
 check "identity linked" "SELECT user_id = g('u1') FROM user_identities WHERE issuer = '$ISS' AND subject = 'sub-1'"
 check "again: matched by (issuer, subject), even with a new email" "SELECT j->>'user_id' = g('u1')::text AND j->>'how' = 'identity' FROM (SELECT signin('a2', 'p', claims('sub-1', 'ana.new@elsewhere.example', false))::jsonb j) x"
 err "finish twice" AC400 invalid_state "SELECT oidc_login_finish(h('a2'), claims('sub-1', 'ana@district.example'))"
