@@ -41,17 +41,21 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static int perform(CURL *c, const char *url, struct curl_slist *headers, struct fetch_result *out)
+static int perform(CURL *c, const char *url, struct curl_slist *headers, long timeout_ms,
+                   struct fetch_result *out)
 {
     CURLcode rc;
 
+    if (timeout_ms <= 0 || timeout_ms > FETCH_TIMEOUT_MS)
+        timeout_ms = FETCH_TIMEOUT_MS;
     memset(out, 0, sizeof *out);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for DNS timeouts */
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, FETCH_CONNECT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     timeout_ms < FETCH_CONNECT_MS ? timeout_ms : FETCH_CONNECT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)FETCH_MAX_BODY);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -79,7 +83,7 @@ static int perform(CURL *c, const char *url, struct curl_slist *headers, struct 
     return 0;
 }
 
-int fetch_get(const char *url, struct fetch_result *out)
+int fetch_get(const char *url, long timeout_ms, struct fetch_result *out)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL, *h2;
@@ -92,7 +96,7 @@ int fetch_get(const char *url, struct fetch_result *out)
         goto cleanup;
     }
     h = h2;
-    rc = perform(c, url, h, out);
+    rc = perform(c, url, h, timeout_ms, out);
 cleanup:
     curl_slist_free_all(h);
     if (c)
@@ -101,7 +105,7 @@ cleanup:
 }
 
 int fetch_post_form(const char *url, const char *form, const char *basic_user,
-                    const char *basic_password, struct fetch_result *out)
+                    const char *basic_password, long timeout_ms, struct fetch_result *out)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL, *h2;
@@ -128,7 +132,7 @@ int fetch_post_form(const char *url, const char *form, const char *basic_user,
         curl_easy_setopt(c, CURLOPT_USERNAME, basic_user);
         curl_easy_setopt(c, CURLOPT_PASSWORD, basic_password ? basic_password : "");
     }
-    rc = perform(c, url, h, out);
+    rc = perform(c, url, h, timeout_ms, out);
 cleanup:
     curl_slist_free_all(h);
     if (c)

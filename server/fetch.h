@@ -27,8 +27,11 @@ struct fetch_result {
 int fetch_global_init(void);
 void fetch_global_cleanup(void);
 
-/* GET url, Accept: application/json. Returns 0 when an answer came (any status), else -1. */
-int fetch_get(const char *url, struct fetch_result *out);
+/*
+ * GET url, Accept: application/json, within timeout_ms (at most
+ * FETCH_TIMEOUT_MS). Returns 0 when an answer came (any status), else -1.
+ */
+int fetch_get(const char *url, long timeout_ms, struct fetch_result *out);
 
 /*
  * POST an application/x-www-form-urlencoded body to url; when basic_user is
@@ -36,7 +39,7 @@ int fetch_get(const char *url, struct fetch_result *out);
  * form-urlencoded first, which the caller does). Returns like fetch_get.
  */
 int fetch_post_form(const char *url, const char *form, const char *basic_user,
-                    const char *basic_password, struct fetch_result *out);
+                    const char *basic_password, long timeout_ms, struct fetch_result *out);
 
 /* Percent-encodes s for a URL query or form (a new string, or NULL). */
 char *fetch_escape(const char *s);

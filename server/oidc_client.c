@@ -16,10 +16,12 @@
 #include "log.h"
 #include "oidc_client.h"
 
-#define CACHE_SLOTS   16
-#define CACHE_TTL     3600 /* seconds: endpoints and keys are re-read hourly */
-#define ID_TOKEN_SKEW 120  /* seconds of clock difference tolerated */
-#define ID_TOKEN_AGE  600  /* an id_token issued longer ago than this is refused */
+#define CACHE_SLOTS    16
+#define CACHE_TTL      3600   /* seconds: endpoints and keys are re-read hourly */
+#define ID_TOKEN_SKEW  120    /* seconds of clock difference tolerated */
+#define ID_TOKEN_AGE   600    /* an id_token issued longer ago than this is refused */
+#define FLOW_BUDGET_MS 15000L /* all calls of one sign-in step together (a person waits) */
+#define CALL_MIN_MS    500L   /* less left than this: do not start another call */
 
 struct cache_slot {
     char issuer[OIDC_URL_MAX + 1];
@@ -59,6 +61,26 @@ static void fail(struct oidc_error *err, int status, const char *code, const cha
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before deadline for the next call, or -1 (err filled) when too few. */
+static long time_left(long long deadline, struct oidc_error *err)
+{
+    long long left = deadline - now_ms();
+    if (left < CALL_MIN_MS) {
+        fail(err, 502, "provider_unreachable",
+             "the identity provider is too slow (over %ld s for one sign-in step)",
+             FLOW_BUDGET_MS / 1000);
+        return -1;
+    }
+    return (long)left;
 }
 
 /* The slot for issuer (caller holds the lock), or NULL. */
@@ -129,7 +151,8 @@ static int secret_post_only(const json_t *doc)
     return post && !basic;
 }
 
-static int fetch_meta(const char *issuer, struct oidc_meta *meta, struct oidc_error *err)
+static int fetch_meta(const char *issuer, struct oidc_meta *meta, long long deadline,
+                      struct oidc_error *err)
 {
     char url[OIDC_URL_MAX + 64];
     struct fetch_result res;
@@ -142,7 +165,11 @@ static int fetch_meta(const char *issuer, struct oidc_meta *meta, struct oidc_er
     /* OpenID Connect Discovery 1.0 section 4: issuer + "/.well-known/openid-configuration". */
     snprintf(url, sizeof url, "%.*s/.well-known/openid-configuration",
              (int)(len > 0 && issuer[len - 1] == '/' ? len - 1 : len), issuer);
-    if (fetch_get(url, &res) < 0) {
+    long left = time_left(deadline, err);
+
+    if (left < 0)
+        return -1;
+    if (fetch_get(url, left, &res) < 0) {
         fail(err, 502, "provider_unreachable", "the identity provider did not answer: %s",
              res.error);
         return -1;
@@ -173,7 +200,8 @@ cleanup:
     return rc;
 }
 
-int oidc_discover(const char *issuer, struct oidc_meta *meta, struct oidc_error *err)
+static int discover_by(const char *issuer, struct oidc_meta *meta, long long deadline,
+                       struct oidc_error *err)
 {
     struct cache_slot *s;
     time_t now = time(NULL);
@@ -187,7 +215,7 @@ int oidc_discover(const char *issuer, struct oidc_meta *meta, struct oidc_error 
     }
     pthread_mutex_unlock(&cache_lock);
 
-    if (fetch_meta(issuer, meta, err) < 0)
+    if (fetch_meta(issuer, meta, deadline, err) < 0)
         return -1;
     pthread_mutex_lock(&cache_lock);
     s = slot_take(issuer);
@@ -202,8 +230,13 @@ int oidc_discover(const char *issuer, struct oidc_meta *meta, struct oidc_error 
     return 0;
 }
 
+int oidc_discover(const char *issuer, struct oidc_meta *meta, struct oidc_error *err)
+{
+    return discover_by(issuer, meta, now_ms() + FLOW_BUDGET_MS, err);
+}
+
 /* The JWKS as a new JSON value: from the cache unless refresh or stale. */
-static json_t *jwks_get(const char *issuer, const char *jwks_uri, bool refresh,
+static json_t *jwks_get(const char *issuer, const char *jwks_uri, bool refresh, long long deadline,
                         struct oidc_error *err)
 {
     struct cache_slot *s;
@@ -219,7 +252,10 @@ static json_t *jwks_get(const char *issuer, const char *jwks_uri, bool refresh,
     if (doc)
         return doc;
 
-    if (fetch_get(jwks_uri, &res) < 0) {
+    long left = time_left(deadline, err);
+    if (left < 0)
+        return NULL;
+    if (fetch_get(jwks_uri, left, &res) < 0) {
         fail(err, 502, "provider_unreachable", "the identity provider's keys could not be read: %s",
              res.error);
         return NULL;
@@ -270,7 +306,7 @@ static int form_add(char **form, size_t *len, const char *name, const char *valu
 
 /* POSTs the code to the token endpoint; returns the id_token (a new string) or NULL. */
 static char *redeem_code(const struct oidc_exchange *x, const struct oidc_meta *meta,
-                         struct oidc_error *err)
+                         long long deadline, struct oidc_error *err)
 {
     char *form = NULL, *user = NULL, *password = NULL, *id_token = NULL;
     size_t len = 0;
@@ -295,7 +331,10 @@ static char *redeem_code(const struct oidc_exchange *x, const struct oidc_meta *
         if (!user || !password)
             goto oom;
     }
-    if (fetch_post_form(meta->token_endpoint, form, user, password, &res) < 0) {
+    long left = time_left(deadline, err);
+    if (left < 0)
+        goto cleanup;
+    if (fetch_post_form(meta->token_endpoint, form, user, password, left, &res) < 0) {
         fail(err, 502, "provider_unreachable", "the identity provider's token endpoint failed: %s",
              res.error);
         goto cleanup;
@@ -342,20 +381,22 @@ int oidc_exchange_code(struct oidc_exchange *x, struct oidc_error *err)
     enum jwt_status st;
     int rc = -1;
 
+    long long deadline = now_ms() + FLOW_BUDGET_MS;
+
     x->claims = NULL;
-    if (oidc_discover(x->issuer, &meta, err) < 0)
+    if (discover_by(x->issuer, &meta, deadline, err) < 0)
         return -1;
-    id_token = redeem_code(x, &meta, err);
+    id_token = redeem_code(x, &meta, deadline, err);
     if (!id_token)
         return -1;
-    jwks = jwks_get(x->issuer, meta.jwks_uri, false, err);
+    jwks = jwks_get(x->issuer, meta.jwks_uri, false, deadline, err);
     if (!jwks)
         goto cleanup;
     st = jwt_verify(id_token, jwks, &claims, why, sizeof why);
     if (st == JWT_UNKNOWN_KID) {
         /* The provider may have rotated its keys since we cached them. */
         json_decref(jwks);
-        jwks = jwks_get(x->issuer, meta.jwks_uri, true, err);
+        jwks = jwks_get(x->issuer, meta.jwks_uri, true, deadline, err);
         if (!jwks)
             goto cleanup;
         st = jwt_verify(id_token, jwks, &claims, why, sizeof why);

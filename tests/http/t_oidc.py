@@ -16,11 +16,12 @@ import re
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import HOST, Failure, check, eq, expect, short, test
+from harness import HOST, Failure, check, eq, expect, fail, short, test
 from t_openapi import conforms, load_doc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -463,11 +464,19 @@ def oidc_state_is_single_use_and_bound_to_the_browser(env):
     expect(anon.get("/v1/auth/oidc/not-a-uuid/start"), 400, "invalid_uuid")
 
 
+def forge_provider(env, prov):
+    """The forging issuer, configured once: sign-up for forge.district.example."""
+    for x in expect(env.admin.c.get("/v1/identity-providers"), 200)["providers"]:
+        if x["issuer"] == prov.forge_issuer:
+            return x
+    return make_provider(env, prov.forge_issuer, allowed_domains=["forge.district.example"],
+                         allow_signup=True)
+
+
 @test
 def oidc_forged_id_tokens_refused(env):
     prov = TestProvider.get(env)
-    p = make_provider(env, prov.forge_issuer, allowed_domains=["forge.district.example"],
-                      allow_signup=True)
+    p = forge_provider(env, prov)
     n = env.uniq()
 
     def attempt(mode, sub):
@@ -525,6 +534,40 @@ def oidc_tenants(env):
     prov.next_login("ta-%d" % n, "ta%d@school-a.example" % n, tid="tenant-a")
     _, _, last = sign_in(env, p["id"])
     eq(expect_signed_in(last, "known person, no tenant gate"), uid, "same user")
+
+
+@test
+def oidc_hanging_provider_does_not_hold_the_server(env):
+    # the token endpoint never answers: the sign-in fails with 502 once
+    # accord's own timeout ends the wait (server/fetch.h), and meanwhile the
+    # event loops serve everyone else (the wait is on an offload thread)
+    prov = TestProvider.get(env)
+    p = forge_provider(env, prov)
+    n = env.uniq()
+    prov.forge_mode("hang")
+    prov.next_login("hang-%d" % n, "hang%d@forge.district.example" % n)
+    result = []
+    t = threading.Thread(target=lambda: result.append(sign_in(env, p["id"])[2]))
+    t.start()
+    try:
+        # wait (bounded) until accord's token request is held by the provider
+        for _ in range(300):
+            with urllib.request.urlopen(prov.issuer + "/test/hanging", timeout=10) as r:
+                if json.loads(r.read())["hanging"] > 0:
+                    break
+            check(t.is_alive(), "the sign-in ended before reaching the token endpoint: %s"
+                  % (result[0].describe() if result else "?"))
+            time.sleep(0.1)
+        else:
+            fail("accord's token request never reached the provider")
+        for _ in range(3):
+            expect(env.admin.c.get("/v1/me"), 200)
+            expect(env.admin.c.anon().get("/healthz"), 200)
+    finally:
+        t.join(60)
+        prov.forge_mode("good")
+    check(result, "the sign-in did not finish within 60 s")
+    expect_refused(result[0], 502, "provider_unreachable", "hanging token endpoint")
 
 
 @test

@@ -18,7 +18,8 @@
 //                                  good | wrong_key | unknown_kid | wrong_aud |
 //                                  expired | replay | wrong_iss | alg_none | rotate |
 //                                  mixup (the authorization response names another
-//                                  issuer, RFC 9207)
+//                                  issuer, RFC 9207) | hang (the token endpoint
+//                                  never answers)
 //
 // Client for both: client_id "accord", client_secret "accord-test-secret".
 import http from 'node:http';
@@ -117,6 +118,7 @@ server.listen(0, '127.0.0.1', async () => {
   const strangerKey = await rsaKey('forge-1'); // same kid, another key: never published
   const forgeCodes = new Map(); // code -> {nonce, challenge, sub, claims}
   let lastGoodToken = null;
+  let hanging = 0; // token requests held open right now (mode hang)
 
   async function forgeToken(grant) {
     const now = Math.floor(Date.now() / 1000);
@@ -186,6 +188,11 @@ server.listen(0, '127.0.0.1', async () => {
       to.searchParams.set('iss', forgeMode === 'mixup' ? issuer : forgeIssuer);
       res.writeHead(303, { location: to.toString() });
       res.end();
+    } else if (path === '/token' && req.method === 'POST' && forgeMode === 'hang') {
+      // never answers: the client's own timeout must end the wait
+      hanging += 1;
+      req.on('close', () => { hanging -= 1; });
+      setTimeout(() => res.destroy(), 60000).unref();
     } else if (path === '/token' && req.method === 'POST') {
       const form = new URLSearchParams(await readBody(req));
       const auth = req.headers.authorization || '';
@@ -219,6 +226,8 @@ server.listen(0, '127.0.0.1', async () => {
       } else if (url.pathname === '/test/forge-mode' && req.method === 'POST') {
         forgeMode = JSON.parse(await readBody(req)).mode;
         send(res, 204, '');
+      } else if (url.pathname === '/test/hanging') {
+        send(res, 200, { hanging });
       } else if (url.pathname.startsWith('/interaction/')) {
         await interaction(req, res);
       } else if (url.pathname.startsWith('/forge/')) {
