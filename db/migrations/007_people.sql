@@ -316,8 +316,9 @@ $$;
 --   per address            30 free attempts (all emails), then the same;
 --   per email              20 free attempts (all addresses), then the same,
 --                          except from addresses the user signed in from before.
--- An attempt counts when it starts (so parallel guesses are counted too) and
--- is taken back when it succeeds.
+-- An attempt counts when it starts (so parallel guesses are counted too,
+-- exactly: the counters are locked while one is read and counted) and is
+-- taken back when it succeeds.
 CREATE FUNCTION _throttle_keys(p_email text, p_addr text,
                                OUT k_pair text, OUT k_addr text, OUT k_email text)
 LANGUAGE sql IMMUTABLE AS $$
@@ -336,7 +337,18 @@ DECLARE
     v_known boolean;
     v_wait int;
 BEGIN
-    DELETE FROM sign_in_throttle WHERE last_failure_at < now() - interval '1 hour';
+    -- forget old counters, never waiting for a row another attempt holds
+    DELETE FROM sign_in_throttle
+     WHERE key IN (SELECT key FROM sign_in_throttle
+                    WHERE last_failure_at < now() - interval '1 hour'
+                    LIMIT 100 FOR UPDATE SKIP LOCKED);
+    -- this attempt's three counters, locked in one order: concurrent attempts
+    -- on a key queue here, so each sees the ones before it (exact counting)
+    INSERT INTO sign_in_throttle (key, failures, last_failure_at)
+    SELECT x, 0, now() FROM unnest(ARRAY[k.k_pair, k.k_addr, k.k_email]) x ORDER BY x
+    ON CONFLICT (key) DO NOTHING;
+    PERFORM 1 FROM sign_in_throttle WHERE key IN (k.k_pair, k.k_addr, k.k_email)
+     ORDER BY key FOR UPDATE;
     SELECT u.id, p.hash INTO v_user, v_hash
       FROM users u LEFT JOIN passwords p ON p.user_id = u.id
      WHERE lower(u.email) = lower(p_email);

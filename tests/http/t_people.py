@@ -4,8 +4,10 @@ sessions and CSRF, manageable tokens, user administration, the CLI.
 Throttle tests use their own loopback source addresses (127.0.0.x: Linux
 routes all of 127/8 to lo), so their counters never touch other tests'."""
 
+import json
 import re
 import subprocess
+import threading
 import uuid
 
 from harness import (Client, check, eq, expect, is_ts, is_uuid, run_cli, session_client, sql,
@@ -485,3 +487,60 @@ def people_answers_match_openapi(env):
     conforms(doc, admin.patch("/v1/users/" + uid, {"name": "Oa B"}), "/v1/users/{id}", "patch")
     conforms(doc, anon.post("/v1/invitations/open", {"secret": "0" * 64}),
              "/v1/invitations/open", "post")
+
+
+@test
+def people_parallel_guesses_counted(env):
+    """Ten guesses at once from one address: the throttle counts each before
+    the next is let through, so exactly five are checked and five refused."""
+    admin = env.admin.c
+    n = env.uniq()
+    email = "parallel%d@people.example.org" % n
+    env.accept_invitation(env.invite(admin, email, name="Pia", roles=["earner"]), GOOD)
+    c = Client(env.server, source="127.0.0.31")
+    statuses = []
+    lock = threading.Lock()
+
+    def guess(i):
+        r = c.anon().request("POST", "/v1/sessions",
+                             json_body={"email": email, "password": "parallel guess %d" % i},
+                             headers={"Origin": c.origin()})
+        with lock:
+            statuses.append(r.status)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    eq(sorted(statuses), [401] * 5 + [429] * 5, "ten parallel wrong guesses")
+
+
+@test
+def people_bad_input(env):
+    anon = env.admin.c.anon()
+    o = {"Origin": anon.origin()}
+    for body, what in [(None, "no body"), ([1], "an array"), ({"email": 1, "password": "x"},
+                                                             "a numeric email"),
+                       ({"email": "a@b.example"}, "no password"),
+                       ({"email": "a@b.example", "password": "x" * 1025}, "a long password"),
+                       ({"email": "x" * 321, "password": GOOD}, "a long email"),
+                       ({"email": "a\u0000b@x.example", "password": GOOD}, "a NUL in the email")]:
+        data = None if body is None else json.dumps(body).encode()
+        r = anon.request("POST", "/v1/sessions", data=data,
+                         headers=dict(o, **{"Content-Type": "application/json"}))
+        expect(r, 400, ("bad_request", "invalid_json"), "sign in with %s" % what)
+    r = anon.request("POST", "/v1/sessions", data=b"{not json", headers=o)
+    expect(r, 400, "invalid_json", "sign in with broken JSON")
+    for body, status in [({"secret": 5, "password": GOOD}, 400), ({"secret": "f" * 64}, 400),
+                         ({"secret": "f" * 64, "password": GOOD}, 404),
+                         ({"secret": "F" * 64, "password": GOOD}, 404)]:
+        r = anon.request("POST", "/v1/invitations/accept", json_body=body, headers=o)
+        expect(r, status, what="accept %s" % body)
+    u = env.user(["earner"], session=True)
+    r = u.c.request("POST", "/v1/me/tokens", data=b"[]",
+                    headers={"Content-Type": "application/json"})
+    expect(r, 400, "invalid_json", "a token body that is not an object")
+    expect(u.c.delete("/v1/me/tokens/not-a-uuid"), 400, "invalid_uuid")
+    expect(env.admin.c.patch("/v1/users/not-a-uuid", {"disabled": True}), 400, "invalid_uuid")
+    expect(u.c.get("/v1/me"), 200, what="the session after all that")
