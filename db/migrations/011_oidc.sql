@@ -394,8 +394,9 @@ END $$;
 --   2. a verified email with a pending invitation: the invited user;
 --   3. a verified email of an existing user, in one of the provider's
 --      allowed_domains (the provider speaks for that domain): linked;
---   4. allow_signup, a verified email, and an allowed domain or tenant:
---      a new user with the provider's default_roles, in its organisation.
+--   4. allow_signup, and a verified email of an allowed domain or anyone
+--      of an allowed tenant: a new user with the provider's default_roles,
+--      in its organisation.
 -- tenant_ids, when set, gate every sign-in. Returns {user_id, return_to, how}.
 CREATE FUNCTION oidc_login_finish(p_state_hash text, p_claims jsonb) RETURNS json
 LANGUAGE plpgsql AS $$
@@ -473,18 +474,21 @@ BEGIN
                                          'identity_conflict');
                 END IF;
             END IF;
-            IF v_uid IS NULL AND p.allow_signup AND (v_domain_ok OR v_tenant_ok) THEN
-                IF EXISTS (SELECT 1 FROM users WHERE lower(email) = v_email) THEN
-                    PERFORM _oidc_refuse('an account with this email exists; ask an admin to link it',
-                                         'email_taken');
-                END IF;
-                v := _user_insert(v_email, v_name, p.default_roles, p.org_id);
-                v_uid := v.id;
-                v_how := 'signup';
-                INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
-                VALUES (v_uid, 'user.create', 'user', v_uid,
-                        jsonb_build_object('roles', v.roles, 'via', 'oidc', 'provider_id', p.id));
+        END IF;
+        -- Sign-up: a verified email of an allowed domain, or anyone of an
+        -- allowed tenant (the admin trusts that directory, and Entra ID sends
+        -- no email_verified); the email only names the new account.
+        IF v_uid IS NULL AND p.allow_signup AND v_email IS NOT NULL AND (v_domain_ok OR v_tenant_ok) THEN
+            IF EXISTS (SELECT 1 FROM users WHERE lower(email) = v_email) THEN
+                PERFORM _oidc_refuse('an account with this email exists; ask an admin to link it',
+                                     'email_taken');
             END IF;
+            v := _user_insert(v_email, v_name, p.default_roles, p.org_id);
+            v_uid := v.id;
+            v_how := 'signup';
+            INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+            VALUES (v_uid, 'user.create', 'user', v_uid,
+                    jsonb_build_object('roles', v.roles, 'via', 'oidc', 'provider_id', p.id));
         END IF;
         IF v_uid IS NULL THEN
             IF v_email IS NULL OR NOT v_verified THEN

@@ -82,6 +82,8 @@ run "signup closed" "SELECT api_oidc_provider_update(tk('tok-admin'), g('p'), '{
 err "signup closed: nobody new" AC403 not_invited "SELECT signin('a9', 'p', claims('sub-8', 'eve@district.example'))"
 run "tenants" "SELECT api_oidc_provider_update(tk('tok-admin'), g('p'), '{\"tenant_ids\":[\"t-1\"],\"allowed_domains\":[],\"allow_signup\":true}')"
 err "tenant gate: known person of another tenant" AC403 tenant_not_allowed "SELECT signin('b1', 'p', claims('sub-1', 'ana@district.example', true, 't-2'))"
+check "tenant: sign-up without email_verified (Entra ID sends none)" "SELECT j->>'how' = 'signup' FROM (SELECT signin('b0', 'p', claims('sub-14', 'ian@anywhere.example', false, 't-1'))::jsonb j) x"
+err "tenant: no email, no account" AC403 email_not_verified "SELECT signin('b00', 'p', claims('sub-15', NULL, false, 't-1'))"
 check "tenant: sign-up from any domain" "SELECT j->>'how' = 'signup' FROM (SELECT signin('b2', 'p', claims('sub-9', 'fay@anywhere.example', true, 't-1'))::jsonb j) x"
 err "tenant: an existing email outside allowed_domains is not taken over" AC403 email_taken "SELECT signin('b3', 'p', claims('sub-10', 'admin@x.org', true, 't-1'))"
 
