@@ -11,9 +11,9 @@ ability theta ~ U(1, 4.5) per submission, level = clamp(round(theta + N(0, 0.6))
 gives levels 1..4 with shares about .16/.26/.28/.29 and ~39% passing (every criterion >= 3).
 Anchors' master scores are the true levels. An assessor scores
 clamp(round(true + bias + N(0, noise))):
-    accurate  bias 0,  noise 0.2  (P(|N| > 0.5) = 1.2%: ~99% exact)
-    lenient   bias +1, noise 0.2
-    harsh     bias -1, noise 0.2
+    accurate  bias 0,  noise 0.15 (P(|N| > 0.5) = 0.09%: ~99.9% exact)
+    lenient   bias +1, noise 0.15
+    harsh     bias -1, noise 0.15
     drifter   accurate until its review number `drift_after`, then bias +1.5
     experts   accurate (the lead adjudicates with the true levels)
     "unreliable" (phase C): every score uniform on 1..4, independent of the truth.
@@ -37,6 +37,15 @@ D  peers are accurate again, take new calibration sessions, and work low-stakes 
 
 Margins (Monte Carlo of this exact model, 20,000 trials each, seed 7; see MARGINS)
 ---------------------------------------------------------------------------------
+Issue 7 (make test must not fail by chance): the margins below were first computed with
+noise 0.2 and anchors drawn like submissions; with those, an accurate assessor was falsely
+flagged in phase B with p = 0.0005 each, ~0.5% of runs over 11 accurate assessors, and a
+run failed on it. Anchors now have two criteria at an inner level (anchor_levels) and the
+accurate noise is 0.15: re-run with 40,000 trials (seed 7), an accurate assessor is
+falsely flagged within 16 validity items in none (p < 7.5e-5 each, 95% bound), passes a
+session in all, lenient and harsh pass none and are flagged at the 5th item in all, and
+the drifter is flagged within 10 items after the drift in all (median 2). The numbers
+that follow are the original noise-0.2 ones; each only got safer.
 - Qualification (8 anchors, exact >= .70, adjacent >= .95, verdict >= .80): an accurate
   assessor passes a session with p = 0.9997 (3 tries: failure < 1e-10); a lenient one
   passes with p = 0.0012, a harsh one with p < 5e-5 (two sessions: < 0.3%).
@@ -60,8 +69,8 @@ Margins (Monte Carlo of this exact model, 20,000 trials each, seed 7; see MARGIN
   accurate ~ 0 +- 0.05. It holds whatever the server draws (which anchors become whose
   validity items, which scores are doubled; issue 7 made them seedable, but the keys are
   object ids, new in every run): every anchor has at least two criteria at level 2 or 3
-  (anchor_levels), where a lenient score is one level up unless its N(0, 0.2) noise
-  passes -0.5 (p = 0.006) and never lower, so each of its validity items adds >= 2/4
+  (anchor_levels), where a lenient score is one level up unless its N(0, 0.15) noise
+  passes -0.5 (p = 0.0004) and never lower, so each of its validity items adds >= 2/4
   with p > 0.9999; a harsh one mirrors that; an accurate peer's mean is under 0.5 unless
   half its scores are 2.5-sigma errors. With no validity item at all (flagged on double
   scores first: p ~ 0.01) the report falls back to severity vs experts, zero for the
@@ -89,7 +98,7 @@ from harness import CRITERION_KEYS, Failure, expect, is_uuid, short  # noqa: E40
 
 MARGINS = __doc__[__doc__.index("Margins"):]
 
-ACCURATE_NOISE = 0.2
+ACCURATE_NOISE = 0.15
 PASS_LEVEL = 3
 
 
@@ -572,7 +581,8 @@ class Sim:
             for x in q.get("qualifications", []):
                 if x.get("rubric_id") == self.rubric["id"] and x.get("status") != "qualified":
                     wrong.append((a.name, x.get("reason")))
-        # margin: an accurate assessor is falsely flagged within 50 items with p = 0.0005
+        # margin: an accurate assessor is falsely flagged within 16 items with p < 7.5e-5
+        # (noise 0.15, anchor_levels; MARGINS)
         self.check(not wrong, "accurate assessors flagged in phase B: %s" % wrong)
         self.pairs_before_c = self.pairs_low()
         self.note("phase B counts: " + "; ".join(
