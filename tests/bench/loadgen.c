@@ -388,7 +388,7 @@ static void usage(void)
             "usage: loadgen --port PORT --credential UUID [--clients N] [--threads T]\n"
             "               [--warmup S] [--duration S] [--token-prefix P] [--latencies FILE]\n"
             "  Virtual assessors claim and score reviews on http://127.0.0.1:PORT.\n"
-            "  Client i (1..N) uses the bearer token <P><i> (default P: bench-token-).\n"
+            "  Client i (1..N) uses the bearer token <P><i as 64 digits> (default P: acc_).\n"
             "  --latencies FILE writes each measured cycle's latency (microseconds, sorted).\n");
 }
 
@@ -412,7 +412,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .threads = 1,
                        .warmup = 2,
                        .duration = 10,
-                       .token_prefix = "bench-token-",
+                       .token_prefix = "acc_",
                        .feedback = "Clear evidence on most criteria; see the comments."};
     while ((ch = getopt_long(argc, argv, "p:c:t:w:d:C:P:L:h", lo, NULL)) != -1) {
         switch (ch) {
@@ -472,7 +472,7 @@ static int worker_init(struct worker *w, const struct opts *o, struct client *cl
         c->w = w;
         c->index = first + i + 1;
         c->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)c->index;
-        snprintf(c->auth, sizeof c->auth, "Bearer %s%d", o->token_prefix, c->index);
+        snprintf(c->auth, sizeof c->auth, "Bearer %s%064d", o->token_prefix, c->index);
         c->conn = evhttp_connection_base_new(w->base, NULL, "127.0.0.1", (unsigned short)o->port);
         c->ev_retry = evtimer_new(w->base, on_retry, c);
         if (!c->conn || !c->ev_retry)

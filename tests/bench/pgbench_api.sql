@@ -8,9 +8,9 @@
 \set l2 random(2, 4)
 \set l3 random(2, 4)
 \set l4 random(2, 4)
-SELECT api_review_claim(encode(sha256(convert_to('bench-token-' || :a, 'UTF8')), 'hex'),
+SELECT api_review_claim(encode(sha256(convert_to('acc_' || lpad(:a::text, 64, '0'), 'UTF8')), 'hex'),
                         '{}'::jsonb, 7200) ->> 'id' AS rid \gset
-SELECT api_review_score(encode(sha256(convert_to('bench-token-' || :a, 'UTF8')), 'hex'), :rid,
+SELECT api_review_score(encode(sha256(convert_to('acc_' || lpad(:a::text, 64, '0'), 'UTF8')), 'hex'), :rid,
     jsonb_build_object('scores', jsonb_build_array(
         jsonb_build_object('criterion', 'c1', 'level', :l1::int, 'comment', 'bench comment'),
         jsonb_build_object('criterion', 'c2', 'level', :l2::int, 'comment', 'bench comment'),

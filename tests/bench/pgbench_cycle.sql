@@ -19,7 +19,7 @@
 \set l4 random(2, 4)
 WITH me AS (
     SELECT u.id, u.org_id FROM tokens t JOIN users u ON u.id = t.user_id
-     WHERE t.token_hash = encode(sha256(convert_to('bench-token-' || :a, 'UTF8')), 'hex')
+     WHERE t.token_hash = encode(sha256(convert_to('acc_' || lpad(:a::text, 64, '0'), 'UTF8')), 'hex')
        AND t.revoked_at IS NULL),
 cand AS (
     SELECT s.id FROM submissions s, me
@@ -48,7 +48,7 @@ au AS (
 SELECT rv.id AS rid FROM rv \gset
 WITH me AS (
     SELECT u.id FROM tokens t JOIN users u ON u.id = t.user_id
-     WHERE t.token_hash = encode(sha256(convert_to('bench-token-' || :a, 'UTF8')), 'hex')
+     WHERE t.token_hash = encode(sha256(convert_to('acc_' || lpad(:a::text, 64, '0'), 'UTF8')), 'hex')
        AND t.revoked_at IS NULL),
 rv AS (
     UPDATE reviews r

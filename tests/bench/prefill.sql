@@ -15,8 +15,9 @@
 --     earner and credential) in 2 organisations, one plan artifact each;
 --   * :n queued submissions, oldest first in generate_series order;
 --   * 64 assessors (role assessor, org 'bench-assessors', peer grants with
---     waive_award) whose bearer tokens are 'bench-token-1' .. 'bench-token-64'
---     (stored as encode(sha256(token), 'hex'), like the server does),
+--     waive_award) whose bearer tokens are 'acc_' + i as 64 digits (i = 1..64;
+--     shaped like real tokens, which the auth gate insists on), stored as
+--     encode(sha256(token), 'hex') like the server does,
 --     qualified on the bench rubric (live claims need it since issue 4).
 -- Prints the credential id and the counts at the end.
 
@@ -96,7 +97,7 @@ SELECT 'bench-assessor-' || i || '@example.org', 'Bench Assessor ' || i, '{asses
   FROM generate_series(1, 64) i;
 
 INSERT INTO tokens (token_hash, user_id)
-SELECT encode(sha256(convert_to('bench-token-' || i, 'UTF8')), 'hex'), u.id
+SELECT encode(sha256(convert_to('acc_' || lpad(i::text, 64, '0'), 'UTF8')), 'hex'), u.id
   FROM generate_series(1, 64) i
   JOIN users u ON u.email = 'bench-assessor-' || i || '@example.org';
 

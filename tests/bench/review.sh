@@ -87,8 +87,9 @@ cred=$(q "select id from credentials where title = 'Bench credential'")
 log "pre-filled in $(( $(date +%s) - t0 ))s; credential $cred"
 
 mkdir -p "$dir/art"
+mkdir -m 700 "$dir/keys" # badge signing keys: the server refuses a key dir others can read
 PGOPTIONS=${BENCH_SERVER_PGOPTIONS:-${PGOPTIONS:-}} \
-    "$accord" serve --listen 127.0.0.1:0 --data-dir "$dir/art" --no-migrate \
+    "$accord" serve --listen 127.0.0.1:0 --data-dir "$dir/art" --key-dir "$dir/keys" --no-migrate \
     >"$dir/serve.out" 2>"$dir/serve.err" &
 server_pid=$!
 port=
