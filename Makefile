@@ -8,16 +8,26 @@
 #   make fuzz       libFuzzer targets for untrusted input (FUZZ_SECONDS each)
 #   make format     clang-format every C file
 #
-# `make deps` (run first by test/run/bench) installs the Debian packages a
-# fresh machine lacks, or names them when it cannot.
+# `make deps-run` (run first by run) installs the Debian packages a fresh
+# machine lacks to build and serve; `make deps-test` (run first by test and
+# bench) adds what the tests need. Both wait up to APT_LOCK_WAIT seconds for
+# another apt/dpkg to finish, and name the missing packages when they cannot
+# install them.
 
 BUILD      := build
 Q          := @   # make Q= shows full compiler command lines
 PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl libsodium
-DEB_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
-              libcurl4-openssl-dev libsodium-dev \
-              postgresql postgresql-contrib python3 \
-              python3-numpy python3-sklearn python3-statsmodels python3-pandas r-cran-psych
+# Debian packages, one list per purpose (add yours to the list it belongs to).
+# RUN_PKGS: build and serve. TEST_PKGS: what `make test` adds.
+RUN_PKGS   := gcc make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
+              libcurl4-openssl-dev libsodium-dev postgresql postgresql-contrib
+TEST_PKGS  := python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas \
+              r-cran-psych prometheus
+# Commands the tests need that another source may provide (nodesource's
+# nodejs bundles npm): COMMAND:DEBIAN_PACKAGE, installed only when missing.
+TEST_CMDS  := node:nodejs npm:npm
+APT_LOCK_WAIT ?= 900
+APT_GET    ?= apt-get
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wformat=2 -Wvla
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(WARN) -Iserver -Irubric -I$(BUILD)/gen \
@@ -34,14 +44,15 @@ MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 
 RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o \
-              $(BUILD)/obj/gen/common_passwords.o
+              $(BUILD)/obj/gen/common_passwords.o $(BUILD)/obj/gen/openapi_json.o
 ASAN_RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/asan/obj/%.o)
 ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen/migrations.o \
-                   $(BUILD)/asan/obj/gen/common_passwords.o
+                   $(BUILD)/asan/obj/gen/common_passwords.o $(BUILD)/asan/obj/gen/openapi_json.o
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps badge-deps run bench fuzz deps format clean
+.PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps badge-deps lint-test lint-deps \
+        run bench fuzz deps deps-run deps-test format clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord
@@ -91,6 +102,11 @@ $(BUILD)/gen/common_passwords.c: server/data/common-passwords.txt
 	  echo '};'; echo 'const size_t n_common_passwords = sizeof common_passwords / sizeof common_passwords[0];'; \
 	} > $@
 
+# So is the OpenAPI document it serves at /openapi.json.
+$(BUILD)/gen/openapi_json.c: server/openapi.json server/embed.awk
+	@mkdir -p $(dir $@)
+	awk -v name=openapi_json -f server/embed.awk server/openapi.json > $@
+
 # Unit tests link rubric/ only: it has no I/O and builds on its own.
 $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h
 	@mkdir -p $(dir $@)
@@ -124,20 +140,41 @@ $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(RUBRIC_OBJ) $(LDLIBS)
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call apt_install,PACKAGES,COMMANDS): installs what dpkg says is missing.
+# A held apt lock is waited for (DPkg::Lock::Timeout), then reported plainly.
+define apt_install
+	@missing=""; for p in $(1); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	        echo "installing:$$missing"; \
-	        export DEBIAN_FRONTEND=noninteractive; \
-	        apt-get install -y -qq $$missing >/dev/null 2>&1 || \
-	        { apt-get update -qq && apt-get install -y -qq $$missing; } || exit 1; \
-	    else \
-	        echo "missing Debian packages:$$missing"; \
-	        echo "install them with: sudo apt-get install$$missing"; exit 1; \
-	    fi; \
-	fi
+	for c in $(2); do \
+	    command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v $(APT_GET) >/dev/null; then \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "install them with: sudo apt-get install$$missing"; exit 1; \
+	fi; \
+	echo "installing:$$missing (waiting up to $(APT_LOCK_WAIT) s if apt is busy)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt="$(APT_GET) -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT) -y -qq"; \
+	log=$$(mktemp); \
+	if ! $$apt install $$missing >$$log 2>&1; then \
+	    $$apt update >>$$log 2>&1; \
+	    $$apt install $$missing >>$$log 2>&1 || { \
+	        if grep -q "Could not get lock" $$log; then \
+	            echo "apt is busy: another install held its lock for more than $(APT_LOCK_WAIT) s"; \
+	            grep -m1 "Could not get lock" $$log; \
+	            echo "try again when it has finished (or raise APT_LOCK_WAIT)"; \
+	        else tail -20 $$log; echo "could not install:$$missing"; fi; \
+	        rm -f $$log; exit 1; }; \
+	fi; rm -f $$log
+endef
+
+deps-run:
+	$(call apt_install,$(RUN_PKGS),)
+
+deps-test:
+	$(call apt_install,$(RUN_PKGS) $(TEST_PKGS),$(TEST_CMDS))
+
+deps: deps-test
 
 unit-test: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc
@@ -175,24 +212,22 @@ http-test: $(BUILD)/asan/accord oidc-deps badge-deps
 oidc-deps: tests/oidc/node_modules/.installed
 
 tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json
-	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
-	    { echo "the OIDC tests need Node.js and npm (apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null || { echo "the OIDC tests need Node.js and npm (make deps-test)"; exit 1; }
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: deps
+test: deps-test
 	$(MAKE) all asan
 	$(MAKE) unit-test
 	$(MAKE) sql-test
 	$(MAKE) irr-test
 	$(MAKE) http-test
 
-run: deps
+run: deps-run
 	$(MAKE) all
 	db/run-embedded.sh $(BUILD)/accord
 
-bench: deps
+bench: deps-test
 	$(MAKE) all $(BENCH_BIN)
 	tests/bench/run.sh
 
@@ -224,3 +259,7 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# `make print-RUN_PKGS`: a variable's value (the package lists, for tests and people).
+print-%:
+	@echo $($*)

@@ -24,6 +24,29 @@
 #include "commands.h"
 #include "password.h"
 
+static const char user_usage[] =
+    "usage: accord user add --email E [--name N] --roles r1,r2 [--org O]\n"
+    "       accord user invite --email E [--name N] [--roles r1,r2] [--org O]\n"
+    "                          [--public-url URL]   (prints a one-time link, 7 days)\n"
+    "       accord user password --email E   (reads the password from stdin)\n"
+    "Works straight on the database (DATABASE_URL).\n"
+    "roles: earner, assessor, expert, lead, admin\n";
+
+static const char token_usage[] =
+    "usage: accord token create --email E\n"
+    "       accord token revoke --id TOKEN_ID | --email E (all of theirs)\n"
+    "Works straight on the database (DATABASE_URL); a new token is shown once:\n"
+    "only its SHA-256 is stored.\n";
+
+/* --help or -h anywhere before "--". */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
 static PGconn *connect_or_complain(const char *cmd)
 {
     const char *url = getenv("DATABASE_URL");
@@ -233,6 +256,10 @@ static int user_add_or_invite(int argc, char **argv, bool invite)
 int cmd_user(int argc, char **argv)
 {
     int rc = -1;
+    if (wants_help(argc, argv)) {
+        fputs(user_usage, stdout);
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "add") == 0)
         rc = user_add_or_invite(argc, argv, false);
     else if (argc >= 2 && strcmp(argv[1], "invite") == 0)
@@ -241,12 +268,7 @@ int cmd_user(int argc, char **argv)
         return user_password(argc, argv);
     if (rc >= 0)
         return rc;
-    fprintf(stderr,
-            "usage: accord user add --email E [--name N] --roles r1,r2 [--org O]\n"
-            "       accord user invite --email E [--name N] [--roles r1,r2] [--org O]\n"
-            "                          [--public-url URL]   (prints a one-time link, 7 days)\n"
-            "       accord user password --email E   (reads the password from stdin)\n"
-            "roles: earner, assessor, expert, lead, admin\n");
+    fputs(user_usage, stderr);
     return 2;
 }
 
@@ -289,6 +311,10 @@ int cmd_token(int argc, char **argv)
     PGconn *c;
     int ch, rc;
 
+    if (wants_help(argc, argv)) {
+        fputs(token_usage, stdout);
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "revoke") == 0) {
         rc = token_revoke(argc, argv);
         if (rc >= 0)
@@ -318,7 +344,6 @@ int cmd_token(int argc, char **argv)
     PQfinish(c);
     return rc;
 usage:
-    fprintf(stderr, "usage: accord token create --email E\n"
-                    "       accord token revoke --id TOKEN_ID | --email E (all of theirs)\n");
+    fputs(token_usage, stderr);
     return 2;
 }

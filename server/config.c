@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -235,26 +236,104 @@ void config_set_default_public_url(struct config *cfg, int bound_port)
     cfg->public_url_set = false; /* derived, not given: badges need it given */
 }
 
-void config_usage(void)
+void config_usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: accord serve [options]\n"
-            "  --listen HOST:PORT   ACCORD_LISTEN     (default 127.0.0.1:8080)\n"
-            "  --data-dir DIR       ACCORD_DATA_DIR   (default var/artifacts)\n"
-            "  --database-url URL   DATABASE_URL      (required)\n"
-            "  --no-migrate         ACCORD_MIGRATE=0  (do not apply migrations at start)\n"
-            "  --public-url URL     ACCORD_PUBLIC_URL (how browsers reach accord, e.g.\n"
-            "                       https://accord.example.org; default http://LISTEN;\n"
-            "                       badges are issued only when it is set; https makes\n"
-            "                       session cookies Secure)\n"
-            "  --production         ACCORD_PRODUCTION=1 (the public URL must be set, https)\n"
-            "  --key-dir DIR        ACCORD_KEY_DIR    (default var/keys; badge signing keys)\n"
-            "  --issuer-name NAME   ACCORD_ISSUER_NAME (default accord)\n"
-            "  --issuer-url URL     ACCORD_ISSUER_URL (default the public URL)\n"
-            "  --issuer-email E     ACCORD_ISSUER_EMAIL\n");
+            "\n"
+            "Every option is also an environment variable; the flag wins.\n"
+            "  --listen HOST:PORT    ACCORD_LISTEN         (default 127.0.0.1:8080; port 0 picks one)\n"
+            "  --data-dir DIR        ACCORD_DATA_DIR       (default var/artifacts)\n"
+            "  --database-url URL    DATABASE_URL          (required; libpq conninfo or URI)\n"
+            "  --no-migrate          ACCORD_MIGRATE=0      (do not apply migrations at start)\n"
+            "  --public-url URL      ACCORD_PUBLIC_URL     (how browsers reach accord, e.g.\n"
+            "                                               https://accord.example.org; default\n"
+            "                                               http://LISTEN; badges are issued only\n"
+            "                                               when it is set; https makes session\n"
+            "                                               cookies Secure)\n"
+            "  --production          ACCORD_PRODUCTION=1   (the public URL must be set, https)\n"
+            "  --key-dir DIR         ACCORD_KEY_DIR        (default var/keys; badge signing keys)\n"
+            "  --issuer-name NAME    ACCORD_ISSUER_NAME    (default accord)\n"
+            "  --issuer-url URL      ACCORD_ISSUER_URL     (default the public URL)\n"
+            "  --issuer-email E      ACCORD_ISSUER_EMAIL\n"
+            "  --log-level LEVEL     ACCORD_LOG            (default info; debug, info, warn, error)\n"
+            "  --log-format FORMAT   ACCORD_LOG_FORMAT     (default text; json: one JSON object a line)\n"
+            "  --cors-origins LIST   ACCORD_CORS_ORIGINS   (default none; comma-separated origins\n"
+            "                                               such as https://app.example.org, or *)\n"
+            "  --metrics-token TOKEN ACCORD_METRICS_TOKEN  (default none: /metrics is open;\n"
+            "                                               set: /metrics wants Bearer TOKEN)\n");
     for (size_t i = 0; i < N_NUMERIC; i++)
-        fprintf(stderr, "  --%-18s ACCORD_%-16s (default %ld; %s)\n", numeric_settings[i].flag,
+        fprintf(out, "  --%-19s ACCORD_%-14s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
+    fprintf(out, "  --help                this text\n");
+}
+
+static int set_log_level(struct config *cfg, const char *text, const char *source)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (strcmp(text, levels[i]) == 0) {
+            strcpy(cfg->log_level, levels[i]);
+            return 0;
+        }
+    fprintf(stderr, "accord: %s: '%s' is not one of debug, info, warn, error\n", source, text);
+    return -1;
+}
+
+static int set_log_format(struct config *cfg, const char *text, const char *source)
+{
+    if (strcmp(text, "text") != 0 && strcmp(text, "json") != 0) {
+        fprintf(stderr, "accord: %s: '%s' is not text or json\n", source, text);
+        return -1;
+    }
+    cfg->log_json = strcmp(text, "json") == 0;
+    return 0;
+}
+
+/* Each origin is "*" or scheme://host[:port], no path: what browsers send in Origin. */
+static int set_cors_origins(struct config *cfg, const char *text, const char *source)
+{
+    const char *p = text;
+
+    if (set_string(cfg->cors_origins, sizeof cfg->cors_origins, text, source) < 0)
+        return -1;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *scheme_end = memchr(p, ':', len);
+        bool star = len == 1 && *p == '*';
+        bool ok = star || (scheme_end && (size_t)(scheme_end - p) + 3 < len &&
+                           scheme_end[1] == '/' && scheme_end[2] == '/' &&
+                           !memchr(scheme_end + 3, '/', len - (size_t)(scheme_end + 3 - p)));
+        for (size_t i = 0; ok && i < len; i++)
+            if (p[i] <= ' ' || p[i] == 0x7f)
+                ok = false;
+        if (!ok) {
+            fprintf(stderr,
+                    "accord: %s: '%.*s' is not an origin like https://app.example.org (or *)\n",
+                    source, (int)len, p);
+            return -1;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+bool config_cors_allows(const struct config *cfg, const char *origin)
+{
+    size_t olen = origin ? strlen(origin) : 0;
+    const char *p = cfg->cors_origins;
+
+    if (olen == 0)
+        return false;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if ((len == 1 && *p == '*') || (len == olen && strncasecmp(p, origin, len) == 0))
+            return true;
+        p += len + (end ? 1 : 0);
+    }
+    return false;
 }
 
 int config_load(struct config *cfg, int argc, char **argv)
@@ -264,13 +343,17 @@ int config_load(struct config *cfg, int argc, char **argv)
         OPT_DATA_DIR,
         OPT_DB_URL,
         OPT_NO_MIGRATE,
+        OPT_LOG_LEVEL,
+        OPT_LOG_FORMAT,
+        OPT_CORS,
+        OPT_METRICS_TOKEN,
         OPT_HELP,
         OPT_PUBLIC_URL,
         OPT_PRODUCTION,
         OPT_STRING,
         OPT_NUMERIC = OPT_STRING + 100
     };
-    struct option opts[N_NUMERIC + N_STRING + 8];
+    struct option opts[N_NUMERIC + N_STRING + 12];
     const char *env;
     int c, n = 0;
 
@@ -281,6 +364,7 @@ int config_load(struct config *cfg, int argc, char **argv)
     strcpy(cfg->key_dir, "var/keys");
     strcpy(cfg->issuer_name, "accord");
     cfg->migrate = true;
+    strcpy(cfg->log_level, "info");
     for (size_t i = 0; i < N_NUMERIC; i++) {
         const struct numeric_setting *s = &numeric_settings[i];
         *(long *)((char *)cfg + s->offset) = s->def;
@@ -305,11 +389,25 @@ int config_load(struct config *cfg, int argc, char **argv)
     if ((env = getenv("ACCORD_MIGRATE")) && strcmp(env, "0") == 0)
         cfg->migrate = false;
     cfg->database_url = getenv("DATABASE_URL");
+    if ((env = getenv("ACCORD_LOG")) && *env && set_log_level(cfg, env, "ACCORD_LOG") < 0)
+        return -1;
+    if ((env = getenv("ACCORD_LOG_FORMAT")) && *env &&
+        set_log_format(cfg, env, "ACCORD_LOG_FORMAT") < 0)
+        return -1;
+    if ((env = getenv("ACCORD_CORS_ORIGINS")) && *env &&
+        set_cors_origins(cfg, env, "ACCORD_CORS_ORIGINS") < 0)
+        return -1;
+    if ((env = getenv("ACCORD_METRICS_TOKEN")) && *env)
+        cfg->metrics_token = env;
 
     opts[n++] = (struct option){"listen", required_argument, NULL, OPT_LISTEN};
     opts[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
     opts[n++] = (struct option){"database-url", required_argument, NULL, OPT_DB_URL};
     opts[n++] = (struct option){"no-migrate", no_argument, NULL, OPT_NO_MIGRATE};
+    opts[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG_LEVEL};
+    opts[n++] = (struct option){"log-format", required_argument, NULL, OPT_LOG_FORMAT};
+    opts[n++] = (struct option){"cors-origins", required_argument, NULL, OPT_CORS};
+    opts[n++] = (struct option){"metrics-token", required_argument, NULL, OPT_METRICS_TOKEN};
     opts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
     opts[n++] = (struct option){"public-url", required_argument, NULL, OPT_PUBLIC_URL};
     opts[n++] = (struct option){"production", no_argument, NULL, OPT_PRODUCTION};
@@ -345,6 +443,24 @@ int config_load(struct config *cfg, int argc, char **argv)
         case OPT_PRODUCTION:
             cfg->production = true;
             break;
+        case OPT_LOG_LEVEL:
+            if (set_log_level(cfg, optarg, "--log-level") < 0)
+                return -1;
+            break;
+        case OPT_LOG_FORMAT:
+            if (set_log_format(cfg, optarg, "--log-format") < 0)
+                return -1;
+            break;
+        case OPT_CORS:
+            if (set_cors_origins(cfg, optarg, "--cors-origins") < 0)
+                return -1;
+            break;
+        case OPT_METRICS_TOKEN:
+            cfg->metrics_token = *optarg ? optarg : NULL;
+            break;
+        case OPT_HELP:
+            config_usage(stdout);
+            return 1;
         default:
             if (c >= OPT_STRING && c < OPT_STRING + (int)N_STRING) {
                 const struct string_setting *s = &string_settings[c - OPT_STRING];
@@ -362,7 +478,7 @@ int config_load(struct config *cfg, int argc, char **argv)
                     return -1;
                 break;
             }
-            config_usage();
+            config_usage(stderr);
             return -1;
         }
     }

@@ -8,6 +8,7 @@
 #define ACCORD_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 struct config {
     char listen_host[256];
@@ -38,11 +39,16 @@ struct config {
     char public_origin[512];  /* scheme://host[:port] of public_url: where cookie requests come from
                                */
     bool secure_cookies;      /* public_url is https */
+    char log_level[16];       /* debug, info, warn, error */
+    bool log_json;            /* JSON lines instead of text */
+    char cors_origins[4096];  /* comma-separated allowed origins; "" = no CORS */
+    const char *metrics_token; /* /metrics wants "Bearer <this>" when set (not owned) */
 };
 
 /*
  * Fills cfg from defaults and the environment, then from argv (the arguments
- * after "serve"). On error prints a message naming the setting and returns -1.
+ * after "serve"). On error prints a message naming the setting and returns -1;
+ * after printing the usage for --help returns 1.
  */
 int config_load(struct config *cfg, int argc, char **argv) __attribute__((warn_unused_result));
 
@@ -50,6 +56,9 @@ int config_load(struct config *cfg, int argc, char **argv) __attribute__((warn_u
 void config_set_default_public_url(struct config *cfg, int bound_port);
 
 /* Prints the flags and environment variables with their defaults. */
-void config_usage(void);
+void config_usage(FILE *out);
+
+/* Whether origin (an Origin header's value) is on the --cors-origins list. */
+bool config_cors_allows(const struct config *cfg, const char *origin);
 
 #endif

@@ -1,17 +1,30 @@
-/* handlers_ops.c - /healthz, /readyz, /metrics. */
-#include <event2/buffer.h>
+/* handlers_ops.c - /healthz, /readyz, /metrics, /openapi.json. */
+#include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "auth.h"
 #include "metrics.h"
 #include "router.h"
 
-/* Both a status for probes and the API's error shape for people. */
-#define NOT_READY                                                                                  \
-    "{\"status\":\"unavailable\",\"error\":{\"code\":\"unavailable\",\"message\":"                 \
-    "\"the database is unreachable\"}}"
+/* The OpenAPI document compiled into the binary (build/gen/openapi_json.c). */
+extern const char openapi_json[];
+extern const unsigned long openapi_json_len;
 
 void handle_healthz(struct request *r)
 {
     reply_json_text(r, 200, "{\"status\":\"ok\"}");
+}
+
+/* Both a status for probes and the API's error shape for people. */
+static void reply_not_ready(struct request *r)
+{
+    json_t *body = request_error_body(r, "unavailable", "the database is unreachable");
+    if (body)
+        json_object_set_new(body, "status", json_string("unavailable"));
+    reply_json(r, 503, body);
 }
 
 static void on_ping(const struct db_result *res, void *arg)
@@ -20,24 +33,78 @@ static void on_ping(const struct db_result *res, void *arg)
     if (res->status == DB_OK)
         reply_json_text(r, 200, "{\"status\":\"ready\"}");
     else
-        reply_json_text(r, 503, NOT_READY);
+        reply_not_ready(r);
 }
 
 /* Ready means a real round trip to the database works now, not that one worked once. */
 void handle_readyz(struct request *r)
 {
     if (pgpool_query(r->w->pool, STMT_PING, r->params, on_ping, r) != DB_OK)
-        reply_json_text(r, 503, NOT_READY);
+        reply_not_ready(r);
 }
 
-void handle_metrics(struct request *r)
+static void reply_metrics(struct request *r, const char *product)
 {
     struct evbuffer *buf = evbuffer_new();
     if (!buf) {
         reply_error(r, 503, "busy", "out of memory");
         return;
     }
-    metrics_render(buf);
-    reply_buffer(r, 200, "text/plain; version=0.0.4", buf);
+    metrics_render(buf, product);
+    reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
+    evbuffer_free(buf);
+}
+
+static void on_product_metrics(const struct db_result *res, void *arg)
+{
+    reply_metrics(arg, res->status == DB_OK ? res->value : NULL);
+}
+
+/* With --metrics-token, "Authorization: Bearer <that token>" (compared in constant time). */
+static bool metrics_authorized(struct request *r)
+{
+    const char *want = r->w->cfg->metrics_token;
+    const char *got =
+        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    char want_hash[AUTH_HASH_LEN + 1], got_hash[AUTH_HASH_LEN + 1];
+
+    if (!want)
+        return true;
+    if (!got || strncmp(got, "Bearer ", 7) != 0 ||
+        auth_sha256_hex(got + 7, strlen(got + 7), got_hash) < 0 ||
+        auth_sha256_hex(want, strlen(want), want_hash) < 0)
+        return false;
+    return CRYPTO_memcmp(want_hash, got_hash, AUTH_HASH_LEN) == 0;
+}
+
+/*
+ * Process and pool series are read in memory; the product gauges come from
+ * one read-only query. When the database cannot answer, the scrape still
+ * succeeds without them (accord_product_metrics_up 0): an outage is exactly
+ * when the other series matter.
+ */
+void handle_metrics(struct request *r)
+{
+    if (!metrics_authorized(r)) {
+        reply_error(r, 401, "unauthorized",
+                    "/metrics wants 'Authorization: Bearer <the metrics token>' "
+                    "(--metrics-token)");
+        return;
+    }
+    if (pgpool_query(r->w->pool, STMT_OPS_METRICS, r->params, on_product_metrics, r) != DB_OK)
+        reply_metrics(r, NULL);
+}
+
+void handle_openapi(struct request *r)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        reply_error(r, 503, "busy", "out of memory");
+        return;
+    }
+    evbuffer_add_reference(buf, openapi_json, openapi_json_len, NULL, NULL);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control",
+                      "public, max-age=300");
+    reply_buffer(r, 200, "application/json", buf);
     evbuffer_free(buf);
 }

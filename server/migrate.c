@@ -98,20 +98,37 @@ cleanup:
     return rc;
 }
 
+static const char migrate_usage[] =
+    "usage: accord migrate [--database-url URL]\n"
+    "Applies the migrations compiled into this binary that the database lacks\n"
+    "(each in its own transaction, under an advisory lock), then exits.\n"
+    "  --database-url URL   DATABASE_URL   (required; libpq conninfo or URI)\n"
+    "  --help               this text\n";
+
 int cmd_migrate(int argc, char **argv)
 {
     const char *url = getenv("DATABASE_URL");
     static const struct option opts[] = {{"database-url", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, n;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(migrate_usage, stdout);
+            return 0;
+        }
         if (c != 'd') {
-            fprintf(stderr, "usage: accord migrate [--database-url URL]\n");
+            fputs(migrate_usage, stderr);
             return 2;
         }
         url = optarg;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "accord migrate: unexpected argument '%s'\n", argv[optind]);
+        fputs(migrate_usage, stderr);
+        return 2;
     }
     if (!url || !*url) {
         fprintf(stderr, "accord migrate: DATABASE_URL is not set (or pass --database-url)\n");

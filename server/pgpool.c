@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -41,6 +42,7 @@ static const char *const setup_sql[] = {
 #define BACKOFF_MAX_MS    2000
 
 struct query {
+    struct timespec enqueued; /* CLOCK_MONOTONIC: the wait histogram */
     enum stmt_id stmt;
     const char *const *params;
     db_callback cb;
@@ -71,6 +73,7 @@ struct pgpool {
     struct query *queue_head, *queue_tail;
     struct event *ev_kick; /* hands queued queries to idle connections */
     atomic_int queued, up, busy;
+    struct histogram wait;
     bool freeing;
 };
 
@@ -414,6 +417,10 @@ static void conn_on_io(evutil_socket_t fd, short what, void *arg)
 static void conn_send_query(struct pgconn *c, struct query *q)
 {
     const struct statement *s = &statements[q->stmt];
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    histogram_observe(&c->pool->wait, (double)(now.tv_sec - q->enqueued.tv_sec) +
+                                          (double)(now.tv_nsec - q->enqueued.tv_nsec) / 1e9);
     c->current = q;
     set_state(c, CONN_BUSY);
     if (!PQsendQueryPrepared(c->conn, s->name, s->nparams, q->params, NULL, NULL, 0)) {
@@ -518,6 +525,7 @@ enum db_status pgpool_query(struct pgpool *p, enum stmt_id stmt, const char *con
     q = calloc(1, sizeof *q);
     if (!q)
         return DB_BUSY;
+    clock_gettime(CLOCK_MONOTONIC, &q->enqueued);
     q->stmt = stmt;
     q->params = params;
     q->cb = cb;
@@ -544,4 +552,7 @@ void pgpool_get_stats(const struct pgpool *p, struct pgpool_stats *out)
     out->connections_up = atomic_load(&p->up);
     out->connections_busy = atomic_load(&p->busy);
     out->queued = atomic_load(&p->queued);
+    out->size = p->size;
+    out->worker = p->worker;
+    out->wait = &p->wait;
 }

@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "histogram.h"
 #include "statements.h"
 
 struct pgpool;
@@ -46,6 +47,9 @@ struct pgpool_stats {
     int connections_up; /* idle or busy */
     int connections_busy;
     int queued;
+    int size;                      /* connections configured */
+    int worker;                    /* the event loop this pool belongs to */
+    const struct histogram *wait;  /* time queries waited for a connection */
 };
 
 /* A pool of `size` connections to `conninfo` on `base`; starts connecting at once. */

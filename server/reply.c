@@ -9,11 +9,34 @@
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <uuid/uuid.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
 #include "router.h"
+
+static const char *request_method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
+}
 
 const char *request_token_param(const struct request *r)
 {
@@ -41,12 +64,69 @@ void request_free(struct request *r)
     worker_request_done(w);
 }
 
+static bool request_id_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("-_.:@/+=", c) != NULL;
+}
+
+void request_assign_id(struct request *r)
+{
+    const char *given =
+        evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    uuid_t u;
+
+    if (n > 0 && n <= REQUEST_ID_MAX) {
+        size_t i = 0;
+        while (i < n && request_id_char(given[i]))
+            i++;
+        if (i == n) {
+            memcpy(r->request_id, given, n + 1);
+            return;
+        }
+    }
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, r->request_id);
+}
+
+json_t *request_error_body(const struct request *r, const char *code, const char *message)
+{
+    json_t *msg = json_string(message);
+    if (!msg) /* not UTF-8 (a message quoting client bytes): say so rather than fail */
+        msg = json_string("the request could not be processed");
+    return json_pack("{s:{s:s,s:o,s:s}}", "error", "code", code, "message", msg, "request_id",
+                     r->request_id);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 static void send_and_free(struct request *r, int status, struct evbuffer *buf)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    double seconds = seconds_since(&r->started);
+    struct log_access a = {
+        .method = request_method_name(evhttp_request_get_command(r->req)),
+        .route = r->route ? r->route->pattern : NULL,
+        .status = status,
+        .bytes = buf ? evbuffer_get_length(buf) : 0,
+        .duration_ms = seconds * 1000.0,
+        .user_id = r->user_id,
+        .request_id = r->request_id,
+        .worker = r->w->id,
+    };
+
     if (r->w->draining)
         evhttp_add_header(h, "Connection", "close");
+    evhttp_add_header(h, "X-Request-Id", r->request_id);
     metrics_count_response(status);
+    metrics_observe_request(r->route, status, seconds);
+    log_access(&a);
     evhttp_send_reply(r->req, status, NULL, buf);
     request_free(r);
 }
@@ -97,7 +177,7 @@ void reply_error(struct request *r, int status, const char *code, const char *fm
     va_end(ap);
     if (status == 503)
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-    reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+    reply_json(r, status, request_error_body(r, code, message));
 }
 
 static const char *default_code(int status)
@@ -190,10 +270,12 @@ void reply_db_failure(struct request *r, const struct db_result *res)
     const char *path;
 
     if (res->status == DB_UNAVAILABLE) {
+        log_warn("database unavailable: answering 503");
         reply_error(r, 503, "unavailable", "the database is unavailable; try again shortly");
         return;
     }
     if (res->status == DB_BUSY) {
+        log_warn("database queue full (--db-queue): answering 503");
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
         return;
     }

@@ -12,6 +12,7 @@
 #define ACCORD_REQUEST_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -23,6 +24,7 @@
 
 #define REQUEST_MAX_PATH_IDS 2
 #define REQUEST_MAX_PARAMS   8
+#define REQUEST_ID_MAX       64
 
 struct route;
 
@@ -34,6 +36,8 @@ struct request {
     enum auth_kind auth_kind;           /* how it authenticated (authgate.h) */
     char csrf_token[AUTH_HASH_LEN + 1]; /* AUTH_KIND_SESSION: the session's CSRF token */
     char user_id[37];                   /* who is asking, once the auth gate said so; else "" */
+    char request_id[REQUEST_ID_MAX + 1]; /* the client's X-Request-Id, or a new UUID */
+    struct timespec started;             /* arrival (CLOCK_MONOTONIC), for the access log */
     char ids[REQUEST_MAX_PATH_IDS][37]; /* UUIDs from the path, lower-case */
     int n_ids;
     char *body;  /* the request body, NUL-terminated (owned), or NULL */
@@ -63,7 +67,7 @@ const char *request_token_param(const struct request *r);
 void reply_json_text(struct request *r, int status, const char *json);
 /* Answers with a jansson value (steals the reference). */
 void reply_json(struct request *r, int status, json_t *body);
-/* Answers {"error":{"code":code,"message":...}} with the given status. */
+/* Answers {"error":{"code":code,"message":...,"request_id":...}} with the given status. */
 void reply_error(struct request *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Maps a failed database call to the right answer (see db/README.md). */
@@ -72,6 +76,15 @@ void reply_db_failure(struct request *r, const struct db_result *res);
 void reply_empty(struct request *r, int status);
 /* Sends a prepared evbuffer with the given status and content type (the buffer is drained). */
 void reply_buffer(struct request *r, int status, const char *content_type, struct evbuffer *buf);
+
+/* The API's error object for this request (new reference; NULL when out of memory). */
+json_t *request_error_body(const struct request *r, const char *code, const char *message);
+
+/*
+ * Takes the client's X-Request-Id when it is well formed (1 to 64 of
+ * A-Z a-z 0-9 - _ . : @ / + =), else makes a random UUID; r->request_id.
+ */
+void request_assign_id(struct request *r);
 
 /* Frees the context without answering: only for paths where libevent already answered. */
 void request_free(struct request *r);

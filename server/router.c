@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -23,6 +24,7 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/healthz", handle_healthz, 0, ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/readyz", handle_readyz, 0, ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/metrics", handle_metrics, 0, ROUTE_PUBLIC, 200},
+    {EVHTTP_REQ_GET, "/openapi.json", handle_openapi, 0, ROUTE_PUBLIC, 200},
     {EVHTTP_REQ_GET, "/v1/me", handle_me, STMT_ME, 0, 200},
     {EVHTTP_REQ_POST, "/v1/users", NULL, STMT_USER_CREATE, ROUTE_BODY, 201},
     /* people (issue 10) */
@@ -143,6 +145,102 @@ static const struct route routes[] = {
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
+enum match { MATCH_NONE, MATCH_OK, MATCH_BAD_ID };
+static enum match match_path(const char *pattern, const char *path, struct request *r);
+
+size_t router_route_count(void)
+{
+    return N_ROUTES;
+}
+
+const struct route *router_route_at(size_t i)
+{
+    return i < N_ROUTES ? &routes[i] : NULL;
+}
+
+size_t router_route_index(const struct route *route)
+{
+    return (size_t)(route - routes);
+}
+
+/*
+ * CORS (--cors-origins): what a browser on an allowed origin may send and
+ * read. Request headers: everything a handler reads. Exposed: everything a
+ * handler sets that a script needs (tus, ranges, ids, Retry-After).
+ */
+#define CORS_ALLOW_HEADERS                                                                         \
+    "Authorization, Content-Type, X-Request-Id, X-Artifact-Kind, X-Filename, Range, "              \
+    "Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length"
+#define CORS_EXPOSE_HEADERS                                                                        \
+    "Location, Retry-After, X-Request-Id, X-Artifact-Id, Content-Range, Accept-Ranges, "           \
+    "Content-Disposition, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "               \
+    "Upload-Offset, Upload-Length"
+#define CORS_MAX_AGE "600"
+
+static const char *cmd_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET, HEAD";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return NULL; /* OPTIONS: the preflight itself */
+    }
+}
+
+/* Headers every answer to an allowed origin carries; returns whether it is allowed. */
+static bool cors_simple(struct request *r, const char *origin)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+    if (!r->w->cfg->cors_origins[0])
+        return false;
+    evhttp_add_header(out, "Vary", "Origin");
+    if (!config_cors_allows(r->w->cfg, origin))
+        return false;
+    evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
+    evhttp_add_header(out, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    return true;
+}
+
+/* A preflight (OPTIONS with Access-Control-Request-Method) for any route's path. */
+static void cors_preflight(struct request *r, const char *path, bool allowed)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+    char methods[128] = "";
+    struct request scratch;
+
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const char *name = cmd_name(routes[i].method);
+        if (!name || match_path(routes[i].pattern, path, &scratch) == MATCH_NONE ||
+            strstr(methods, name))
+            continue;
+        if (methods[0])
+            strcat(methods, ", ");
+        strcat(methods, name);
+    }
+    if (!methods[0]) {
+        reply_error(r, 404, "not_found", "no such endpoint: %s", path);
+        return;
+    }
+    if (!allowed) {
+        reply_error(r, 403, "cors_origin_not_allowed",
+                    "this origin may not call the API from a browser (see --cors-origins)");
+        return;
+    }
+    strcat(methods, ", OPTIONS");
+    evhttp_add_header(out, "Access-Control-Allow-Methods", methods);
+    evhttp_add_header(out, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    evhttp_add_header(out, "Access-Control-Max-Age", CORS_MAX_AGE);
+    reply_empty(r, 204);
+}
+
 static bool is_uuid(const char *s, size_t len)
 {
     if (len != 36)
@@ -158,7 +256,6 @@ static bool is_uuid(const char *s, size_t len)
     return true;
 }
 
-enum match { MATCH_NONE, MATCH_OK, MATCH_BAD_ID };
 
 /* Matches path against pattern; collects {id} segments into r->ids. */
 static enum match match_path(const char *pattern, const char *path, struct request *r)
@@ -434,6 +531,8 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     const struct route *route = NULL;
     bool path_known = false;
     enum match m = MATCH_NONE;
+    const char *origin;
+    bool cors_allowed;
 
     r = calloc(1, sizeof *r);
     if (!r) {
@@ -442,6 +541,8 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     }
     r->req = req;
     r->w = w;
+    clock_gettime(CLOCK_MONOTONIC, &r->started);
+    request_assign_id(r);
     w->inflight++;
 
     if (w->draining) {
@@ -450,6 +551,13 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     }
     if (!path || !*path)
         path = "/";
+    origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    cors_allowed = cors_simple(r, origin);
+    if (method == EVHTTP_REQ_OPTIONS && origin &&
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Access-Control-Request-Method")) {
+        cors_preflight(r, path, cors_allowed);
+        return;
+    }
     /*
      * A literal segment beats an {id}: "/v1/reviews/claim" must not be read
      * as a malformed review id. So a route whose ids are malformed is only

@@ -35,6 +35,11 @@ struct route {
     int ok_status;
 };
 
+/* The route table, for /metrics: routes are numbered 0 .. count-1. */
+size_t router_route_count(void);
+const struct route *router_route_at(size_t i);
+size_t router_route_index(const struct route *route);
+
 /* The evhttp generic callback; arg is the struct worker. */
 void router_dispatch(struct evhttp_request *req, void *arg);
 
@@ -45,6 +50,7 @@ void router_call(struct request *r, enum stmt_id stmt, int ok_status);
 void handle_healthz(struct request *r);
 void handle_readyz(struct request *r);
 void handle_metrics(struct request *r);
+void handle_openapi(struct request *r);
 void handle_token_create(struct request *r);
 void handle_me(struct request *r);
 void handle_sign_in(struct request *r);

@@ -209,9 +209,12 @@ int cmd_serve(int argc, char **argv)
     int port = 0, n_started = 0, rc = 1;
     long i;
 
-    log_set_level_name(getenv("ACCORD_LOG"));
-    if (config_load(&cfg, argc, argv) < 0)
-        return 2;
+    rc = config_load(&cfg, argc, argv);
+    if (rc != 0)
+        return rc < 0 ? 2 : 0;
+    rc = 1;
+    log_set_level_name(cfg.log_level);
+    log_set_json(cfg.log_json);
     signal(SIGPIPE, SIG_IGN);
     if (password_init() < 0) {
         log_error("libsodium cannot initialise");
@@ -279,6 +282,10 @@ int cmd_serve(int argc, char **argv)
            strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
            strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads, cfg.data_dir);
     fflush(stdout);
+    if (!cfg.metrics_token && strcmp(cfg.listen_host, "127.0.0.1") != 0 &&
+        strcmp(cfg.listen_host, "::1") != 0 && strcmp(cfg.listen_host, "localhost") != 0)
+        log_warn("/metrics answers anyone who reaches %s:%d; set --metrics-token to require one",
+                 cfg.listen_host, port);
     event_base_dispatch(main_base);
     rc = 0;
 stop:

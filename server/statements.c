@@ -146,4 +146,5 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_INVITATION_ACCEPT] =
         {"invitation_accept", "select api_invitation_accept($1, $2, $3, $4, $5::int, $6::int, $7)",
          7},
+    [STMT_OPS_METRICS] = {"ops_metrics", "select ops_metrics()", 0},
 };

@@ -410,6 +410,11 @@ def check_error_shape(r):
           and isinstance(j["error"].get("code"), str) and isinstance(j["error"].get("message"), str)
           and j["error"]["message"] != "",
           "%s: error body should be {\"error\":{\"code\":...,\"message\":...}}" % r.describe())
+    # issue 9: every error names the request, as the X-Request-Id header does
+    rid = j["error"].get("request_id")
+    check(isinstance(rid, str) and rid and rid == r.header("x-request-id"),
+          "%s: error.request_id %r should equal the X-Request-Id header %r"
+          % (r.describe(), rid, r.header("x-request-id")))
 
 
 def expect(r, status, code=None, what=None, shape=True):

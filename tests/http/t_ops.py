@@ -10,7 +10,7 @@ import time
 
 from harness import HOST, Failure, check, eq, expect, sha256, short, test
 
-METRIC_LINE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? "
+METRIC_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? '
                          r"(-?[0-9.]+([eE][-+]?[0-9]+)?|NaN|[+-]Inf)( -?[0-9]+)?$")
 
 
@@ -108,6 +108,109 @@ def ops_keepalive_connection(env):
                   "request %d: the server closed a keep-alive connection after %d" % (i, r.status))
     finally:
         conn.close()
+
+
+def promtool_check(text):
+    """`promtool check metrics` (Debian's prometheus package): exit 0, no lint problems."""
+    import shutil
+    import subprocess
+    tool = shutil.which("promtool")
+    check(tool, "promtool is not installed (make deps-test installs Debian's prometheus)")
+    p = subprocess.run([tool, "check", "metrics"], input=text.encode(), capture_output=True,
+                       timeout=30)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace").strip()
+    check(p.returncode == 0 and not out, "promtool check metrics (exit %d):\n%s"
+          % (p.returncode, short(out, 2000)))
+
+
+def samples(text):
+    out = {}
+    for l in text.splitlines():
+        if l and not l.startswith("#"):
+            name, _, value = l.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+@test
+def ops_metrics_for_a_dashboard(env):
+    """Issue 9, item 5: latency per route, database wait, pool gauges per loop,
+    build info, process resources, product gauges; promtool finds no problem."""
+    from harness import run_cli
+    lead = env.user(["lead"])
+    earner = env.user(["earner"], org="Metrics Org")
+    rubric = env.rubric(lead)
+    cred = env.credential(lead, rubric["id"])
+    idle_cred = env.credential(lead, rubric["id"])
+    ev = env.evidence(earner.c)
+    env.submit(earner.c, cred["id"], [a["id"] for a, _ in ev])
+    expect(earner.c.get("/v1/me"), 200)
+    time.sleep(1.1)                      # the oldest submission is at least a second old
+    r = env.admin.c.anon().get("/metrics")
+    expect(r, 200)
+    promtool_check(r.text)
+    s = samples(r.text)
+    rc, out, _ = run_cli(env.binary, ["--version"], env.base_env)
+    version = out.split()[1]
+    check('accord_build_info{version="%s"' % version in r.text,
+          "accord_build_info with version %s: %s" % (version, short(r.text, 300)))
+    key = 'accord_http_request_duration_seconds_count{method="GET",route="/v1/me"}'
+    check(s.get(key, 0) >= 1, "%s: %r" % (key, s.get(key)))
+    check('accord_http_request_duration_seconds_bucket{method="POST",route="/v1/artifacts",'
+          'le="+Inf"}' in s, "no latency histogram for POST /v1/artifacts")
+    loops = sorted({m for m in re.findall(r'^accord_db_pool_size\{loop="(\d+)"\}', r.text, re.M)})
+    check(loops, "no accord_db_pool_size{loop=...}")
+    for loop in loops:
+        for fam in ("accord_db_connections_up", "accord_db_connections_busy",
+                    "accord_db_queue_depth"):
+            check('%s{loop="%s"}' % (fam, loop) in s, "%s for loop %s missing" % (fam, loop))
+        check('accord_db_wait_seconds_bucket{loop="%s",le="+Inf"}' % loop in s,
+              "accord_db_wait_seconds for loop %s missing" % loop)
+    check(sum(v for k, v in s.items() if k.startswith("accord_db_wait_seconds_count")) >= 1,
+          "no database wait observed")
+    for fam in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                "process_open_fds", "process_max_fds", "process_start_time_seconds"):
+        check(s.get(fam, 0) > 0, "%s = %r" % (fam, s.get(fam)))
+    eq(s.get("accord_product_metrics_up"), 1.0, "accord_product_metrics_up")
+    c = cred["id"]
+    eq(s.get('accord_queue_submissions{credential_id="%s",stage="first"}' % c), 1.0,
+       "queued first reviews of the credential")
+    eq(s.get('accord_queue_submissions{credential_id="%s",stage="first"}' % idle_cred["id"]), 0.0,
+       "queued first reviews of a credential with no submission")
+    age = s.get('accord_queue_oldest_age_seconds{credential_id="%s"}' % c)
+    check(age is not None and 1.0 <= age < 600, "oldest waiting age %r" % age)
+    eq(s.get('accord_adjudications_open{credential_id="%s"}' % c), 0.0, "adjudications open")
+    eq(s.get('accord_peer_review_paused{credential_id="%s"}' % c), 0.0, "peer review paused")
+
+
+@test
+def ops_metrics_token(env):
+    """--metrics-token: /metrics wants that bearer token; without the setting it is open."""
+    from harness import Client
+    s = env.start_server("metricstoken", {"ACCORD_METRICS_TOKEN": "scrape-secret-1"})
+    c = Client(s)
+    expect(c.get("/metrics"), 401, "unauthorized")
+    expect(c.get("/metrics", token="scrape-secret-2"), 401, "unauthorized")
+    expect(c.get("/metrics", token=env.admin.token), 401, "unauthorized",
+           what="an API token is not the metrics token")
+    r = c.get("/metrics", token="scrape-secret-1")
+    expect(r, 200)
+    promtool_check(r.text)
+    expect(c.get("/healthz"), 200, what="/healthz stays open")
+
+
+@test
+def ops_metrics_without_database(env):
+    """A scrape during an outage still answers, without the product gauges."""
+    from harness import Client
+    s = env.start_server("metricsnodb", {"DATABASE_URL": "host=/nonexistent-accord-socket-dir "
+                                                         "dbname=accord connect_timeout=1",
+                                         "ACCORD_MIGRATE": "0"})
+    r = Client(s).get("/metrics")
+    expect(r, 200)
+    promtool_check(r.text)
+    eq(samples(r.text).get("accord_product_metrics_up"), 0.0, "accord_product_metrics_up")
+    check("accord_queue_submissions{" not in r.text, "product gauges without a database")
 
 
 @test
