@@ -23,6 +23,8 @@ import subprocess
 import threading
 import time
 
+import contract
+
 HOST = "127.0.0.1"
 # ACCORD_PUBLIC_URL of the servers that issue badges (tests/http/badges.py):
 # badges, keys and the issuer are named under it; nothing ever connects to it.
@@ -359,6 +361,7 @@ class Client:
             cookies = [v for k, v in r.getheaders() if k.lower() == "set-cookie"]
             if cookies:
                 headers_out["set-cookie"] = cookies[-1]
+            contract.check(method, path, r.status, headers_out, payload, hdrs)
             return Response(method, path, r.status, headers_out, payload)
         except (OSError, http.client.HTTPException) as e:
             raise Failure("%s %s: no HTTP answer from %s (port %s): %s: %s"

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+import contract  # noqa: E402
 import harness  # noqa: E402
 from harness import (Cluster, Env, Failure, User, Client, last_line, log_excerpt,  # noqa
                      run_cli, tail)
@@ -81,8 +82,15 @@ def setup(env, binary):
 
 
 def post_checks(env):
-    """Problems with the servers after a test: died, sanitizer reports."""
+    """Problems after a test: answers that depart from server/openapi.json,
+    servers that died, sanitizer reports."""
     problems = []
+    found = contract.take()
+    if found:
+        shown = sorted(set(found))
+        problems.append("answers not as server/openapi.json documents them (%d):\n%s"
+                        % (len(found), "\n".join(shown[:25])
+                           + ("\n..." if len(shown) > 25 else "")))
     for s in env.servers:
         reports = s.new_sanitizer_reports()
         if reports and not s.finished and s.proc is not None:

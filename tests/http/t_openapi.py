@@ -7,6 +7,7 @@ import re
 import uuid
 
 from badges import badge_server
+import contract
 from harness import Failure, check, eq, expect, fail, test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -141,48 +142,10 @@ def openapi_matches_router(env):
           "server/openapi.json, got %r" % first)
 
 
-# -- a small validator for the subset of JSON Schema the document uses ---------
-
-TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
-
+# -- answers against schemas: the strict validator of contract.py (closed objects) --
 
 def validate(doc, schema, value, where, problems, depth=0):
-    schema = resolve(doc, schema)
-    if depth > 12 or not schema:
-        return
-    if value is None:
-        if not schema.get("nullable") and "type" in schema:
-            problems.append("%s: null, but not nullable" % where)
-        return
-    t = schema.get("type")
-    if t in ("integer", "number"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if t == "integer" and ok and isinstance(value, float):
-            ok = value.is_integer()
-        if not ok:
-            problems.append("%s: expected %s, got %r" % (where, t, value))
-            return
-    elif t in TYPES and not isinstance(value, TYPES[t]):
-        problems.append("%s: expected %s, got %s" % (where, t, type(value).__name__))
-        return
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append("%s: %r is not one of %s" % (where, value, schema["enum"]))
-    if isinstance(value, dict):
-        for k in schema.get("required", []):
-            if k not in value:
-                problems.append("%s: required field %r missing (has %s)"
-                                % (where, k, sorted(value)))
-        props = schema.get("properties", {})
-        if schema.get("additionalProperties") is False:
-            extra = sorted(set(value) - set(props))
-            if extra:
-                problems.append("%s: fields %s not in the schema" % (where, extra))
-        for k, sub in props.items():
-            if k in value:
-                validate(doc, sub, value[k], "%s.%s" % (where, k), problems, depth + 1)
-    elif isinstance(value, list) and "items" in schema:
-        for i, v in enumerate(value[:5]):
-            validate(doc, schema["items"], v, "%s[%d]" % (where, i), problems, depth + 1)
+    contract.validate(schema, value, where, problems, depth)
 
 
 def answer_schema(doc, path, method, status):
@@ -277,3 +240,38 @@ def openapi_answers_match_schemas(env):
     r = b_anon.get("/v1/awards/" + str(uuid.uuid4()))
     eq(r.status, 404, "unknown award")
     conforms(doc, r, "/v1/awards/{id}")
+
+
+@test
+def openapi_served_by_the_server(env):
+    """GET /openapi.json is the document of the tree the binary was built from."""
+    r = env.admin.c.anon().get("/openapi.json")
+    expect(r, 200)
+    check(r.header("content-type", "").startswith("application/json"),
+          "/openapi.json Content-Type %r" % r.header("content-type"))
+    check(r.json == load_doc(), "GET /openapi.json differs from server/openapi.json (a stale "
+          "binary? the document is compiled in)")
+
+
+@test
+def openapi_checker_catches_drift(env):
+    """The per-answer check (contract.py) is not a rubber stamp: an extra field, a
+    wrong type, an undocumented status, an unknown path are each reported."""
+    user = {"id": "0e0e0e0e-0000-4000-8000-000000000000", "email": "a@example.org", "name": "A",
+            "roles": ["earner"], "org": None}
+    j = {"content-type": "application/json"}
+
+    def problems(status, body, path="/v1/me", method="GET"):
+        return contract.problems_of(method, path, status, j, json.dumps(body).encode())
+
+    eq(problems(200, user), [], "a conforming GET /v1/me answer")
+    check(problems(200, dict(user, secret="x")), "an undocumented field must be reported")
+    check(problems(200, dict(user, roles="earner")), "a wrong type must be reported")
+    check(problems(200, {k: v for k, v in user.items() if k != "email"}),
+          "a missing required field must be reported")
+    check(problems(418, user), "an undocumented status must be reported")
+    check(problems(200, user, path="/v1/nowhere"), "an unknown path answering 200 must be reported")
+    err = {"error": {"code": "not_found", "message": "m", "request_id": "r"}}
+    eq(problems(404, err, path="/v1/nowhere"), [], "a 404 Error for an unknown path")
+    check(problems(404, {"error": {"code": "x", "message": "m"}}, path="/v1/nowhere"),
+          "an error without request_id must be reported")
