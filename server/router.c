@@ -466,6 +466,7 @@ static void on_gate(enum auth_verdict verdict, const char *user_id, void *arg)
         reply_unknown_credential(r);
         break;
     default:
+        log_warn("database unavailable: answering 503");
         reply_error(r, 503, "unavailable", "the database is unavailable; try again shortly");
         break;
     }
@@ -516,6 +517,7 @@ static void gate_then_dispatch(struct request *r)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
         return;
     case AUTH_UNAVAILABLE:
+        log_warn("database unavailable: answering 503");
         reply_error(r, 503, "unavailable", "the database is unavailable; try again shortly");
         return;
     }
