@@ -60,7 +60,18 @@ def resolve(node):
     return node
 
 
-def validate(schema, value, where, problems, depth=0):
+def all_properties(schema, depth=0):
+    """A schema's properties with those of its allOf members (they describe one object)."""
+    schema = resolve(schema)
+    props = dict(schema.get("properties", {}))
+    for sub in schema.get("allOf", []) if depth < 10 else []:
+        for k, v in all_properties(sub, depth + 1).items():
+            props.setdefault(k, v)
+    return props
+
+
+def validate(schema, value, where, problems, depth=0, closed=True):
+    """closed=False: an allOf member, whose siblings may name the other fields."""
     schema = resolve(schema)
     if depth > 30 or not schema:
         return
@@ -69,7 +80,7 @@ def validate(schema, value, where, problems, depth=0):
             problems.append("%s: null, but the schema does not allow null" % where)
         return
     for sub in schema.get("allOf", []):
-        validate(sub, value, where, problems, depth + 1)
+        validate(sub, value, where, problems, depth + 1, closed=False)
     t = schema.get("type")
     if t in ("integer", "number"):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -95,17 +106,20 @@ def validate(schema, value, where, problems, depth=0):
         elif fmt == "date-time" and not TS_RE.match(value):
             problems.append("%s: %r is not an RFC 3339 date-time" % (where, value))
     if isinstance(value, dict):
-        props = schema.get("properties", {})
+        props = all_properties(schema)
+        own = schema.get("properties", {})
         for k in schema.get("required", []):
             if k not in value:
                 problems.append("%s: required field %r missing (has %s)" % (where, k, sorted(value)))
         extra_schema = schema.get("additionalProperties")
         for k, v in value.items():
-            if k in props:
-                validate(props[k], v, "%s.%s" % (where, k), problems, depth + 1)
+            if k in own:
+                validate(own[k], v, "%s.%s" % (where, k), problems, depth + 1)
+            elif k in props:
+                pass                     # an allOf member validates it
             elif isinstance(extra_schema, dict):
                 validate(extra_schema, v, "%s.%s" % (where, k), problems, depth + 1)
-            elif extra_schema is not True and (props or extra_schema is False):
+            elif closed and extra_schema is not True and (props or extra_schema is False):
                 problems.append("%s: field %r is not in the document" % (where, k))
     elif isinstance(value, list) and "items" in schema:
         for i, v in enumerate(value):

@@ -6,10 +6,11 @@ request id in every error body, and repeated warnings rate-limited."""
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 
-from harness import HOST, Client, check, eq, expect, fail, is_uuid, short, test
+from harness import Client, Cluster, check, eq, expect, fail, is_uuid, run_cli, short, test
 
 ACCESS_TEXT = re.compile(r"^\S+Z info access (\S+) (\S+) (\d{3}) (\d+) ([0-9.]+)ms "
                          r"user=(\S+) rid=(\S+) w=(\d+)$")
@@ -145,24 +146,49 @@ def log_json_lines(env):
 
 
 @test
-def log_repeated_warnings_rate_limited(env):
-    """A server whose database is unreachable answers every API call 503 with a
-    warning; 40 identical calls write at most LOG_REPEAT_BURST (5) such lines."""
-    s = env.start_server("nodb", {"DATABASE_URL": "host=/nonexistent-accord-socket-dir "
-                                                  "dbname=accord connect_timeout=1",
-                                  "ACCORD_MIGRATE": "0"})
-    c = Client(s, token="acc_" + "0" * 64)
-    for i in range(40):                  # a token (the auth gate) and a public route (the pool)
-        r = c.get("/v1/me") if i % 2 else c.get("/v1/awards/%s" % uuid.uuid4(), token=None)
-        expect(r, 503, "unavailable", "call %d with no database" % i)
-    time.sleep(0.3)
-    lines = [l for l in read_lines(s.stderr_path) if "database unavailable" in l]
-    check(1 <= len(lines) <= 5,
-          "40 identical warnings should be written at most 5 times, got %d:\n%s"
-          % (len(lines), "\n".join(lines[:10])))
-    m = Client(s).get("/metrics")
-    expect(m, 200)
-    sup = re.search(r"^accord_log_suppressed_total (\d+)$", m.text, re.M)
-    check(sup and int(sup.group(1)) >= 35,
-          "accord_log_suppressed_total should count the suppressed lines: %s"
-          % (sup.group(0) if sup else "absent"))
+def log_and_metrics_during_an_outage(env):
+    """A server whose database goes away answers every API call 503 with a
+    warning: 40 such calls write at most LOG_REPEAT_BURST (5) identical lines,
+    the rest are counted; /metrics still answers, without the product gauges.
+    (Its own cluster, stopped under it: the main cluster stays up.)"""
+    from t_ops import promtool_check, samples
+    work = tempfile.mkdtemp(prefix="outage-", dir=env.workdir)
+    os.chmod(work, 0o755)                 # the cluster belongs to the postgres user
+    cluster = Cluster(env.root, os.path.join(work, "pg"))
+    url = cluster.start()
+    stopped = False
+    try:
+        rc, out, err = run_cli(env.binary, ["migrate"], dict(env.base_env, DATABASE_URL=url))
+        eq(rc, 0, "accord migrate: %s" % err)
+        s = env.start_server("outage", {"DATABASE_URL": url,
+                                        "ACCORD_DATA_DIR": os.path.join(work, "data"),
+                                        "ACCORD_KEY_DIR": os.path.join(work, "keys")})
+        c = Client(s, token="acc_" + "0" * 64)
+        public = "/v1/auth/oidc/providers"   # public, and answered by the database
+        expect(c.get(public, token=None), 200)
+        cluster.stop()
+        stopped = True
+        wait_for(lambda: c.get(public, token=None).status == 503,
+                 "503 from the API once the database is gone", timeout=20)
+        for i in range(40):              # a token (the auth gate) and a public route (the pool)
+            r = c.get("/v1/me") if i % 2 else c.get(public, token=None)
+            expect(r, 503, "unavailable", "call %d with no database" % i)
+        time.sleep(0.3)
+        lines = [l for l in read_lines(s.stderr_path) if "database unavailable" in l]
+        check(1 <= len(lines) <= 5,
+              "40 identical warnings should be written at most 5 times, got %d:\n%s"
+              % (len(lines), "\n".join(lines[:10])))
+        m = Client(s).get("/metrics")
+        expect(m, 200)
+        promtool_check(m.text)
+        got = samples(m.text)
+        check(got.get("accord_log_suppressed_total", 0) >= 35,
+              "accord_log_suppressed_total should count the suppressed lines: %r"
+              % got.get("accord_log_suppressed_total"))
+        eq(got.get("accord_product_metrics_up"), 0.0, "accord_product_metrics_up without a database")
+        check("accord_queue_submissions{" not in m.text, "product gauges without a database")
+        msg = s.stop()
+        check(msg is None, msg)
+    finally:
+        if not stopped:
+            cluster.stop()

@@ -200,20 +200,6 @@ def ops_metrics_token(env):
 
 
 @test
-def ops_metrics_without_database(env):
-    """A scrape during an outage still answers, without the product gauges."""
-    from harness import Client
-    s = env.start_server("metricsnodb", {"DATABASE_URL": "host=/nonexistent-accord-socket-dir "
-                                                         "dbname=accord connect_timeout=1",
-                                         "ACCORD_MIGRATE": "0"})
-    r = Client(s).get("/metrics")
-    expect(r, 200)
-    promtool_check(r.text)
-    eq(samples(r.text).get("accord_product_metrics_up"), 0.0, "accord_product_metrics_up")
-    check("accord_queue_submissions{" not in r.text, "product gauges without a database")
-
-
-@test
 def ops_database_outage_LAST(env):
     """Stops the cluster: /readyz and the API answer 503 quickly; after the
     cluster is back the server reconnects by itself. Must stay the last test."""

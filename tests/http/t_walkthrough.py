@@ -54,8 +54,11 @@ def walkthrough_as_written(env):
         rc, out, err = run_cli(env.binary, ["token", "create", "--email", "admin@localhost"], e)
         eq(rc, 0, "accord token create: %s" % err)
         token = last_line(out)
-        server = env.start_server("walkthrough", {"DATABASE_URL": e["DATABASE_URL"],
-                                                  "ACCORD_DATA_DIR": os.path.join(work, "data")})
+        server = env.start_server("walkthrough", {
+            "DATABASE_URL": e["DATABASE_URL"], "ACCORD_DATA_DIR": os.path.join(work, "data"),
+            "ACCORD_KEY_DIR": os.path.join(work, "keys"),
+            # as make run sets it (db/run-embedded.sh): badges are issued only with it
+            "ACCORD_PUBLIC_URL": "http://127.0.0.1:8080"})
         base = "http://127.0.0.1:%d" % server.port
         for run in (1, 2):                      # re-runnable: the second run must pass too
             p = run_walkthrough(script, base, token)
@@ -63,10 +66,23 @@ def walkthrough_as_written(env):
                 fail("walkthrough run %d exited %d\nstderr:\n%s\nstdout:\n%s"
                      % (run, p.returncode, short(p.stderr, 2000), short(p.stdout, 2000)))
             check("Traceback" not in p.stderr, "walkthrough run %d: %s" % (run, short(p.stderr)))
-            award = json.loads(last_line(p.stdout))
-            eq(award.get("earner", {}).get("name"), "Ms. Brown", "run %d: the award's earner" % run)
-            eq(award.get("credential", {}).get("title"), "Morning Meeting for SEL",
-               "run %d: the award's credential" % run)
+            lines = [l for l in p.stdout.splitlines() if l.strip()]
+            check(len(lines) >= 2, "run %d printed too little:\n%s" % (run, p.stdout))
+            # the OpenBadgeCredential (indented JSON), then its VC-JWT on one line
+            starts = [i for i, l in enumerate(lines[:-1]) if l == "{"]
+            try:
+                award = json.loads("\n".join(lines[starts[-1]:-1]))
+            except (ValueError, IndexError):
+                fail("run %d: the badge JSON should come before the last line; the output ends:\n%s"
+                     % (run, short("\n".join(lines[-6:]), 1500)))
+            check("OpenBadgeCredential" in award.get("type", []),
+                  "run %d: the award is not an OpenBadgeCredential: %s" % (run, short(lines[-2])))
+            eq(award.get("name"), "Morning Meeting for SEL", "run %d: the badge's credential" % run)
+            names = [i.get("identityHash") for i in award["credentialSubject"].get("identifier", [])
+                     if i.get("identityType") == "name"]
+            eq(names, ["Ms. Brown"], "run %d: the earner on the badge" % run)
+            check(re.match(r"^[\w-]+\.[\w-]+\.[\w-]+$", lines[-1]),
+                  "run %d: the last line should be the VC-JWT, got %s" % (run, short(lines[-1])))
             check(re.search(r"^206 100 bytes$", p.stdout, re.M),
                   "run %d: the ranged read should print '206 100 bytes':\n%s"
                   % (run, short(p.stdout, 1500)))
