@@ -258,7 +258,7 @@ def openapi_checker_catches_drift(env):
     """The per-answer check (contract.py) is not a rubber stamp: an extra field, a
     wrong type, an undocumented status, an unknown path are each reported."""
     user = {"id": "0e0e0e0e-0000-4000-8000-000000000000", "email": "a@example.org", "name": "A",
-            "roles": ["earner"], "org_id": None, "org": None}
+            "roles": ["earner"], "org_id": None, "org": None, "auth": {"method": "token"}}
     j = {"content-type": "application/json"}
 
     def problems(status, body, path="/v1/me", method="GET"):
