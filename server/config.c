@@ -26,7 +26,13 @@ static const struct numeric_setting numeric_settings[] = {
     {"lease-seconds", "ACCORD_LEASE_SECONDS", 7200, 1, 30L * 24 * 3600,
      offsetof(struct config, lease_seconds), "review claim lease"},
     {"max-body", "ACCORD_MAX_BODY", 64L << 20, 4096, 1L << 30, offsetof(struct config, max_body),
-     "largest request body in bytes (held in memory)"},
+     "largest upload body in bytes: POST /v1/artifacts, a tus PATCH (held in memory)"},
+    /* A rubric or a score set is kilobytes; nothing JSON needs megabytes. */
+    {"max-json-body", "ACCORD_MAX_JSON_BODY", 256L << 10, 1024, 16L << 20,
+     offsetof(struct config, max_json_body), "largest JSON request body in bytes"},
+    {"max-connections", "ACCORD_MAX_CONNECTIONS", 1024, 8, 1L << 20,
+     offsetof(struct config, max_connections),
+     "open connections (all loops); more wait in the kernel's backlog"},
     {"threads", "ACCORD_THREADS", 0, 0, 64, offsetof(struct config, threads),
      "event loops (0 = one per core)"},
     /*

@@ -18,7 +18,9 @@ struct config {
     char public_url[512];     /* how browsers reach us ("https://accord.example.org"), no trailing
                                  slash; "" until serve derives it from the listening address */
     long lease_seconds;       /* review claim lease */
-    long max_body;            /* largest request body accepted, bytes */
+    long max_body;            /* largest upload body (whole artifact, tus chunk), bytes */
+    long max_json_body;       /* largest JSON body, bytes */
+    long max_connections;     /* open connections, all loops together */
     long threads;             /* event loops, one per core by default */
     long db_pool_size;        /* connections per event loop */
     long db_queue_max;        /* queries waiting for a connection, per loop */

@@ -55,7 +55,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/credentials", NULL, STMT_CREDENTIAL_LIST, 0, 200},
     {EVHTTP_REQ_GET, "/v1/credentials/{id}", NULL, STMT_CREDENTIAL_GET, 0, 200},
     {EVHTTP_REQ_POST, "/v1/credentials/{id}/assessors", NULL, STMT_ASSESSOR_GRANT, ROUTE_BODY, 201},
-    {EVHTTP_REQ_POST, "/v1/artifacts", handle_artifact_create, 0, ROUTE_RAW_BODY, 201},
+    {EVHTTP_REQ_POST, "/v1/artifacts", handle_artifact_create, 0, ROUTE_RAW_BODY | ROUTE_UPLOAD,
+     201},
     {EVHTTP_REQ_GET, "/v1/artifacts/{id}", NULL, STMT_ARTIFACT_GET, 0, 200},
     {EVHTTP_REQ_GET, "/v1/artifacts/{id}/content", handle_artifact_content, STMT_ARTIFACT_CONTENT,
      0, 200},
@@ -63,8 +64,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/uploads", handle_upload_create, STMT_UPLOAD_CREATE, ROUTE_RAW_BODY, 201},
     {EVHTTP_REQ_OPTIONS, "/v1/uploads/{id}", handle_upload_options, 0, ROUTE_PUBLIC, 204},
     {EVHTTP_REQ_GET, "/v1/uploads/{id}", handle_upload_get, STMT_UPLOAD_GET, 0, 200},
-    {EVHTTP_REQ_PATCH, "/v1/uploads/{id}", handle_upload_patch, STMT_UPLOAD_BEGIN, ROUTE_RAW_BODY,
-     204},
+    {EVHTTP_REQ_PATCH, "/v1/uploads/{id}", handle_upload_patch, STMT_UPLOAD_BEGIN,
+     ROUTE_RAW_BODY | ROUTE_UPLOAD, 204},
     {EVHTTP_REQ_POST, "/v1/submissions", NULL, STMT_SUBMISSION_CREATE, ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/submissions", NULL, STMT_SUBMISSION_LIST, 0, 200},
     {EVHTTP_REQ_GET, "/v1/submissions/{id}", NULL, STMT_SUBMISSION_GET, 0, 200},
@@ -293,6 +294,52 @@ static enum match match_path(const char *pattern, const char *path, struct reque
         return MATCH_NONE;
     r->n_ids = n_ids;
     return bad_id ? MATCH_BAD_ID : MATCH_OK;
+}
+
+static long route_limit(const struct config *cfg, const struct route *route)
+{
+    if (route->flags & ROUTE_UPLOAD)
+        return cfg->max_body;
+    if (route->flags & (ROUTE_BODY | ROUTE_BODY_OPTIONAL))
+        return cfg->max_json_body;
+    return ROUTE_NO_BODY_LIMIT;
+}
+
+static const struct {
+    const char *name;
+    enum evhttp_cmd_type method;
+} methods[] = {{"GET", EVHTTP_REQ_GET},        {"HEAD", EVHTTP_REQ_HEAD},
+               {"POST", EVHTTP_REQ_POST},      {"PUT", EVHTTP_REQ_PUT},
+               {"PATCH", EVHTTP_REQ_PATCH},    {"DELETE", EVHTTP_REQ_DELETE},
+               {"OPTIONS", EVHTTP_REQ_OPTIONS}};
+
+long router_body_limit(const struct config *cfg, const char *method, const char *path,
+                       bool *is_public)
+{
+    struct request scratch;
+    enum evhttp_cmd_type m;
+    size_t i;
+
+    *is_public = false;
+    for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(methods[i].name, method) == 0)
+            break;
+    if (i == sizeof methods / sizeof methods[0])
+        return ROUTE_NO_BODY_LIMIT;
+    m = methods[i].method;
+    /* As router_dispatch: a literal segment beats an {id}. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; k < N_ROUTES; k++) {
+            enum match mk = match_path(routes[k].pattern, path, &scratch);
+            if (mk == MATCH_NONE || (pass == 0 && mk == MATCH_BAD_ID))
+                continue;
+            if (routes[k].method == m ||
+                (m == EVHTTP_REQ_HEAD && routes[k].method == EVHTTP_REQ_GET)) {
+                *is_public = (routes[k].flags & ROUTE_PUBLIC) != 0;
+                return route_limit(cfg, &routes[k]);
+            }
+        }
+    return ROUTE_NO_BODY_LIMIT;
 }
 
 static void on_statement_done(const struct db_result *res, void *arg)
@@ -547,10 +594,11 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     request_assign_id(r);
     w->inflight++;
 
-    if (w->draining) {
-        reply_error(r, 503, "shutting_down", "the server is shutting down; try again");
-        return;
-    }
+    /*
+     * While draining (SIGTERM), requests that are complete are still served
+     * (their bodies may have been arriving when the signal came); each answer
+     * closes its connection and no new connection is accepted.
+     */
     if (!path || !*path)
         path = "/";
     origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
@@ -587,6 +635,13 @@ void router_dispatch(struct evhttp_request *req, void *arg)
         return;
     }
     r->route = route;
+    /* The intake filter set this limit before the body was read; this catches chunked bodies. */
+    if ((long)evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
+        route_limit(w->cfg, route)) {
+        reply_error(r, 413, "body_too_large", "the body is over this route's limit of %ld bytes",
+                    route_limit(w->cfg, route));
+        return;
+    }
     if (m == MATCH_BAD_ID) {
         reply_error(r, 400, "invalid_uuid", "ids in the path must be UUIDs");
         return;

@@ -11,6 +11,7 @@
 
 #include <event2/http.h>
 
+#include "config.h"
 #include "request.h"
 #include "statements.h"
 
@@ -22,7 +23,11 @@ enum route_flags {
     ROUTE_RAW_BODY = 1 << 4,      /* the handler reads the body itself */
     ROUTE_QUERY = 1 << 5,         /* the query string, as a JSON object of strings */
     ROUTE_BASE_URL = 1 << 6,      /* the public base URL (after the token); 503 when unset */
+    ROUTE_UPLOAD = 1 << 7,        /* media bytes: the body may be up to --max-body */
 };
+
+/* The body a route without a body still tolerates (a client's stray "{}"). */
+#define ROUTE_NO_BODY_LIMIT 4096
 
 typedef void (*route_handler)(struct request *r);
 
@@ -42,6 +47,14 @@ size_t router_route_index(const struct route *route);
 
 /* The evhttp generic callback; arg is the struct worker. */
 void router_dispatch(struct evhttp_request *req, void *arg);
+
+/*
+ * The largest body the route for METHOD (its name, e.g. "POST") and PATH
+ * accepts, and whether it is public: --max-body for uploads, --max-json-body
+ * for JSON, ROUTE_NO_BODY_LIMIT otherwise (unknown routes too).
+ */
+long router_body_limit(const struct config *cfg, const char *method, const char *path,
+                       bool *is_public);
 
 /* Runs r->route->stmt with r->params; answers with its JSON (NULL -> 204). */
 void router_call(struct request *r, enum stmt_id stmt, int ok_status);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "authgate.h"
 #include "authlisten.h"
 #include "commands.h"
+#include "intake.h"
 #include "config.h"
 #include "keys.h"
 #include "log.h"
@@ -48,11 +50,16 @@ static void worker_exit_loop(struct worker *w)
     event_base_loopexit(w->base, NULL);
 }
 
+void worker_check_drained(struct worker *w)
+{
+    if (w->draining && w->inflight == 0 && w->arriving == 0)
+        worker_exit_loop(w);
+}
+
 void worker_request_done(struct worker *w)
 {
     w->inflight--;
-    if (w->draining && w->inflight == 0)
-        worker_exit_loop(w);
+    worker_check_drained(w);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -60,8 +67,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    log_warn("worker %d: %d requests still in flight after the grace period; stopping", w->id,
-             w->inflight);
+    log_warn("worker %d: %d requests in flight and %d arriving after the grace period; stopping",
+             w->id, w->inflight, w->arriving);
     worker_exit_loop(w);
 }
 
@@ -73,11 +80,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (w->bound) {
+        intake_stop(w);
         evhttp_del_accept_socket(w->http, w->bound);
         w->bound = NULL;
     }
     w->draining = true;
-    if (w->inflight == 0) {
+    if (w->inflight == 0 && w->arriving == 0) {
         worker_exit_loop(w);
         return;
     }
@@ -149,14 +157,16 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
         return -1;
     metrics_add_pool(w->pool);
     evhttp_set_gencb(w->http, router_dispatch, w);
-    evhttp_set_max_body_size(w->http, cfg->max_body);
+    /* The intake filter sets each request's own limit; this is the ceiling. */
+    evhttp_set_max_body_size(w->http, cfg->max_body > cfg->max_json_body ? cfg->max_body
+                                                                         : cfg->max_json_body);
     evhttp_set_max_headers_size(w->http, 64 * 1024);
     evhttp_set_timeout(w->http, 120);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS);
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
-    return w->bound ? 0 : -1;
+    return w->bound && intake_init(w) == 0 ? 0 : -1;
 }
 
 static void worker_release(struct worker *w)
@@ -164,6 +174,8 @@ static void worker_release(struct worker *w)
     /* Completions of offloaded work, posted after the loop stopped. */
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
+    /* Connections closed from here on must not try to end the loop again. */
+    w->draining = false;
     /* Fails whatever still waits on the database (answers 503). */
     authgate_free(w->gate);
     pgpool_free(w->pool);
@@ -173,6 +185,7 @@ static void worker_release(struct worker *w)
         event_free(w->ev_stop);
     if (w->ev_deadline)
         event_free(w->ev_deadline);
+    intake_release(w);
     if (w->base)
         event_base_free(w->base);
 }
@@ -187,6 +200,45 @@ static void warm_password_work(void *arg)
 static void warm_password_done(void *arg)
 {
     (void)arg;
+}
+
+/*
+ * Descriptors: the soft limit goes up to the hard one (Debian's default soft
+ * limit of 1024 is below the default connection cap), and the cap is lowered,
+ * loudly, when even that leaves too few for the database and the store.
+ */
+static void fit_descriptors(struct config *cfg)
+{
+    struct rlimit rl;
+    long reserve;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            rl.rlim_cur = was;
+    }
+    /* database connections, listeners, offload files, logs, and slack */
+    reserve = 64 + cfg->threads * (cfg->db_pool_size + 4);
+    if (rl.rlim_cur != RLIM_INFINITY && cfg->max_connections > (long)rl.rlim_cur - reserve) {
+        long fit = (long)rl.rlim_cur - reserve;
+        if (fit < 8)
+            fit = 8;
+        log_warn("--max-connections %ld does not fit %ld descriptors: using %ld",
+                 cfg->max_connections, (long)rl.rlim_cur, fit);
+        cfg->max_connections = fit;
+    }
+}
+
+/* libevent's own warnings (accept failures among them) go through log.c's rate limit. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    log_msg(severity >= EVENT_LOG_ERR    ? LOG_ERROR
+            : severity >= EVENT_LOG_WARN ? LOG_WARN
+                                         : LOG_DEBUG,
+            "libevent: %s", msg);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -220,6 +272,10 @@ int cmd_serve(int argc, char **argv)
         log_error("libsodium cannot initialise");
         return 1;
     }
+}
+
+    event_set_log_callback(on_libevent_log);
+    fit_descriptors(&cfg);
     if (evthread_use_pthreads() < 0) {
         log_error("libevent lacks thread support");
         return 1;

@@ -17,6 +17,7 @@
 #include "pgpool.h"
 
 struct authgate;
+struct intake;
 struct offload;
 
 struct worker {
@@ -35,10 +36,15 @@ struct worker {
     struct event *ev_stop;     /* activated from the main thread at shutdown */
     struct event *ev_deadline; /* ends the drain after cfg->shutdown_grace */
     int inflight;              /* requests accepted and not yet answered */
+    int arriving;              /* requests whose body is still arriving (intake.h) */
+    struct intake *intake;     /* connection cap, accept back-off (intake.h) */
     bool draining;
 };
 
 /* A request finished (answered and its context freed); ends a drain when it was the last. */
 void worker_request_done(struct worker *w);
+
+/* Ends a drain when nothing is in flight or arriving any more. */
+void worker_check_drained(struct worker *w);
 
 #endif

@@ -256,7 +256,8 @@ def check_libevent_413(raw):
 @test
 def bad_body_too_large(env):
     limit = 65536
-    s = env.start_server("maxbody", {"ACCORD_MAX_BODY": str(limit)})
+    s = env.start_server("maxbody", {"ACCORD_MAX_BODY": str(limit),
+                                     "ACCORD_MAX_JSON_BODY": str(limit)})
     earner = env.user(["earner"], org="BigBody Org", server=s)
     data = os.urandom(limit - 1024)
     a = env.upload(earner.c, "video", data)                          # under the limit: fine

@@ -4,6 +4,8 @@ descriptors, quotas, artifact headers, disk and shutdown behaviour."""
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -50,7 +52,7 @@ def limits_auth_gate_before_body(env):
     """An unknown, malformed or missing credential is refused (401) before the
     body is parsed: a body that is not JSON at all must not turn it into 400."""
     anon = env.admin.c.anon()
-    junk = b"{" * 4096 + b" this is not JSON"
+    junk = b"{" * 2048 + b" this is not JSON"
     for what, token in (("garbage token", "garbage"), ("unknown token", unknown_token(1)),
                         ("no token", None)):
         r = anon.request("POST", "/v1/rubrics", data=junk, token=token,
@@ -58,6 +60,21 @@ def limits_auth_gate_before_body(env):
         expect(r, 401, "unauthorized", what=what)
         check("JSON" not in r.json["error"]["message"],
               "%s: the 401 talks about the body: %s" % (what, r.text))
+    # an upload (the largest limit) without a valid credential is refused from its
+    # Content-Length, unread: the server answers before the client sent a byte of it
+    earner = env.user(["earner"], org="Gate Upload Org")
+    body = os.urandom(1000000)
+    for what, auth in (("no token", ""), ("garbage token", "Authorization: Bearer garbage\r\n"),
+                       ("unknown token", "Authorization: Bearer %s\r\n" % unknown_token(2)),
+                       ("valid token", "Authorization: Bearer %s\r\n" % earner.token)):
+        head = ("POST /v1/artifacts HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: video/mp4\r\n"
+                "X-Artifact-Kind: video\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                % (auth, len(body))).encode()
+        status, raw = raw_exchange(env.server.port, head, body, timeout=20)
+        if what == "valid token":
+            eq(status, 201, "a 1 MB upload with a valid token (%r)" % raw[:300])
+        else:
+            eq(status, 413, "%s with a 1 MB body announced and not sent (%r)" % (what, raw[:200]))
     # a real user's bad JSON is still parsed and explained
     r = env.admin.c.request("POST", "/v1/rubrics", data=junk,
                             headers={"Content-Type": "application/json"})
@@ -94,9 +111,9 @@ def limits_auth_gate_cache_and_revocation(env):
 
 @test
 def limits_auth_gate_unknown_flood(env):
-    """Many distinct unknown tokens at once: each is refused (401, or 503 when
-    too many lookups wait), none gets a body parsed, and a real user is served
-    meanwhile."""
+    """Many distinct unknown tokens at once: each is refused (413 for a body
+    over the unauthenticated allowance, 401, or 503 when too many lookups
+    wait), and a real user is served meanwhile."""
     s = env.server
     anon = env.admin.c.anon()
     results, errors = [], []
@@ -120,6 +137,112 @@ def limits_auth_gate_unknown_flood(env):
     for t in threads:
         t.join(120)
     check(not errors, "flood clients: %s" % errors[:3])
-    bad = [st for st in results if st not in (401, 503)]
+    bad = [st for st in results if st not in (401, 413, 503)]
     check(not bad, "unknown tokens answered %s" % sorted(set(bad)))
     eq(len(results), 160, "answers to the flood")
+
+
+@test
+def limits_json_routes_have_their_own_limit(env):
+    """A JSON route takes --max-json-body (256 KiB by default), not the upload
+    limit: a valid user's 1 MiB rubric is refused 413 before it is read."""
+    lead = env.user(["lead"])
+    head = ("POST /v1/rubrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (lead.token, 1 << 20)).encode()
+    status, raw = raw_exchange(env.server.port, head, b"", timeout=10)
+    eq(status, 413, "a 1 MiB JSON body announced on POST /v1/rubrics (%r)" % raw[:200])
+    # under the limit, it is read and judged as JSON
+    r = lead.c.request("POST", "/v1/rubrics", data=b"[" * (200 * 1024),
+                       headers={"Content-Type": "application/json"})
+    expect(r, 400, "invalid_json", what="a 200 KiB non-object")
+
+
+def wrapper(env, name, lines):
+    path = os.path.join(env.workdir, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n%s\nexec %s \"$@\"\n" % ("\n".join(lines), env.binary))
+    os.chmod(path, 0o755)
+    return path
+
+
+@test
+def limits_descriptors_exhausted(env):
+    """300 idle connections against `ulimit -n 256`: the server caps its
+    connections below what its descriptors allow, pauses accepting instead of
+    spinning, keeps its log small, and serves again once clients leave."""
+    from harness import Client, Server
+    binary = wrapper(env, "accord-nofile256", ["ulimit -n 256"])
+    s = Server(binary, env.workdir, env.data_dir, env.base_env, "nofile256")
+    env.servers.append(s)
+    s.start()
+    expect(Client(s).get("/healthz"), 200)
+    socks = []
+    try:
+        for _ in range(300):
+            socks.append(socket.create_connection((HOST, s.port), timeout=10))
+        time.sleep(2.0)
+        size = os.path.getsize(s.stderr_path)
+        check(size < 64 * 1024, "the log grew to %d bytes with 300 idle connections" % size)
+        check(s.alive(), "the server died with 300 idle connections")
+        for k in socks[:250]:
+            k.close()
+        socks = socks[250:]
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                r = Client(s).request("GET", "/healthz", timeout=5)
+                if r.status == 200:
+                    break
+            except Failure:
+                pass
+            check(time.monotonic() < deadline, "/healthz not served after the clients left")
+            time.sleep(0.1)
+    finally:
+        for k in socks:
+            k.close()
+    with open(s.stderr_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    check("--max-connections" in log, "no word in the log about the connection cap: %s"
+          % short(log[-2000:]))
+    msg = s.stop()
+    check(msg is None, msg)
+
+
+@test
+def limits_sigterm_finishes_arriving_upload(env):
+    """SIGTERM while an upload's body is still arriving: the upload completes
+    (201) and the server then exits 0."""
+    s = env.start_server("sigterm-upload")
+    u = env.user(["earner"], org="Slow Upload Org", server=s)
+    data = os.urandom(3 * 1024 * 1024)
+    head = ("POST /v1/artifacts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: video/mp4\r\nX-Artifact-Kind: video\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (u.token, len(data))).encode()
+    k = socket.create_connection((HOST, s.port), timeout=20)
+    try:
+        k.sendall(head + data[:1024 * 1024])
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        for off in range(1024 * 1024, len(data), 256 * 1024):
+            time.sleep(0.1)
+            k.sendall(data[off:off + 256 * 1024])
+        raw = b""
+        while True:
+            chunk = k.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        k.close()
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", raw)
+    eq(int(m.group(1)) if m else None, 201, "the upload in progress at SIGTERM (%r)" % raw[:300])
+    body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    eq(body.get("sha256"), sha256(data), "sha256 of the upload finished during shutdown")
+    s.finished = True
+    try:
+        rc = s.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        s.kill()
+        raise Failure("the server did not exit after finishing the upload")
+    eq(rc, 0, "exit status after SIGTERM")
