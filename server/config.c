@@ -33,6 +33,9 @@ static const struct numeric_setting numeric_settings[] = {
     {"max-connections", "ACCORD_MAX_CONNECTIONS", 1024, 8, 1L << 20,
      offsetof(struct config, max_connections),
      "open connections (all loops); more wait in the kernel's backlog"},
+    /* /readyz says storage_low under it; uploads stop (507) at half of it. */
+    {"storage-reserve", "ACCORD_STORAGE_RESERVE", 512L << 20, 0, 1L << 62,
+     offsetof(struct config, storage_reserve), "bytes kept free on the data directory's disk"},
     {"threads", "ACCORD_THREADS", 0, 0, 64, offsetof(struct config, threads),
      "event loops (0 = one per core)"},
     /*

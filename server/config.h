@@ -21,6 +21,7 @@ struct config {
     long max_body;            /* largest upload body (whole artifact, tus chunk), bytes */
     long max_json_body;       /* largest JSON body, bytes */
     long max_connections;     /* open connections, all loops together */
+    long storage_reserve;     /* bytes kept free on the data directory's disk */
     long threads;             /* event loops, one per core by default */
     long db_pool_size;        /* connections per event loop */
     long db_queue_max;        /* queries waiting for a connection, per loop */

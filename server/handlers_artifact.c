@@ -43,8 +43,54 @@ struct upload_state {
     char bytes[24];
     uint64_t size;
     int store_failed;
+    bool disk_full;
     char store_error[256];
 };
+
+/* After a failed insert: the file goes unless another artifact has the same bytes. */
+struct orphan_check {
+    struct worker *w;
+    char sha256[65];
+    const char *params[1];
+    bool unused;
+};
+
+static void orphan_unlink(void *arg)
+{
+    struct orphan_check *oc = arg;
+    char path[4096];
+    if (oc->unused && store_path(oc->w->cfg->data_dir, oc->sha256, path, sizeof path) == 0 &&
+        unlink(path) == 0)
+        log_info("artifact file %s removed: its upload failed and nothing else uses it",
+                 oc->sha256);
+}
+
+static void orphan_done(void *arg)
+{
+    free(arg);
+}
+
+static void on_orphan_checked(const struct db_result *res, void *arg)
+{
+    struct orphan_check *oc = arg;
+    oc->unused = res->status == DB_OK && res->value && strcmp(res->value, "t") == 0;
+    if (!oc->unused ||
+        offload_submit(oc->w->offload, oc->w->base, orphan_unlink, orphan_done, oc) < 0)
+        free(oc);
+}
+
+static void remove_if_orphan(struct worker *w, const char *sha256)
+{
+    struct orphan_check *oc = calloc(1, sizeof *oc);
+    if (!oc)
+        return;
+    oc->w = w;
+    snprintf(oc->sha256, sizeof oc->sha256, "%s", sha256);
+    oc->params[0] = oc->sha256;
+    if (pgpool_query(w->pool, STMT_ARTIFACT_FILE_UNUSED, oc->params, on_orphan_checked, oc) !=
+        DB_OK)
+        free(oc);
+}
 
 static void upload_state_free(void *arg)
 {
@@ -54,15 +100,25 @@ static void upload_state_free(void *arg)
     free(st);
 }
 
-/* Header text we store: bounded and printable ASCII, so it can go into JSON and headers. */
-static int copy_header(const char *value, char *out, size_t cap)
+/*
+ * Header text we store: bounded, no control characters, and valid UTF-8
+ * (jansson's check), or plain ASCII when ascii_only. Checked before a byte is
+ * written, so a value the database would refuse never leaves a file behind.
+ */
+static int copy_header(const char *value, char *out, size_t cap, bool ascii_only)
 {
     size_t n = strlen(value);
+    json_t *probe;
     if (n == 0 || n >= cap)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f ||
+            (ascii_only && (unsigned char)value[i] >= 0x80))
             return -1;
+    probe = json_stringn(value, n);
+    if (!probe)
+        return -1;
+    json_decref(probe);
     memcpy(out, value, n + 1);
     return 0;
 }
@@ -70,7 +126,9 @@ static int copy_header(const char *value, char *out, size_t cap)
 static void on_artifact_stored(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
+    struct upload_state *st = r->state;
     if (res->status != DB_OK) {
+        remove_if_orphan(r->w, st->sha256);
         reply_db_failure(r, res);
         return;
     }
@@ -81,9 +139,23 @@ static void upload_write(void *arg)
 {
     struct request *r = arg;
     struct upload_state *st = r->state;
-    if (store_put_evbuffer(r->w->cfg->data_dir, st->data, st->sha256, &st->size, st->store_error,
-                           sizeof st->store_error) < 0)
+    uint64_t free_bytes, len = evbuffer_get_length(st->data);
+
+    /* Uploads stop at half the reserve, so the database and logs keep room. */
+    if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
+        free_bytes < len + (uint64_t)r->w->cfg->storage_reserve / 2) {
+        snprintf(st->store_error, sizeof st->store_error,
+                 "%llu bytes free, an upload of %llu would go into the reserve",
+                 (unsigned long long)free_bytes, (unsigned long long)len);
         st->store_failed = 1;
+        st->disk_full = true;
+        return;
+    }
+    if (store_put_evbuffer(r->w->cfg->data_dir, st->data, st->sha256, &st->size, st->store_error,
+                           sizeof st->store_error) < 0) {
+        st->store_failed = 1;
+        st->disk_full = store_errno_is_full(store_last_errno());
+    }
 }
 
 static void upload_written(void *arg)
@@ -93,7 +165,10 @@ static void upload_written(void *arg)
 
     if (st->store_failed) {
         log_error("artifact upload: %s", st->store_error);
-        reply_error(r, 500, "storage_failed", "the server could not store the file; try again");
+        if (st->disk_full)
+            reply_storage_full(r);
+        else
+            reply_error(r, 500, "storage_failed", "the server could not store the file; try again");
         return;
     }
     /* The bytes are on disk; free the memory before the round trip. */
@@ -167,20 +242,21 @@ void handle_artifact_create(struct request *r)
     }
     r->state = st;
     r->state_free = upload_state_free;
-    if (!kind || copy_header(kind, st->kind, sizeof st->kind) < 0) {
+    if (!kind || copy_header(kind, st->kind, sizeof st->kind, true) < 0) {
         reply_error(r, 400, "bad_request",
                     "X-Artifact-Kind must say video, plan, reflection or other (or send JSON "
                     "{kind,url} to register a link)");
         return;
     }
-    if (copy_header(ct ? ct : "application/octet-stream", st->media_type, sizeof st->media_type) <
-        0) {
-        reply_error(r, 400, "bad_request", "Content-Type must be 1 to %d printable characters",
-                    MAX_HEADER_TEXT);
+    if (copy_header(ct ? ct : "application/octet-stream", st->media_type, sizeof st->media_type,
+                    true) < 0) {
+        reply_error(r, 400, "bad_request",
+                    "Content-Type must be 1 to %d printable ASCII characters", MAX_HEADER_TEXT);
         return;
     }
-    if (filename && copy_header(filename, st->filename, sizeof st->filename) < 0) {
-        reply_error(r, 400, "bad_request", "X-Filename must be 1 to %d printable characters",
+    if (filename && copy_header(filename, st->filename, sizeof st->filename, false) < 0) {
+        reply_error(r, 400, "bad_request",
+                    "X-Filename must be 1 to %d bytes of UTF-8 text without control characters",
                     MAX_HEADER_TEXT);
         return;
     }
@@ -242,11 +318,60 @@ static int parse_range(const char *header, uint64_t size, uint64_t *first, uint6
     return 1;
 }
 
+/* Types a browser may show in place; anything else is a download (stored XSS otherwise). */
+static bool inline_safe(const char *media_type)
+{
+    static const char *const safe[] = {"video/",     "audio/",          "image/png",
+                                       "image/jpeg", "image/gif",       "image/webp",
+                                       "image/avif", "application/pdf", "text/plain"};
+    size_t n = strcspn(media_type, "; ");
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++) {
+        size_t k = strlen(safe[i]);
+        if (safe[i][k - 1] == '/' ? (n > k && strncasecmp(media_type, safe[i], k) == 0)
+                                  : (n == k && strncasecmp(media_type, safe[i], k) == 0))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Content-Disposition per RFC 6266: an ASCII fallback in filename= (quotes,
+ * backslashes, controls and non-ASCII become '_') and the exact name in
+ * filename*=UTF-8'' (RFC 8187 percent-encoding).
+ */
+static void add_disposition(struct evkeyvalq *h, bool show_inline, const char *filename,
+                            const char *id)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char ascii[256], ext[3 * 256 + 1], value[1200];
+    size_t a = 0, e = 0;
+    const char *name = filename && *filename ? filename : id;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p && a < sizeof ascii - 1; p++)
+        if ((*p & 0xc0) != 0x80) /* one '_' per character, not per UTF-8 byte */
+            ascii[a++] = (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') ? '_' : (char)*p;
+    ascii[a] = '\0';
+    for (const unsigned char *p = (const unsigned char *)name; *p && e < sizeof ext - 4; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("!#$&+-.^_`|~", *p)) {
+            ext[e++] = (char)*p;
+        } else {
+            ext[e++] = '%';
+            ext[e++] = hex[*p >> 4];
+            ext[e++] = hex[*p & 15];
+        }
+    }
+    ext[e] = '\0';
+    snprintf(value, sizeof value, "%s; filename=\"%s\"; filename*=UTF-8''%s",
+             show_inline ? "inline" : "attachment", ascii, ext);
+    evhttp_add_header(h, "Content-Disposition", value);
+}
+
 static void on_content_authorized(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
     json_t *meta = NULL;
-    const char *sha, *media_type, *url;
+    const char *sha, *media_type, *url, *filename;
     char path[4096], header[128];
     struct evkeyvalq *out_h = evhttp_request_get_output_headers(r->req);
     struct evbuffer *buf = NULL;
@@ -262,6 +387,9 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     sha = json_string_value(json_object_get(meta, "sha256"));
     url = json_string_value(json_object_get(meta, "url"));
     media_type = json_string_value(json_object_get(meta, "media_type"));
+    filename = json_string_value(json_object_get(meta, "filename"));
+    if (!media_type)
+        media_type = "application/octet-stream";
     if (url) {
         reply_error(r, 409, "external_artifact", "this artifact is a link, not stored bytes: %s",
                     url);
@@ -282,6 +410,10 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     range = parse_range(evhttp_find_header(evhttp_request_get_input_headers(r->req), "Range"), size,
                         &first, &last);
     evhttp_add_header(out_h, "Accept-Ranges", "bytes");
+    /* Evidence is somebody's upload: never sniffed, never a page with scripts. */
+    evhttp_add_header(out_h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(out_h, "Content-Security-Policy",
+                      "sandbox; default-src 'none'; img-src 'self'; media-src 'self'");
     if (range < 0) {
         snprintf(header, sizeof header, "bytes */%" PRIu64, size);
         evhttp_add_header(out_h, "Content-Range", header);
@@ -313,8 +445,8 @@ static void on_content_authorized(const struct db_result *res, void *arg)
         evhttp_add_header(out_h, "Content-Range", header);
     }
     evhttp_add_header(out_h, "Cache-Control", "private, max-age=0");
-    reply_buffer(r, range > 0 ? 206 : 200, media_type ? media_type : "application/octet-stream",
-                 buf);
+    add_disposition(out_h, inline_safe(media_type), filename, r->ids[0]);
+    reply_buffer(r, range > 0 ? 206 : 200, media_type, buf);
 cleanup:
     if (fd >= 0)
         close(fd);

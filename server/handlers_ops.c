@@ -1,4 +1,6 @@
 /* handlers_ops.c - /healthz, /readyz, /metrics, /openapi.json. */
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -8,6 +10,7 @@
 #include "auth.h"
 #include "metrics.h"
 #include "router.h"
+#include "store.h"
 
 /* The OpenAPI document compiled into the binary (build/gen/openapi_json.c). */
 extern const char openapi_json[];
@@ -36,9 +39,24 @@ static void on_ping(const struct db_result *res, void *arg)
         reply_not_ready(r);
 }
 
-/* Ready means a real round trip to the database works now, not that one worked once. */
+/*
+ * Ready means a real round trip to the database works now, not that one worked
+ * once, and that the artifact disk has more than --storage-reserve free (so a
+ * balancer moves uploads elsewhere before the disk is full).
+ */
 void handle_readyz(struct request *r)
 {
+    uint64_t free_bytes;
+    if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
+        free_bytes < (uint64_t)r->w->cfg->storage_reserve) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"status\":\"unavailable\",\"error\":{\"code\":\"storage_low\",\"message\":"
+                 "\"%llu bytes free on the artifact disk, under the reserve of %ld\"}}",
+                 (unsigned long long)free_bytes, r->w->cfg->storage_reserve);
+        reply_json_text(r, 503, text);
+        return;
+    }
     if (pgpool_query(r->w->pool, STMT_PING, r->params, on_ping, r) != DB_OK)
         reply_not_ready(r);
 }

@@ -50,6 +50,7 @@ struct tus_state {
     char kind[32], media_type[MAX_META_VALUE + 1], filename[MAX_META_VALUE + 1];
     char n1[24], n2[24];  /* numeric parameters as text */
     int disk_failed;      /* set on the offload thread */
+    bool disk_full;       /* ... because the disk is (nearly) full: 507 */
     char disk_error[512]; /* set on the offload thread */
 };
 
@@ -170,6 +171,19 @@ static int b64_decode(const char *in, size_t len, char *out, size_t cap)
     return (int)o;
 }
 
+/* Valid UTF-8 (jansson's check), or plain ASCII when ascii_only. */
+static bool utf8_text(const char *s, bool ascii_only)
+{
+    json_t *probe;
+    if (ascii_only)
+        for (const char *p = s; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                return false;
+    probe = json_string(s);
+    json_decref(probe);
+    return probe != NULL;
+}
+
 /*
  * Upload-Metadata: "key b64,key b64,..." (a value may be absent). Fills kind,
  * media_type and filename; other keys are ignored. Answers 400 and returns -1
@@ -215,7 +229,8 @@ static int parse_metadata(struct request *r, struct tus_state *st, const char *h
             out = st->filename;
             cap = sizeof st->filename;
         }
-        if (out && vlen > 0 && b64_decode(space + 1, vlen, out, cap) < 0) {
+        if (out && vlen > 0 &&
+            (b64_decode(space + 1, vlen, out, cap) < 0 || !utf8_text(out, out != st->filename))) {
             reply_error(r, 400, "bad_metadata",
                         "Upload-Metadata %.*s must be base64 of 1 to %zu printable characters",
                         (int)klen, p, cap - 1);
@@ -359,6 +374,7 @@ static void part_path(const struct request *r, const struct tus_state *st, char 
 /* Offload thread: records why the disk step failed (errno of the failed call). */
 static void disk_fail(struct tus_state *st, const char *what, const char *path)
 {
+    st->disk_full = store_errno_is_full(errno);
     snprintf(st->disk_error, sizeof st->disk_error, "%s %.300s: %s", what, path, strerror(errno));
 }
 
@@ -372,6 +388,18 @@ static void patch_write(void *arg)
     int fd;
 
     part_path(r, st, path, sizeof path);
+    {
+        uint64_t free_bytes;
+        if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
+            free_bytes < st->len + (uint64_t)r->w->cfg->storage_reserve / 2) {
+            snprintf(st->disk_error, sizeof st->disk_error,
+                     "%" PRIu64 " bytes free, a chunk of %" PRIu64 " would go into the reserve",
+                     free_bytes, st->len);
+            st->disk_full = true;
+            st->disk_failed = 1;
+            return;
+        }
+    }
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
         disk_fail(st, "cannot open", path);
@@ -411,6 +439,10 @@ static void patch_write(void *arg)
 fail:
     if (fd >= 0)
         close(fd);
+    /* What a failed chunk wrote is not counted: the file keeps what HEAD says, no more. */
+    if (truncate(path, (off_t)st->from) < 0 && errno != ENOENT)
+        log_error("upload %s: cannot cut %s back to %" PRIu64 ": %s", st->id, path, st->from,
+                  strerror(errno));
     st->disk_failed = 1;
 }
 
@@ -426,6 +458,7 @@ static void patch_store(void *arg)
     part_path(r, st, path, sizeof path);
     if (store_put_file(r->w->cfg->data_dir, path, sha, &bytes, st->disk_error,
                        sizeof st->disk_error) == 0) {
+        st->disk_full = false;
         if (strcmp(sha, st->sha256) != 0 || bytes != st->length) {
             snprintf(st->disk_error, sizeof st->disk_error,
                      "%.300s changed after its last chunk: sha256 %s, recorded %s", path, sha,
@@ -434,6 +467,7 @@ static void patch_store(void *arg)
         }
         return;
     }
+    st->disk_full = store_errno_is_full(store_last_errno());
     /* An earlier try (or a concurrent one) already moved it: the store has it. */
     if (access(path, F_OK) < 0 && errno == ENOENT &&
         store_path(r->w->cfg->data_dir, st->sha256, final_path, sizeof final_path) == 0 &&
@@ -475,6 +509,10 @@ static void patch_stored(void *arg)
 
     if (st->disk_failed) {
         log_error("upload %s: %s", st->id, st->disk_error);
+        if (st->disk_full) {
+            reply_storage_full(r);
+            return;
+        }
         reply_error(r, 500, "storage_failed",
                     "the server could not store the file; PATCH again with Upload-Offset %" PRIu64
                     " and an empty body to retry",
@@ -500,6 +538,11 @@ static void on_advanced(const struct db_result *res, void *arg)
 
     if (st->disk_failed) {
         /* The lease is released (or runs out); the chunk was not counted. */
+        if (st->disk_full) {
+            add_u64_header(r, "Upload-Offset", st->from);
+            reply_storage_full(r);
+            return;
+        }
         reply_error(r, 500, "storage_failed",
                     "the server could not write the chunk; send it again from Upload-Offset "
                     "%" PRIu64,

@@ -3,9 +3,11 @@
  * to HTTP (the SQLSTATE convention of db/README.md).
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -263,6 +265,32 @@ static bool refusal_audit(struct request *r, int status, const char *code, const
     return true;
 }
 
+void reply_storage_full(struct request *r)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "300");
+    reply_error(r, 507, "insufficient_storage",
+                "the server's disk is full; nothing was kept. Try again later");
+}
+
+/*
+ * A database error the API functions did not raise on purpose: its text may
+ * show the schema or the input's bytes back, so the client gets an id and the
+ * log gets the text under that id.
+ */
+static void reply_db_error_logged(struct request *r, int status, const char *code, const char *what,
+                                  const struct db_result *res)
+{
+    static atomic_ulong seq;
+    char id[32];
+    snprintf(id, sizeof id, "%lx-%lx", (unsigned long)time(NULL), atomic_fetch_add(&seq, 1) + 1);
+    /* the route, not the URI: a query string may carry one-time secrets (OIDC code, state) */
+    log_msg(status >= 500 ? LOG_ERROR : LOG_WARN, "error %s: %s: database %s: %s", id,
+            r->route ? r->route->pattern : "?", res->sqlstate ? res->sqlstate : "",
+            res->message ? res->message : "");
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "X-Error-Id", id);
+    reply_error(r, status, code, "%s (error id %s)", what, id);
+}
+
 void reply_db_failure(struct request *r, const struct db_result *res)
 {
     const char *state = res->sqlstate ? res->sqlstate : "";
@@ -289,7 +317,7 @@ void reply_db_failure(struct request *r, const struct db_result *res)
         return;
     }
     if (strcmp(state, "23505") == 0) {
-        reply_error(r, 409, "conflict", "%s", res->message);
+        reply_db_error_logged(r, 409, "conflict", "that object exists already", res);
         return;
     }
     if (strcmp(state, "23503") == 0) {
@@ -298,7 +326,8 @@ void reply_db_failure(struct request *r, const struct db_result *res)
         return;
     }
     if (strncmp(state, "22", 2) == 0) {
-        reply_error(r, 400, "bad_request", "%s", res->message);
+        reply_db_error_logged(r, 400, "bad_request",
+                              "a value in the request is malformed or out of range", res);
         return;
     }
     /* the path only: a query string may carry one-time secrets (OIDC code and state) */
@@ -311,6 +340,5 @@ void reply_db_failure(struct request *r, const struct db_result *res)
         reply_error(r, 503, "unavailable", "the database could not finish the request; try again");
         return;
     }
-    log_error("%s: unexpected database error %s: %s", path, state, res->message);
-    reply_error(r, 500, "internal", "internal error (logged on the server)");
+    reply_db_error_logged(r, 500, "internal", "internal error (logged on the server)", res);
 }

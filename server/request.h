@@ -72,6 +72,8 @@ void reply_error(struct request *r, int status, const char *code, const char *fm
     __attribute__((format(printf, 4, 5)));
 /* Maps a failed database call to the right answer (see db/README.md). */
 void reply_db_failure(struct request *r, const struct db_result *res);
+/* 507 insufficient_storage with Retry-After: the disk is (nearly) full; nothing was kept. */
+void reply_storage_full(struct request *r);
 /* Answers with no body (e.g. 204). */
 void reply_empty(struct request *r, int status);
 /* Sends a prepared evbuffer with the given status and content type (the buffer is drained). */

@@ -136,6 +136,35 @@ static int open_listener(const char *host, int port, int *bound_port)
     return fd;
 }
 
+/*
+ * SO_REUSEPORT lets any process of this user join a port and take a share of
+ * its connections, so another server on the port would silently split the
+ * traffic. Binding once without it first tells whether anybody listens there.
+ */
+static int address_in_use(const char *host, int port)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char portstr[16];
+    int fd, one = 1, taken = 0;
+
+    if (port == 0)
+        return 0;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &ai) != 0)
+        return 0; /* open_listener says why */
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        taken = bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return taken;
+}
+
 static int worker_init(struct worker *w, int id, const struct config *cfg, struct offload *off,
                        struct offload *off_net, struct offload *hasher, int listen_fd)
 {
@@ -309,6 +338,11 @@ int cmd_serve(int argc, char **argv)
     if (!listener)
         goto cleanup;
     port = cfg.listen_port;
+    if (address_in_use(cfg.listen_host, port)) {
+        log_error("cannot listen on %s:%d: the address is already in use (another server?)",
+                  cfg.listen_host, port);
+        goto cleanup;
+    }
     for (i = 0; i < cfg.threads; i++) {
         /* The first socket may pick the port (port 0); the others join it. */
         int fd = open_listener(cfg.listen_host, port, i == 0 ? &port : NULL);

@@ -147,4 +147,5 @@ const struct statement statements[STMT_COUNT] = {
         {"invitation_accept", "select api_invitation_accept($1, $2, $3, $4, $5::int, $6::int, $7)",
          7},
     [STMT_OPS_METRICS] = {"ops_metrics", "select ops_metrics()", 0},
+    [STMT_ARTIFACT_FILE_UNUSED] = {"artifact_file_unused", "select artifact_file_unused($1)", 1},
 };

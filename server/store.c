@@ -3,6 +3,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +15,32 @@
 
 #include "store.h"
 
+static _Thread_local int last_errno;
+
 static int failf(char *err, size_t err_len, const char *what, const char *path)
 {
+    last_errno = errno;
     snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
     return -1;
+}
+
+int store_last_errno(void)
+{
+    return last_errno;
+}
+
+bool store_errno_is_full(int err)
+{
+    return err == ENOSPC || err == EDQUOT;
+}
+
+int store_free_bytes(const char *root, uint64_t *out)
+{
+    struct statvfs sv;
+    if (statvfs(root, &sv) < 0)
+        return -1;
+    *out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    return 0;
 }
 
 static int mkdir_if_missing(const char *path)
@@ -155,6 +178,7 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
         snprintf(err, err_len, "data directory path is too long");
         goto cleanup;
     }
+    last_errno = 0;
     fd = mkstemp(tmp_path);
     if (fd < 0) {
         failf(err, err_len, "cannot create", tmp_path);

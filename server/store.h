@@ -12,6 +12,7 @@
 #ifndef ACCORD_STORE_H
 #define ACCORD_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,5 +63,14 @@ int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, EVP_MD_
  * malformed. */
 int store_path(const char *root, const char *sha256_hex, char *out, size_t out_len)
     __attribute__((warn_unused_result));
+
+/* The errno of this thread's last failed store_put_*(), e.g. ENOSPC. */
+int store_last_errno(void);
+
+/* Whether err means the disk (or the quota) is full: answer 507, not 500. */
+bool store_errno_is_full(int err);
+
+/* Bytes free for this process on ROOT's file system. Returns 0, or -1. */
+int store_free_bytes(const char *root, uint64_t *out) __attribute__((warn_unused_result));
 
 #endif

@@ -40,3 +40,12 @@ END $$;
 
 CREATE TRIGGER tokens_auth_changed AFTER UPDATE OR DELETE ON tokens
     FOR EACH ROW EXECUTE FUNCTION _tokens_auth_changed();
+
+-- After an upload's insert failed, the server removes the file it wrote unless
+-- some artifact or finished upload has the same bytes (the store is
+-- content-addressed: identical uploads share one file).
+CREATE FUNCTION artifact_file_unused(p_sha256 text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = p_sha256)
+       AND NOT EXISTS (SELECT 1 FROM uploads WHERE sha256 = p_sha256)
+$$;

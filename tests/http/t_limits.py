@@ -246,3 +246,100 @@ def limits_sigterm_finishes_arriving_upload(env):
         s.kill()
         raise Failure("the server did not exit after finishing the upload")
     eq(rc, 0, "exit status after SIGTERM")
+
+
+def stored_file(env, data):
+    h = sha256(data)
+    return os.path.join(env.data_dir, h[:2], h)
+
+
+@test
+def limits_bad_header_leaves_no_file(env):
+    """A filename that is not UTF-8 is refused (400) before a byte is stored,
+    and no answer carries the database's own error text."""
+    u = env.user(["earner"], org="Header Org")
+    data = os.urandom(4096)
+    r = u.c.request("POST", "/v1/artifacts", data=data,
+                    headers={"Content-Type": "video/mp4", "X-Artifact-Kind": "video",
+                             "X-Filename": b"\xe9.mp4"})
+    expect(r, 400, "bad_request", what="X-Filename that is not UTF-8")
+    check("UTF-8" in r.json["error"]["message"] and "byte sequence" not in r.text,
+          "the 400 should explain the rule, not quote PostgreSQL: %s" % r.text)
+    check(not os.path.exists(stored_file(env, data)),
+          "the refused upload left its bytes in the store")
+    # the same through tus metadata
+    from t_uploads import create
+    import base64
+    meta = "kind %s,filename %s" % (base64.b64encode(b"video").decode(),
+                                    base64.b64encode(b"\xe9.mp4").decode())
+    expect(create(u.c, 100, meta=meta), 400, "bad_metadata", what="tus filename not UTF-8")
+
+
+@test
+def limits_artifact_bytes_headers(env):
+    """Artifact bytes are never sniffed or run as a page: nosniff and a CSP
+    sandbox always; inline only for media, PDF and plain text, a download
+    otherwise; the filename encoded per RFC 6266."""
+    u = env.user(["earner"], org="Headers Org")
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    a = env.upload(u.c, "other", page, media_type="text/html", filename="notes.html")
+    r = u.c.get("/v1/artifacts/%s/content" % a["id"])
+    expect(r, 200)
+    eq(r.header("x-content-type-options"), "nosniff", "X-Content-Type-Options")
+    check("sandbox" in (r.header("content-security-policy") or ""),
+          "Content-Security-Policy without sandbox: %r" % r.header("content-security-policy"))
+    cd = r.header("content-disposition") or ""
+    check(cd.startswith("attachment;") and 'filename="notes.html"' in cd,
+          "text/html must be a download: Content-Disposition %r" % cd)
+    v = env.upload(u.c, "video", os.urandom(2048), media_type="video/mp4",
+                   filename="clé \"vidéo\".mp4".encode("utf-8"))
+    r = u.c.get("/v1/artifacts/%s/content" % v["id"], headers={"Range": "bytes=0-99"})
+    expect(r, 206)
+    cd = r.header("content-disposition") or ""
+    eq(cd, "inline; filename=\"cl_ _vid_o_.mp4\"; "
+           "filename*=UTF-8''cl%C3%A9%20%22vid%C3%A9o%22.mp4", "Content-Disposition of a video")
+    eq(r.header("x-content-type-options"), "nosniff", "nosniff on a range answer")
+    svg = env.upload(u.c, "other", b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>",
+                     media_type="image/svg+xml")
+    r = u.c.get("/v1/artifacts/%s/content" % svg["id"])
+    check((r.header("content-disposition") or "").startswith("attachment;"),
+          "SVG can carry scripts: it must be a download, got %r" % r.header("content-disposition"))
+
+
+@test
+def limits_disk_full(env):
+    """When the artifact disk is under --storage-reserve, /readyz says
+    storage_low and uploads are refused with 507 + Retry-After; a refused tus
+    chunk leaves the file as HEAD describes it."""
+    from harness import Client
+    from t_uploads import new_upload, patch, head
+    s = env.start_server("diskfull", {"ACCORD_STORAGE_RESERVE": str(1 << 61)})
+    u = env.user(["earner"], org="Disk Org", server=s)
+    r = Client(s).get("/readyz")
+    eq(r.status, 503, "/readyz with the disk under the reserve (%s)" % r.text)
+    eq((r.json or {}).get("error", {}).get("code"), "storage_low", "/readyz error code")
+    data = os.urandom(8192)
+    r = u.c.request("POST", "/v1/artifacts", data=data,
+                    headers={"Content-Type": "video/mp4", "X-Artifact-Kind": "video"})
+    expect(r, 507, "insufficient_storage", what="upload onto a full disk")
+    check(r.header("retry-after"), "507 without Retry-After")
+    check(not os.path.exists(stored_file(env, data)), "a refused upload left a file")
+    uid = new_upload(u.c, len(data))
+    r = patch(u.c, uid, 0, data)
+    eq(r.status, 507, "tus PATCH onto a full disk (%s)" % r.text[:200])
+    check(r.header("retry-after"), "tus 507 without Retry-After")
+    eq(head(u.c, uid).header("upload-offset"), "0", "HEAD after the refused chunk")
+    part = os.path.join(env.data_dir, "uploads", uid + ".part")
+    check(not os.path.exists(part) or os.path.getsize(part) == 0,
+          "the .part file holds bytes HEAD does not count")
+
+
+@test
+def limits_port_in_use(env):
+    """A second server on a port another accord already serves refuses to start."""
+    p = subprocess.run([env.binary, "serve", "--listen", "%s:%d" % (HOST, env.server.port),
+                        "--data-dir", env.data_dir], env=env.base_env, capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    check(p.returncode != 0, "the second server on port %d exited %d (it must refuse)"
+          % (env.server.port, p.returncode))
+    check("in use" in p.stderr, "no word about the address in use: %s" % short(p.stderr))
