@@ -36,6 +36,12 @@ static const struct numeric_setting numeric_settings[] = {
     /* /readyz says storage_low under it; uploads stop (507) at half of it. */
     {"storage-reserve", "ACCORD_STORAGE_RESERVE", 512L << 20, 0, 1L << 62,
      offsetof(struct config, storage_reserve), "bytes kept free on the data directory's disk"},
+    {"quota-bytes", "ACCORD_QUOTA_BYTES", 20L << 30, 1, 1L << 62,
+     offsetof(struct config, quota_bytes), "per user: bytes stored plus unfinished uploads"},
+    {"quota-in-flight", "ACCORD_QUOTA_IN_FLIGHT", 16L << 30, 1, 1L << 62,
+     offsetof(struct config, quota_in_flight), "per user: bytes of unfinished uploads"},
+    {"upload-expiry", "ACCORD_UPLOAD_EXPIRY", 86400, 1, 365L * 86400,
+     offsetof(struct config, upload_expiry), "seconds an untouched unfinished upload is kept"},
     {"threads", "ACCORD_THREADS", 0, 0, 64, offsetof(struct config, threads),
      "event loops (0 = one per core)"},
     /*

@@ -22,6 +22,9 @@ struct config {
     long max_json_body;       /* largest JSON body, bytes */
     long max_connections;     /* open connections, all loops together */
     long storage_reserve;     /* bytes kept free on the data directory's disk */
+    long quota_bytes;         /* per user: stored artifacts + unfinished uploads, bytes */
+    long quota_in_flight;     /* per user: unfinished uploads' announced lengths, bytes */
+    long upload_expiry;       /* seconds an untouched unfinished upload is kept */
     long threads;             /* event loops, one per core by default */
     long db_pool_size;        /* connections per event loop */
     long db_queue_max;        /* queries waiting for a connection, per loop */

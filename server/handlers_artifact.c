@@ -2,8 +2,9 @@
  * handlers_artifact.c - uploading and serving evidence.
  *
  * Upload (POST /v1/artifacts with raw bytes):
- *   1. precheck: the token may upload this kind (one round trip, so nobody
- *      without the right can make us write to disk);
+ *   1. allowance: the token may upload this kind and the bytes fit the
+ *      user's quota (one round trip, so nobody without the right can make us
+ *      write to disk);
  *   2. an offload thread writes the bytes to the content-addressed store
  *      (temp file, fsync, rename) while the loop serves others;
  *   3. the artifact row is inserted with the file's hash and size.
@@ -41,6 +42,7 @@ struct upload_state {
     char filename[MAX_HEADER_TEXT + 1];
     char sha256[65];
     char bytes[24];
+    char announced[24], quota[24]; /* allowance parameters */
     uint64_t size;
     int store_failed;
     bool disk_full;
@@ -270,7 +272,11 @@ void handle_artifact_create(struct request *r)
         reply_error(r, 503, "busy", "out of memory");
         return;
     }
+    snprintf(st->announced, sizeof st->announced, "%zu", len);
+    snprintf(st->quota, sizeof st->quota, "%ld", r->w->cfg->quota_bytes);
     r->params[1] = st->kind;
+    r->params[2] = st->announced;
+    r->params[3] = st->quota;
     request_query(r, STMT_ARTIFACT_PRECHECK, on_precheck);
 }
 

@@ -8,6 +8,11 @@
  *   POST    /v1/uploads        Upload-Length + Upload-Metadata -> 201 Location
  *   HEAD    /v1/uploads/{id}   Upload-Offset (GET: the same as JSON)
  *   PATCH   /v1/uploads/{id}   Upload-Offset + bytes -> 204 new Upload-Offset
+ *   DELETE  /v1/uploads/{id}   termination: the upload and its part file go
+ *
+ * Expiration: every answer about an unfinished upload says Upload-Expires
+ * (last change + --upload-expiry); upload_sweep.c removes expired ones.
+ * Quotas: creating an upload first asks api_upload_allowance.
  *
  * One PATCH: api_upload_begin (authorize, offset check, write lease) ->
  * offload: pwrite at the offset into DATA/uploads/<id>.part, fsync, and on the
@@ -24,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -48,7 +54,8 @@ struct tus_state {
     char lease[37];
     char sha256[65]; /* of the whole file, once complete */
     char kind[32], media_type[MAX_META_VALUE + 1], filename[MAX_META_VALUE + 1];
-    char n1[24], n2[24];  /* numeric parameters as text */
+    char n1[24], n2[24]; /* numeric parameters as text */
+    char n3[24];
     int disk_failed;      /* set on the offload thread */
     bool disk_full;       /* ... because the disk is (nearly) full: 507 */
     char disk_error[512]; /* set on the offload thread */
@@ -84,6 +91,26 @@ static void add_u64_header(struct request *r, const char *name, uint64_t value)
     char text[24];
     snprintf(text, sizeof text, "%" PRIu64, value);
     add_header(r, name, text);
+}
+
+/* Upload-Expires (RFC 7231 date): the upload's last change (updated_at, RFC 3339 UTC) + expiry. */
+static void add_expires(struct request *r, json_t *upload)
+{
+    const char *updated = json_string_value(json_object_get(upload, "updated_at"));
+    struct tm tm = {0};
+    time_t at;
+    char text[64];
+
+    if (!updated || json_object_get(upload, "artifact_id") == NULL ||
+        !json_is_null(json_object_get(upload, "artifact_id")) ||
+        sscanf(updated, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+        return;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    at = timegm(&tm) + (time_t)r->w->cfg->upload_expiry;
+    if (gmtime_r(&at, &tm) && strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+        add_header(r, "Upload-Expires", text);
 }
 
 static const char *in_header(struct request *r, const char *name)
@@ -253,7 +280,7 @@ void handle_upload_options(struct request *r)
 {
     add_header(r, "Tus-Resumable", TUS_VERSION);
     add_header(r, "Tus-Version", TUS_VERSION);
-    add_header(r, "Tus-Extension", "creation");
+    add_header(r, "Tus-Extension", "creation,termination,expiration");
     add_header(r, "Tus-Max-Size", UPLOAD_MAX_SIZE_S);
     reply_empty(r, 204);
 }
@@ -281,9 +308,28 @@ static void on_created(const struct db_result *res, void *arg)
     snprintf(location, sizeof location, "/v1/uploads/%s", id);
     add_header(r, "Location", location);
     add_header(r, "Upload-Offset", "0");
+    add_expires(r, doc);
     reply_json_text(r, 201, res->value);
 cleanup:
     json_decref(doc);
+}
+
+/* The quota allows it: create. */
+static void on_allowed(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    r->params[0] = request_token_param(r);
+    r->params[1] = st->kind;
+    r->params[2] = st->media_type[0] ? st->media_type : NULL;
+    r->params[3] = st->filename[0] ? st->filename : NULL;
+    r->params[4] = st->n1;
+    request_query(r, STMT_UPLOAD_CREATE, on_created);
 }
 
 void handle_upload_create(struct request *r)
@@ -319,12 +365,13 @@ void handle_upload_create(struct request *r)
     if (parse_metadata(r, st, in_header(r, "Upload-Metadata")) < 0)
         return;
     snprintf(st->n1, sizeof st->n1, "%" PRIu64, length);
+    snprintf(st->n2, sizeof st->n2, "%ld", r->w->cfg->quota_bytes);
+    snprintf(st->n3, sizeof st->n3, "%ld", r->w->cfg->quota_in_flight);
     r->params[0] = request_token_param(r);
-    r->params[1] = st->kind;
-    r->params[2] = st->media_type[0] ? st->media_type : NULL;
-    r->params[3] = st->filename[0] ? st->filename : NULL;
-    r->params[4] = st->n1;
-    request_query(r, STMT_UPLOAD_CREATE, on_created);
+    r->params[1] = st->n1;
+    r->params[2] = st->n2;
+    r->params[3] = st->n3;
+    request_query(r, STMT_UPLOAD_ALLOWANCE, on_allowed);
 }
 
 /* ---- GET / HEAD: where is it ------------------------------------------ */
@@ -349,6 +396,7 @@ static void on_upload_got(const struct db_result *res, void *arg)
                    (uint64_t)json_integer_value(json_object_get(doc, "offset")));
     add_u64_header(r, "Upload-Length",
                    (uint64_t)json_integer_value(json_object_get(doc, "length")));
+    add_expires(r, doc);
     add_header(r, "Cache-Control", "no-store");
     reply_json_text(r, 200, res->value);
 cleanup:
@@ -554,7 +602,10 @@ static void on_advanced(const struct db_result *res, void *arg)
         return;
     }
     if (st->from + st->len < st->length) {
+        json_t *doc = res->value ? json_loads(res->value, 0, NULL) : NULL;
         add_u64_header(r, "Upload-Offset", st->from + st->len);
+        add_expires(r, doc);
+        json_decref(doc);
         reply_empty(r, 204);
         return;
     }
@@ -678,4 +729,48 @@ void handle_upload_patch(struct request *r)
     r->params[2] = st->n1;
     r->params[3] = st->n2;
     request_query(r, STMT_UPLOAD_BEGIN, on_begun);
+}
+
+/* ---- DELETE: termination ---------------------------------------------- */
+
+static void part_unlink(void *arg)
+{
+    struct request *r = arg;
+    struct tus_state *st = r->state;
+    char path[4200];
+    part_path(r, st, path, sizeof path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_error("upload %s: cannot remove %s: %s", st->id, path, strerror(errno));
+}
+
+static void part_unlinked(void *arg)
+{
+    reply_empty(arg, 204);
+}
+
+static void on_deleted(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    /* The row is gone: its part file goes before the answer, so a 204 means both. */
+    if (offload_submit(r->w->offload, r->w->base, part_unlink, part_unlinked, r) < 0) {
+        log_error("upload %s: deleted, but its part file stays (shutting down)", r->ids[0]);
+        reply_empty(r, 204);
+    }
+}
+
+void handle_upload_delete(struct request *r)
+{
+    struct tus_state *st;
+    add_header(r, "Tus-Resumable", TUS_VERSION);
+    if (check_tus_version(r) < 0)
+        return;
+    st = tus_state_new(r);
+    if (!st)
+        return;
+    snprintf(st->id, sizeof st->id, "%s", r->ids[0]);
+    request_query(r, STMT_UPLOAD_DELETE, on_deleted);
 }

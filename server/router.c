@@ -66,6 +66,7 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/uploads/{id}", handle_upload_get, STMT_UPLOAD_GET, 0, 200},
     {EVHTTP_REQ_PATCH, "/v1/uploads/{id}", handle_upload_patch, STMT_UPLOAD_BEGIN,
      ROUTE_RAW_BODY | ROUTE_UPLOAD, 204},
+    {EVHTTP_REQ_DELETE, "/v1/uploads/{id}", handle_upload_delete, STMT_UPLOAD_DELETE, 0, 204},
     {EVHTTP_REQ_POST, "/v1/submissions", NULL, STMT_SUBMISSION_CREATE, ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/submissions", NULL, STMT_SUBMISSION_LIST, 0, 200},
     {EVHTTP_REQ_GET, "/v1/submissions/{id}", NULL, STMT_SUBMISSION_GET, 0, 200},

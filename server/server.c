@@ -40,6 +40,7 @@
 #include "oidc_client.h"
 #include "router.h"
 #include "store.h"
+#include "upload_sweep.h"
 #include "worker.h"
 
 #define OFFLOAD_THREADS     2
@@ -195,6 +196,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS);
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
+    if (id == 0 && !(w->sweep = upload_sweep_start(w)))
+        return -1;
     return w->bound && intake_init(w) == 0 ? 0 : -1;
 }
 
@@ -203,6 +206,7 @@ static void worker_release(struct worker *w)
     /* Completions of offloaded work, posted after the loop stopped. */
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
+    upload_sweep_free(w->sweep);
     /* Connections closed from here on must not try to end the loop again. */
     w->draining = false;
     /* Fails whatever still waits on the database (answers 503). */

@@ -15,7 +15,8 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_CREDENTIAL_GET] = {"credential_get", "select api_credential_get($1, $2::uuid)", 2},
     [STMT_ASSESSOR_GRANT] = {"assessor_grant", "select api_assessor_grant($1, $2::uuid, $3::jsonb)",
                              3},
-    [STMT_ARTIFACT_PRECHECK] = {"artifact_precheck", "select api_artifact_precheck($1, $2)", 2},
+    [STMT_ARTIFACT_PRECHECK] = {"artifact_precheck",
+                                "select api_artifact_allowance($1, $2, $3::bigint, $4::bigint)", 4},
     [STMT_ARTIFACT_UPLOAD] = {"artifact_upload",
                               "select api_artifact_upload($1, $2, $3, $4, $5::bigint, $6)", 6},
     [STMT_ARTIFACT_REGISTER] = {"artifact_register", "select api_artifact_register($1, $2::jsonb)",
@@ -148,4 +149,9 @@ const struct statement statements[STMT_COUNT] = {
          7},
     [STMT_OPS_METRICS] = {"ops_metrics", "select ops_metrics()", 0},
     [STMT_ARTIFACT_FILE_UNUSED] = {"artifact_file_unused", "select artifact_file_unused($1)", 1},
+    [STMT_UPLOAD_ALLOWANCE] =
+        {"upload_allowance", "select api_upload_allowance($1, $2::bigint, $3::bigint, $4::bigint)",
+         4},
+    [STMT_UPLOAD_DELETE] = {"upload_delete", "select api_upload_delete($1, $2::uuid)", 2},
+    [STMT_UPLOAD_SWEEP] = {"upload_sweep", "select upload_sweep($1::bigint)", 1},
 };

@@ -18,6 +18,7 @@
 
 struct authgate;
 struct intake;
+struct upload_sweep;
 struct offload;
 
 struct worker {
@@ -33,11 +34,12 @@ struct worker {
                                     so that a slow provider never holds up artifact writes */
     struct offload *hasher;      /* shared password-hashing threads (pwjob.h) */
     const struct config *cfg;
-    struct event *ev_stop;     /* activated from the main thread at shutdown */
-    struct event *ev_deadline; /* ends the drain after cfg->shutdown_grace */
-    int inflight;              /* requests accepted and not yet answered */
-    int arriving;              /* requests whose body is still arriving (intake.h) */
-    struct intake *intake;     /* connection cap, accept back-off (intake.h) */
+    struct event *ev_stop;      /* activated from the main thread at shutdown */
+    struct event *ev_deadline;  /* ends the drain after cfg->shutdown_grace */
+    int inflight;               /* requests accepted and not yet answered */
+    int arriving;               /* requests whose body is still arriving (intake.h) */
+    struct intake *intake;      /* connection cap, accept back-off (intake.h) */
+    struct upload_sweep *sweep; /* worker 0 only: expired tus uploads (upload_sweep.h) */
     bool draining;
 };
 

@@ -343,3 +343,67 @@ def limits_port_in_use(env):
     check(p.returncode != 0, "the second server on port %d exited %d (it must refuse)"
           % (env.server.port, p.returncode))
     check("in use" in p.stderr, "no word about the address in use: %s" % short(p.stderr))
+
+
+@test
+def limits_quotas_and_termination(env):
+    """Per-user quotas on stored bytes and on unfinished uploads (413
+    quota_exceeded), and tus termination (DELETE) giving the room back."""
+    from t_uploads import create, new_upload, patch, head
+    s = env.start_server("quota", {"ACCORD_QUOTA_BYTES": "100000",
+                                   "ACCORD_QUOTA_IN_FLIGHT": "60000"})
+    u = env.user(["earner"], org="Quota Org", server=s)
+    other = env.user(["earner"], org="Quota Org", server=s)
+    env.upload(u.c, "video", os.urandom(50000))
+    r = u.c.request("POST", "/v1/artifacts", data=os.urandom(60000),
+                    headers={"Content-Type": "video/mp4", "X-Artifact-Kind": "video"})
+    expect(r, 413, "quota_exceeded", what="an upload over the stored quota")
+    check("100000" in r.json["error"]["message"], "the 413 should state the quota: %s" % r.text)
+    expect(create(u.c, 8589934592), 413, "quota_exceeded", what="Upload-Length 8 GiB")
+    uid = new_upload(u.c, 40000)
+    expect(patch(u.c, uid, 0, os.urandom(1000)), 204, what="a first chunk")
+    expect(create(u.c, 30000), 413, "quota_exceeded", what="unfinished uploads over the limit")
+    new_upload(other.c, 30000)                       # someone else's quota is their own
+    r = u.c.request("DELETE", "/v1/uploads/" + uid, headers={"Tus-Resumable": "1.0.0"})
+    eq(r.status, 204, "DELETE an unfinished upload (%s)" % r.text)
+    eq(head(u.c, uid).status, 404, "HEAD after DELETE")
+    check(not os.path.exists(os.path.join(env.data_dir, "uploads", uid + ".part")),
+          "the part file outlived DELETE")
+    new_upload(u.c, 30000)                           # the room is back
+    r = u.c.request("DELETE", "/v1/uploads/" + uid, headers={"Tus-Resumable": "1.0.0"})
+    expect(r, 404, "not_found", what="DELETE twice")
+    r = other.c.request("DELETE", "/v1/uploads/" + new_upload(u.c, 100),
+                        headers={"Tus-Resumable": "1.0.0"})
+    expect(r, 403, "forbidden", what="DELETE someone else's upload")
+
+
+@test
+def limits_tus_expiration(env):
+    """Upload-Expires on every answer about an unfinished upload; an upload left
+    alone past --upload-expiry is swept: HEAD says 404 and its part file is gone."""
+    import email.utils
+    from harness import Client
+    from t_uploads import new_upload, patch, head
+    s = env.start_server("expiry", {"ACCORD_UPLOAD_EXPIRY": "2"})
+    r = Client(s).request("OPTIONS", "/v1/uploads")
+    ext = (r.header("tus-extension") or "").split(",")
+    check("termination" in ext and "expiration" in ext, "Tus-Extension %r" % ext)
+    u = env.user(["earner"], org="Expiry Org", server=s)
+    uid = new_upload(u.c, 5000)
+    r = patch(u.c, uid, 0, os.urandom(1000))
+    eq(r.status, 204, "PATCH (%s)" % r.text)
+    exp = r.header("upload-expires")
+    check(exp, "PATCH 204 without Upload-Expires")
+    left = email.utils.parsedate_to_datetime(exp).timestamp() - time.time()
+    check(-2 < left <= 3, "Upload-Expires %r is %.1f s away, expected about 2" % (exp, left))
+    check(head(u.c, uid).header("upload-expires"), "HEAD without Upload-Expires")
+    part = os.path.join(env.data_dir, "uploads", uid + ".part")
+    check(os.path.exists(part), "no part file after a PATCH")
+    deadline = time.monotonic() + 15
+    while head(u.c, uid).status != 404:
+        check(time.monotonic() < deadline, "the expired upload was not swept within 15 s")
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while os.path.exists(part):
+        check(time.monotonic() < deadline, "the swept upload's part file stayed")
+        time.sleep(0.1)
