@@ -31,9 +31,10 @@
 
 #include "worker.h"
 
-#define INTAKE_ANON_BODY (4 * 1024)   /* body read from a request without a valid credential */
-#define INTAKE_MAX_HEAD  (64 * 1024)  /* request line + headers (evhttp's own limit too) */
-#define INTAKE_HOLD_MAX  (128 * 1024) /* read ahead while a credential is looked up */
+#define INTAKE_ANON_BODY  (4 * 1024)   /* body read from a request without a valid credential */
+#define INTAKE_MAX_HEAD   (64 * 1024)  /* request line + headers (evhttp's own limit too) */
+#define INTAKE_HOLD_MAX   (128 * 1024) /* read ahead while a credential is looked up */
+#define INTAKE_BODY_BATCH (64 * 1024)  /* body bytes passed on at a time */
 
 /*
  * Installs the filter on w->http and, when w->bound is set, the cap and the

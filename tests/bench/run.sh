@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh - every benchmark (`make bench`): the review loop against
 # pgbench, the reliability statistics against independent implementations, what
-# a badge costs to serve (first signed read vs stored), and
-# the full calibration simulation (40 assessors, 2,000 submissions) with its
-# timings.
+# a badge costs to serve (first signed read vs stored), what clients can make
+# the server hold (memory.py: peak RSS against the README's bounds), and the
+# full calibration simulation (40 assessors, 2,000 submissions) with its timings.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -11,6 +11,7 @@ rc=0
 tests/bench/review.sh || rc=1
 tests/bench/irr.sh || rc=1
 python3 tests/bench/badges.py --bin build/accord || rc=1
+python3 tests/bench/memory.py --bin build/accord || rc=1
 echo "== calibration simulation: 40 assessors, 2000 submissions (non-sanitizer build)"
 python3 tests/http/sim.py --bin build/accord --assessors 40 --submissions 2000 || rc=1
 exit $rc
