@@ -417,11 +417,25 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
     return n > 0 ? BEV_OK : BEV_NEED_MORE;
 }
 
+/*
+ * bufferevent_free() clears the callbacks; libevent finalizes (and calls
+ * on_conn_freed) later. A kick that fires in between must not touch the
+ * bufferevent: a flush would take and drop a reference and free it twice.
+ */
+static bool conn_gone(struct conn *c)
+{
+    bufferevent_event_cb ecb = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
+    return ecb == NULL;
+}
+
 static void on_kick_in(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    if (conn_gone(c))
+        return;
     c->wait_turn = false;
     if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
         /* evhttp is busy with the previous request: look again shortly (pipelining only). */
@@ -445,6 +459,8 @@ static void on_kick_out(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    if (conn_gone(c))
+        return;
     bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
 }
 
@@ -453,6 +469,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    if (conn_gone(c))
+        return;
     bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
 }
 

@@ -407,3 +407,30 @@ def limits_tus_expiration(env):
     while os.path.exists(part):
         check(time.monotonic() < deadline, "the swept upload's part file stayed")
         time.sleep(0.1)
+
+
+@test
+def limits_refusals_leak_no_descriptors(env):
+    """Malformed requests (400 from libevent), refused bodies (413) and answers
+    that close their connection leave no descriptor or connection behind."""
+    s = env.server
+    fd_dir = "/proc/%d/fd" % s.proc.pid
+    garbage = [b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
+               b"GET /v1/me HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+               b"POST /v1/rubrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+               b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
+    for g in garbage:                                    # warm up
+        raw_exchange(s.port, g, timeout=3, early_wait=0.1)
+    time.sleep(0.5)
+    before = len(os.listdir(fd_dir))
+    for _ in range(20):
+        for g in garbage:
+            status, _ = raw_exchange(s.port, g, timeout=3, early_wait=0.1)
+            check(status in (200, 400, 413), "%r answered %r" % (g[:30], status))
+    deadline = time.monotonic() + WAIT
+    while len(os.listdir(fd_dir)) > before + 2:
+        check(time.monotonic() < deadline, "descriptors went from %d to %d after 100 refused "
+              "requests" % (before, len(os.listdir(fd_dir))))
+        time.sleep(0.1)
+    with open(s.stderr_path, "rb") as f:
+        check(b"too few references" not in f.read(), "libevent warned of a bufferevent freed twice")

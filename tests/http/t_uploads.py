@@ -87,7 +87,7 @@ def upload_tus_options(env):
     eq(r.status, 204, "OPTIONS /v1/uploads: status")
     eq(r.header("tus-resumable"), "1.0.0", "OPTIONS: Tus-Resumable")
     eq(r.header("tus-version"), "1.0.0", "OPTIONS: Tus-Version")
-    eq(r.header("tus-extension"), "creation", "OPTIONS: Tus-Extension")
+    eq(r.header("tus-extension"), "creation,termination,expiration", "OPTIONS: Tus-Extension")
     eq(r.header("tus-max-size"), str(MAX_SIZE), "OPTIONS: Tus-Max-Size")
 
 
