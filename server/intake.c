@@ -227,7 +227,8 @@ done:
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
-static void conn_free(struct conn *c)
+/* The bufferevent is gone: nothing may fire for it any more. */
+static void conn_drop_events(struct conn *c)
 {
     if (c->kick_in)
         event_free(c->kick_in);
@@ -235,6 +236,13 @@ static void conn_free(struct conn *c)
         event_free(c->kick_out);
     if (c->ev_writable)
         event_free(c->ev_writable);
+    c->kick_in = c->kick_out = c->ev_writable = NULL;
+    c->bev = NULL;
+}
+
+static void conn_free(struct conn *c)
+{
+    conn_drop_events(c);
     free(c);
 }
 
@@ -425,6 +433,8 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
 static bool conn_gone(struct conn *c)
 {
     bufferevent_event_cb ecb = NULL;
+    if (!c->bev)
+        return true;
     bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
     return ecb == NULL;
 }
@@ -526,7 +536,9 @@ static void on_conn_freed(void *arg)
     if (w->intake && w->intake->paused && w->intake->backoff_ms == 0)
         event_active(w->intake->ev_resume, EV_TIMEOUT, 0);
     if (c->lookup_pending) {
-        c->closed = true; /* on_gate frees it */
+        /* on_gate frees it; until then nothing may touch the freed bufferevent */
+        conn_drop_events(c);
+        c->closed = true;
         return;
     }
     conn_free(c);
