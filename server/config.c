@@ -30,9 +30,6 @@ static const struct numeric_setting numeric_settings[] = {
     /* A rubric or a score set is kilobytes; nothing JSON needs megabytes. */
     {"max-json-body", "ACCORD_MAX_JSON_BODY", 256L << 10, 1024, 16L << 20,
      offsetof(struct config, max_json_body), "largest JSON request body in bytes"},
-    {"max-connections", "ACCORD_MAX_CONNECTIONS", 1024, 8, 1L << 20,
-     offsetof(struct config, max_connections),
-     "open connections (all loops); more wait in the kernel's backlog"},
     /* /readyz says storage_low under it; uploads stop (507) at half of it. */
     {"storage-reserve", "ACCORD_STORAGE_RESERVE", 512L << 20, 0, 1L << 62,
      offsetof(struct config, storage_reserve), "bytes kept free on the data directory's disk"},

@@ -20,7 +20,6 @@ struct config {
     long lease_seconds;       /* review claim lease */
     long max_body;            /* largest upload body (whole artifact, tus chunk), bytes */
     long max_json_body;       /* largest JSON body, bytes */
-    long max_connections;     /* open connections, all loops together */
     long storage_reserve;     /* bytes kept free on the data directory's disk */
     long quota_bytes;         /* per user: stored artifacts + unfinished uploads, bytes */
     long quota_in_flight;     /* per user: unfinished uploads' announced lengths, bytes */

@@ -53,7 +53,7 @@ static void worker_exit_loop(struct worker *w)
 
 void worker_check_drained(struct worker *w)
 {
-    if (w->draining && w->inflight == 0 && w->arriving == 0)
+    if (w->draining && w->inflight == 0)
         worker_exit_loop(w);
 }
 
@@ -68,8 +68,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    log_warn("worker %d: %d requests in flight and %d arriving after the grace period; stopping",
-             w->id, w->inflight, w->arriving);
+    log_warn("worker %d: %d requests still in flight after the grace period; stopping", w->id,
+             w->inflight);
     worker_exit_loop(w);
 }
 
@@ -86,7 +86,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         w->bound = NULL;
     }
     w->draining = true;
-    if (w->inflight == 0 && w->arriving == 0) {
+    if (w->inflight == 0) {
         worker_exit_loop(w);
         return;
     }
@@ -237,32 +237,19 @@ static void warm_password_done(void *arg)
 
 /*
  * Descriptors: the soft limit goes up to the hard one (Debian's default soft
- * limit of 1024 is below the default connection cap), and the cap is lowered,
- * loudly, when even that leaves too few for the database and the store.
+ * limit of 1024 is far below what a server with many idle clients needs);
+ * when even that runs out, accepting backs off (intake.h).
  */
-static void fit_descriptors(struct config *cfg)
+static void raise_descriptor_limit(void)
 {
     struct rlimit rl;
-    long reserve;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
         return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rlim_t was = rl.rlim_cur;
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            rl.rlim_cur = was;
-    }
-    /* database connections, listeners, offload files, logs, and slack */
-    reserve = 64 + cfg->threads * (cfg->db_pool_size + 4);
-    if (rl.rlim_cur != RLIM_INFINITY && cfg->max_connections > (long)rl.rlim_cur - reserve) {
-        long fit = (long)rl.rlim_cur - reserve;
-        if (fit < 8)
-            fit = 8;
-        log_warn("--max-connections %ld does not fit %ld descriptors: using %ld",
-                 cfg->max_connections, (long)rl.rlim_cur, fit);
-        cfg->max_connections = fit;
-    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("cannot raise the descriptor limit to %ld: %s", (long)rl.rlim_max,
+                 strerror(errno));
 }
 
 /* libevent's own warnings (accept failures among them) go through log.c's rate limit. */
@@ -308,7 +295,7 @@ int cmd_serve(int argc, char **argv)
 }
 
     event_set_log_callback(on_libevent_log);
-    fit_descriptors(&cfg);
+    raise_descriptor_limit();
     if (evthread_use_pthreads() < 0) {
         log_error("libevent lacks thread support");
         return 1;

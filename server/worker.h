@@ -37,7 +37,6 @@ struct worker {
     struct event *ev_stop;      /* activated from the main thread at shutdown */
     struct event *ev_deadline;  /* ends the drain after cfg->shutdown_grace */
     int inflight;               /* requests accepted and not yet answered */
-    int arriving;               /* requests whose body is still arriving (intake.h) */
     struct intake *intake;      /* connection cap, accept back-off (intake.h) */
     struct upload_sweep *sweep; /* worker 0 only: expired tus uploads (upload_sweep.h) */
     bool draining;
@@ -46,7 +45,7 @@ struct worker {
 /* A request finished (answered and its context freed); ends a drain when it was the last. */
 void worker_request_done(struct worker *w);
 
-/* Ends a drain when nothing is in flight or arriving any more. */
+/* Ends a drain when nothing is in flight any more. */
 void worker_check_drained(struct worker *w);
 
 #endif
