@@ -292,8 +292,6 @@ int cmd_serve(int argc, char **argv)
         log_error("libsodium cannot initialise");
         return 1;
     }
-}
-
     event_set_log_callback(on_libevent_log);
     raise_descriptor_limit();
     if (evthread_use_pthreads() < 0) {

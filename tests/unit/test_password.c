@@ -14,9 +14,9 @@ static const char *problem(const char *pw, const char *email)
 
 static void test_length(void)
 {
-    CHECK(problem("elevenchars", NULL) != NULL);       /* 11 */
-    CHECK(problem("a quiet river", NULL) == NULL);     /* 13, spaces welcome */
-    CHECK(problem("river at dawn", NULL) == NULL);     /* no digits, no capitals: fine */
+    CHECK(problem("elevenchars", NULL) != NULL);   /* 11 */
+    CHECK(problem("a quiet river", NULL) == NULL); /* 13, spaces welcome */
+    CHECK(problem("river at dawn", NULL) == NULL); /* no digits, no capitals: fine */
     /* characters, not bytes: 12 code points of 2 bytes each */
     CHECK(problem("\xc3\xa9\xc3\xa8\xc3\xaa\xc3\xab\xc3\xa9\xc3\xa8\xc3\xaa\xc3\xab"
                   "\xc3\xa0\xc3\xa2\xc3\xa4\xc3\xa7",
@@ -72,7 +72,7 @@ static void test_hash_round_trip(void)
     CHECK(!password_verify(hash, "a quiet rivet", 13));
     CHECK(!password_verify(hash, "a quiet river", 12));
     CHECK(password_hash("a quiet river", 13, hash2) == 0);
-    CHECK(strcmp(hash, hash2) != 0); /* salted */
+    CHECK(strcmp(hash, hash2) != 0);                    /* salted */
     CHECK(!password_verify(NULL, "a quiet river", 13)); /* the dummy: never true */
     CHECK(!password_verify("", "", 0));
     CHECK(!password_verify("$argon2id$garbage", "x", 1));
