@@ -21,13 +21,18 @@ void handle_healthz(struct request *r)
     reply_json_text(r, 200, "{\"status\":\"ok\"}");
 }
 
-/* Both a status for probes and the API's error shape for people. */
-static void reply_not_ready(struct request *r)
+/* Both a status for probes and the API's error shape (with the request id) for people. */
+static void reply_unready(struct request *r, const char *code, const char *message)
 {
-    json_t *body = request_error_body(r, "unavailable", "the database is unreachable");
+    json_t *body = request_error_body(r, code, message);
     if (body)
         json_object_set_new(body, "status", json_string("unavailable"));
     reply_json(r, 503, body);
+}
+
+static void reply_not_ready(struct request *r)
+{
+    reply_unready(r, "unavailable", "the database is unreachable");
 }
 
 static void on_ping(const struct db_result *res, void *arg)
@@ -49,12 +54,10 @@ void handle_readyz(struct request *r)
     uint64_t free_bytes;
     if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
         free_bytes < (uint64_t)r->w->cfg->storage_reserve) {
-        char text[256];
-        snprintf(text, sizeof text,
-                 "{\"status\":\"unavailable\",\"error\":{\"code\":\"storage_low\",\"message\":"
-                 "\"%llu bytes free on the artifact disk, under the reserve of %ld\"}}",
+        char text[128];
+        snprintf(text, sizeof text, "%llu bytes free on the artifact disk, under the reserve of %ld",
                  (unsigned long long)free_bytes, r->w->cfg->storage_reserve);
-        reply_json_text(r, 503, text);
+        reply_unready(r, "storage_low", text);
         return;
     }
     if (pgpool_query(r->w->pool, STMT_PING, r->params, on_ping, r) != DB_OK)
