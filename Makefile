@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # accord - build, test, run, bench.
 #
 #   make            build/accord (warnings are errors)

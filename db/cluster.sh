@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # cluster.sh - a private PostgreSQL cluster in a directory, for `make run`,
 # the tests and the benchmarks.
 #

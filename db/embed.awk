@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # embed.awk - turns db/migrations/*.sql into a C table (build/gen/migrations.c).
 # Each migration becomes one string literal; the file name (without .sql) is its
 # version, and the files are applied in the order given on the command line.

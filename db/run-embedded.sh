@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run-embedded.sh - `make run`: serve accord on an embedded PostgreSQL.
 #
 # With DATABASE_URL set, just serves against it. Otherwise keeps a private

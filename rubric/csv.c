@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * csv.c - RFC 4180 record reader (see csv.h). One pass, no allocation:
  * unquoted fields are slices of the buffer; quoted fields are unescaped in

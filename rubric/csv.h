@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * csv.h - an RFC 4180 CSV reader over a buffer in memory. No I/O.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr.h - inter-rater reliability statistics: the contract.
  *

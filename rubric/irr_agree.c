@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_agree.c - raw agreement (percent exact, adjacent, unanimous) and
  * Cohen's kappa for two raters, unweighted and weighted (Cohen 1960, 1968),

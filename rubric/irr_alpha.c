@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_alpha.c - Krippendorff's alpha, nominal, ordinal and interval
  * (Krippendorff 2011, "Computing Krippendorff's Alpha-Reliability"), with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_boot.c - the unit bootstrap behind the intervals of Krippendorff's
  * alpha (nominal, ordinal, interval) and the percent metrics.

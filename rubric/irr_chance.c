@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_chance.c - chance-corrected agreement for many raters in Gwet's
  * framework: Fleiss' kappa (Fleiss 1971), Gwet's AC1 and AC2 (Gwet 2008;

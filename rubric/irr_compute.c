@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_compute.c - the entry points that turn a table into results: every
  * metric, one metric, or per-rater severity and agreement; plus the small

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_csv.c - the long CSV format (`unit,rater,score`, one rating a row) into
  * an irr_table, with errors that name the line. Shared by `accord irr` and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_dist.c - the distributions behind confidence intervals (F, Student t,
  * normal quantiles through the regularised incomplete beta function) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_icc.c - the six intraclass correlations of Shrout & Fleiss (1979),
  * from ANOVA sums of squares, with the F-based confidence intervals of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_impl.h - what the irr_*.c files share behind irr.h: the table's layout
  * and the internal entry points of each family of metrics. Not for callers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_table.c - the long table of ratings: interning of unit and rater names,
  * the scale of levels, and the per-unit layout every metric reads.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rubric.c - rubric validation and the verdict rule.
  *

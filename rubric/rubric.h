@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rubric.h - the rubric model, its validation, and the verdict rule.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.c - token generation and hashing on top of OpenSSL's libcrypto
  * (never hand-rolled crypto).

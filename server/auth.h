@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.h - bearer tokens: generation and the hash that the database stores.
  *

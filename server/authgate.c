@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authgate.c - the credential check in front of every non-public route.
  *

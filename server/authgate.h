@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authgate.h - is this credential valid? Answered before a request's body is
  * parsed or sent anywhere.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authlisten.c - LISTEN accord_auth on the main loop.
  *

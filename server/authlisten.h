@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authlisten.h - one connection per process that LISTENs on channel
  * accord_auth and empties every loop's credential cache (authgate.h) when a

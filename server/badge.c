@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * badge.c - OpenBadgeCredential, VC-JWT claims and the public page (badge.h).
  *

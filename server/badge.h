@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * badge.h - an accord award (or completed stack) as an Open Badges 3.0
  * OpenBadgeCredential, built from the row the database gives (badge_row() in

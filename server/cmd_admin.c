@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_admin.c - administration from the shell, with the database credentials
  * standing in for an API token: bootstrap the first administrator, give

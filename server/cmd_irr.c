@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_irr.c - `accord irr [options] FILE.csv|-`: reliability statistics of a
  * long-format ratings file, as one JSON object on standard output.

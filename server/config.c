@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.c - settings as a table: each numeric setting names its flag, its
  * environment variable, its default and its bounds, so parsing, validation
@@ -250,30 +251,32 @@ void config_set_default_public_url(struct config *cfg, int bound_port)
 
 void config_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: accord serve [options]\n"
-            "\n"
-            "Every option is also an environment variable; the flag wins.\n"
-            "  --listen HOST:PORT    ACCORD_LISTEN         (default 127.0.0.1:8080; port 0 picks one)\n"
-            "  --data-dir DIR        ACCORD_DATA_DIR       (default var/artifacts)\n"
-            "  --database-url URL    DATABASE_URL          (required; libpq conninfo or URI)\n"
-            "  --no-migrate          ACCORD_MIGRATE=0      (do not apply migrations at start)\n"
-            "  --public-url URL      ACCORD_PUBLIC_URL     (how browsers reach accord, e.g.\n"
-            "                                               https://accord.example.org; default\n"
-            "                                               http://LISTEN; badges are issued only\n"
-            "                                               when it is set; https makes session\n"
-            "                                               cookies Secure)\n"
-            "  --production          ACCORD_PRODUCTION=1   (the public URL must be set, https)\n"
-            "  --key-dir DIR         ACCORD_KEY_DIR        (default var/keys; badge signing keys)\n"
-            "  --issuer-name NAME    ACCORD_ISSUER_NAME    (default accord)\n"
-            "  --issuer-url URL      ACCORD_ISSUER_URL     (default the public URL)\n"
-            "  --issuer-email E      ACCORD_ISSUER_EMAIL\n"
-            "  --log-level LEVEL     ACCORD_LOG            (default info; debug, info, warn, error)\n"
-            "  --log-format FORMAT   ACCORD_LOG_FORMAT     (default text; json: one JSON object a line)\n"
-            "  --cors-origins LIST   ACCORD_CORS_ORIGINS   (default none; comma-separated origins\n"
-            "                                               such as https://app.example.org, or *)\n"
-            "  --metrics-token TOKEN ACCORD_METRICS_TOKEN  (default none: /metrics is open;\n"
-            "                                               set: /metrics wants Bearer TOKEN)\n");
+    fprintf(
+        out,
+        "usage: accord serve [options]\n"
+        "\n"
+        "Every option is also an environment variable; the flag wins.\n"
+        "  --listen HOST:PORT    ACCORD_LISTEN         (default 127.0.0.1:8080; port 0 picks one)\n"
+        "  --data-dir DIR        ACCORD_DATA_DIR       (default var/artifacts)\n"
+        "  --database-url URL    DATABASE_URL          (required; libpq conninfo or URI)\n"
+        "  --no-migrate          ACCORD_MIGRATE=0      (do not apply migrations at start)\n"
+        "  --public-url URL      ACCORD_PUBLIC_URL     (how browsers reach accord, e.g.\n"
+        "                                               https://accord.example.org; default\n"
+        "                                               http://LISTEN; badges are issued only\n"
+        "                                               when it is set; https makes session\n"
+        "                                               cookies Secure)\n"
+        "  --production          ACCORD_PRODUCTION=1   (the public URL must be set, https)\n"
+        "  --key-dir DIR         ACCORD_KEY_DIR        (default var/keys; badge signing keys)\n"
+        "  --issuer-name NAME    ACCORD_ISSUER_NAME    (default accord)\n"
+        "  --issuer-url URL      ACCORD_ISSUER_URL     (default the public URL)\n"
+        "  --issuer-email E      ACCORD_ISSUER_EMAIL\n"
+        "  --log-level LEVEL     ACCORD_LOG            (default info; debug, info, warn, error)\n"
+        "  --log-format FORMAT   ACCORD_LOG_FORMAT     (default text; json: one JSON object a "
+        "line)\n"
+        "  --cors-origins LIST   ACCORD_CORS_ORIGINS   (default none; comma-separated origins\n"
+        "                                               such as https://app.example.org, or *)\n"
+        "  --metrics-token TOKEN ACCORD_METRICS_TOKEN  (default none: /metrics is open;\n"
+        "                                               set: /metrics wants Bearer TOKEN)\n");
     for (size_t i = 0; i < N_NUMERIC; i++)
         fprintf(out, "  --%-19s ACCORD_%-14s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the server's settings: defaults, environment, command-line flags.
  *
@@ -39,14 +40,14 @@ struct config {
     char issuer_name[256]; /* the issuer Profile: name, url (default the public URL), email */
     char issuer_url[512];
     char issuer_email[320];
-    long session_idle;        /* seconds a browser session survives unused */
-    long session_lifetime;    /* seconds a browser session lasts at most */
-    char public_origin[512];  /* scheme://host[:port] of public_url: where cookie requests come from
-                               */
-    bool secure_cookies;      /* public_url is https */
-    char log_level[16];       /* debug, info, warn, error */
-    bool log_json;            /* JSON lines instead of text */
-    char cors_origins[4096];  /* comma-separated allowed origins; "" = no CORS */
+    long session_idle;       /* seconds a browser session survives unused */
+    long session_lifetime;   /* seconds a browser session lasts at most */
+    char public_origin[512]; /* scheme://host[:port] of public_url: where cookie requests come from
+                              */
+    bool secure_cookies;     /* public_url is https */
+    char log_level[16];      /* debug, info, warn, error */
+    bool log_json;           /* JSON lines instead of text */
+    char cors_origins[4096]; /* comma-separated allowed origins; "" = no CORS */
     const char *metrics_token; /* /metrics wants "Bearer <this>" when set (not owned) */
 };
 

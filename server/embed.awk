@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # embed.awk - turns one text file into a C string (build/gen/NAME.c), so the
 # binary serves it without a source tree:
 #   awk -v name=openapi_json -f server/embed.awk server/openapi.json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fetch.c - libcurl easy handles, one per call (these run on offload
  * threads, a handful of times per sign-in: connection reuse is not worth

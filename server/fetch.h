@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fetch.h - bounded outbound HTTP(S) with libcurl, for the OpenID Connect
  * client (discovery document, JWKS, token endpoint).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handlers_badge.c - badges on the wire (issue 12): the public page and
  * credential at an award's URL, the earner's downloads, the issuer Profile.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handlers_oidc.c - single sign-on with OpenID Connect (authorization code
  * flow with PKCE S256, state and nonce).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* handlers_ops.c - /healthz, /readyz, /metrics, /openapi.json. */
 #include <stdint.h>
 #include <stdio.h>
@@ -55,7 +56,8 @@ void handle_readyz(struct request *r)
     if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
         free_bytes < (uint64_t)r->w->cfg->storage_reserve) {
         char text[128];
-        snprintf(text, sizeof text, "%llu bytes free on the artifact disk, under the reserve of %ld",
+        snprintf(text, sizeof text,
+                 "%llu bytes free on the artifact disk, under the reserve of %ld",
                  (unsigned long long)free_bytes, r->w->cfg->storage_reserve);
         reply_unready(r, "storage_low", text);
         return;
@@ -85,8 +87,7 @@ static void on_product_metrics(const struct db_result *res, void *arg)
 static bool metrics_authorized(struct request *r)
 {
     const char *want = r->w->cfg->metrics_token;
-    const char *got =
-        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    const char *got = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
     char want_hash[AUTH_HASH_LEN + 1], got_hash[AUTH_HASH_LEN + 1];
 
     if (!want)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handlers_reports.c - the reports that need C: agreement statistics and the
  * ratings CSV. (The assessors and routing reports are plain SQL answers.)

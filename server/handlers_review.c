@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handlers_review.c - POST /v1/reviews/{id}/scores.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handlers_upload.c - resumable uploads: tus 1.0 core + creation.
  *

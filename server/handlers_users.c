@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handlers_users.c - API tokens made by the server (the database stores only
  * their hash; the token is shown this once), and GET /v1/me.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * histogram.h - a latency histogram any thread may update (C11 atomics), in
  * the Prometheus shape: cumulative buckets, a sum and a count.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* intake.c - accept back-off when descriptors run out (see intake.h). */
 #include <errno.h>
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* irr_json.c - rendering reliability results as JSON (see irr_json.h). */
 #include <math.h>
 

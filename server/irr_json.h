@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_json.h - an irr_result as JSON, the one shape that `accord irr` prints
  * and the agreement report serves.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jws.c - RS256 compact JWS with OpenSSL's EVP interface (see jws.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jws.h - the JOSE pieces of a VC-JWT, all cryptography by OpenSSL: RS256
  * keys (generate, PEM in and out, the public JWK), base64url, and compact

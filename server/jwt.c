@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jwt.c - id_token verification with OpenSSL (signatures, keys, base64) and
  * jansson (JSON). Nothing here is hand-rolled crypto: this file only picks

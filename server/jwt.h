@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jwt.h - verifying an OpenID Connect id_token (a compact JWS) against the
  * provider's JWKS, and checking its claims (OpenID Connect Core 3.1.3.7).

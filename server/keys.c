@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keys.c - signing keys at start and `accord keys rotate` (see keys.h).
  * Blocking libpq is right here: no event loop runs yet (or at all).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.c - timestamped, levelled log lines on stderr, as text or JSON lines.
  *
@@ -190,11 +191,11 @@ void log_access(const struct log_access *a)
         return;
     timestamp(ts, sizeof ts);
     if (json_lines) {
-        json_t *obj = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:i,s:I,s:f,s:s?,s:s,s:i}", "ts", ts, "level",
-                                "info", "msg", "access", "method", a->method, "route", a->route,
-                                "status", a->status, "bytes", (json_int_t)a->bytes,
-                                "duration_ms", a->duration_ms, "user_id", user, "request_id",
-                                a->request_id, "worker", a->worker);
+        json_t *obj =
+            json_pack("{s:s,s:s,s:s,s:s,s:s?,s:i,s:I,s:f,s:s?,s:s,s:i}", "ts", ts, "level", "info",
+                      "msg", "access", "method", a->method, "route", a->route, "status", a->status,
+                      "bytes", (json_int_t)a->bytes, "duration_ms", a->duration_ms, "user_id", user,
+                      "request_id", a->request_id, "worker", a->worker);
         write_json(obj);
         return;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.h - one-line log records on stderr: text, or JSON lines.
  *
@@ -36,12 +37,12 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 
 /* One answered request (the access log, level info, never rate-limited). */
 struct log_access {
-    const char *method;     /* "GET" */
-    const char *route;      /* the route template ("/v1/reviews/{id}"), or NULL: no route */
+    const char *method; /* "GET" */
+    const char *route;  /* the route template ("/v1/reviews/{id}"), or NULL: no route */
     int status;
-    size_t bytes;           /* body bytes sent */
-    double duration_ms;     /* from the request's arrival to its answer */
-    const char *user_id;    /* NULL or "" when not known */
+    size_t bytes;        /* body bytes sent */
+    double duration_ms;  /* from the request's arrival to its answer */
+    const char *user_id; /* NULL or "" when not known */
     const char *request_id;
     int worker;
 };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - the `accord` command: dispatches to a subcommand.
  */
@@ -36,8 +37,8 @@ static void usage(FILE *out)
 static void version(void)
 {
     int pq = PQlibVersion();
-    printf("accord %s\nlibevent %s, libpq %d.%d, jansson %s\n", ACCORD_VERSION,
-           event_get_version(), pq / 10000, pq % 10000, jansson_version_str());
+    printf("accord %s\nlibevent %s, libpq %d.%d, jansson %s\n", ACCORD_VERSION, event_get_version(),
+           pq / 10000, pq % 10000, jansson_version_str());
 }
 
 int main(int argc, char **argv)

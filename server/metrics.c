@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics.c - the series behind /metrics (see metrics.h). */
 #include <dirent.h>
 #include <stdatomic.h>
@@ -100,8 +101,8 @@ static void render_http(struct evbuffer *out)
                  rt->pattern);
         histogram_render(out, "accord_http_request_duration_seconds", labels, &route_latency[i]);
     }
-    histogram_render(out, "accord_http_request_duration_seconds",
-                     "method=\"\",route=\"unmatched\"", &route_latency[MAX_ROUTES]);
+    histogram_render(out, "accord_http_request_duration_seconds", "method=\"\",route=\"unmatched\"",
+                     &route_latency[MAX_ROUTES]);
 }
 
 static void render_pools(struct evbuffer *out)
@@ -155,10 +156,11 @@ static void render_process(struct evbuffer *out)
     buf[n] = '\0';
     /* after "(comm)": state is field 3; utime 14, stime 15, vsize 23, rss 24 */
     p = strrchr(buf, ')');
-    if (p && sscanf(p + 2,
-                    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
-                    "%*u %lu %ld",
-                    &utime, &stime, &vsize, &rss) == 4 &&
+    if (p &&
+        sscanf(p + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
+               "%*u %lu %ld",
+               &utime, &stime, &vsize, &rss) == 4 &&
         ticks > 0) {
         family(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
         evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
@@ -215,8 +217,8 @@ static void render_product(struct evbuffer *out, const char *product)
             evbuffer_add_printf(
                 out, "accord_queue_submissions{credential_id=\"%s\",stage=\"%s\"} %lld\n", id,
                 stages[k],
-                (long long)json_integer_value(json_object_get(json_object_get(c, "waiting"),
-                                                              stages[k])));
+                (long long)json_integer_value(
+                    json_object_get(json_object_get(c, "waiting"), stages[k])));
     }
     family(out, "accord_queue_oldest_age_seconds", "gauge",
            "Age of the oldest submission waiting for a claim, per credential (0: none waits).");
@@ -233,9 +235,9 @@ static void render_product(struct evbuffer *out, const char *product)
     {
         const char *id = uuid_label(json_object_get(c, "credential_id"));
         if (id)
-            evbuffer_add_printf(out, "accord_adjudications_open{credential_id=\"%s\"} %lld\n", id,
-                                (long long)json_integer_value(
-                                    json_object_get(c, "adjudications_open")));
+            evbuffer_add_printf(
+                out, "accord_adjudications_open{credential_id=\"%s\"} %lld\n", id,
+                (long long)json_integer_value(json_object_get(c, "adjudications_open")));
     }
     family(out, "accord_peer_review_paused", "gauge",
            "1 when peer review of the credential is paused for low reliability.");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.h - what /metrics reports, in the Prometheus text format (0.0.4).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * migrate.c - `accord migrate`, and migrations at `accord serve` start.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * migrate.h - applying the embedded migrations, and the blocking database
  * connection the command-line tools use (never used on an event loop).

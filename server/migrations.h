@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * migrations.h - the schema migrations compiled into the binary
  * (build/gen/migrations.c, generated from the SQL files in db/migrations by db/embed.awk).

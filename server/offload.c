@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * offload.c - a mutex + condition variable job queue served by a fixed set of
  * threads. Completion goes back to the submitting loop with event_base_once(),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * offload.h - a few threads for work that blocks (writing and fsyncing
  * artifact files), so that no event loop ever waits on the disk.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oidc_client.c - discovery, JWKS and the code exchange (blocking; offload
  * threads only). The cache keeps, per issuer, the endpoints and the JWKS as

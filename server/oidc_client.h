@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oidc_client.h - the network side of OpenID Connect sign-in: the provider's
  * discovery document and JWKS (cached), and the authorization code exchange

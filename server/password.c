@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * password.c - see password.h. The common-passwords list is a sorted array
  * generated at build time (build/gen/common_passwords.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * password.h - people's passwords: the rules a new one must meet, and
  * argon2id hashing (libsodium's crypto_pwhash_str, never hand-rolled).

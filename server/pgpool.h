@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pgpool.h - non-blocking PostgreSQL connections for one event loop.
  *
@@ -47,9 +48,9 @@ struct pgpool_stats {
     int connections_up; /* idle or busy */
     int connections_busy;
     int queued;
-    int size;                      /* connections configured */
-    int worker;                    /* the event loop this pool belongs to */
-    const struct histogram *wait;  /* time queries waited for a connection */
+    int size;                     /* connections configured */
+    int worker;                   /* the event loop this pool belongs to */
+    const struct histogram *wait; /* time queries waited for a connection */
 };
 
 /* A pool of `size` connections to `conninfo` on `base`; starts connecting at once. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pwjob.c - see pwjob.h. */
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pwjob.h - password hashing and verification off the event loop.
  *

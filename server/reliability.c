@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reliability.c - reliability_pairs -> quadratic kappa + CI -> routing_update.
  *

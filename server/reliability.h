@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reliability.h - the running peer/expert reliability estimate that decides
  * whether peers may review a low-stakes credential.

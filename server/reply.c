@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reply.c - answering a request exactly once, and mapping database failures
  * to HTTP (the SQLSTATE convention of db/README.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * request.h - the context one HTTP request carries through its callbacks,
  * and the helpers that answer it.
@@ -32,13 +33,13 @@ struct request {
     struct evhttp_request *req;
     struct worker *w;
     const struct route *route;
-    char token_hash[AUTH_CRED_LEN + 1]; /* the credential (auth.h); "" when there was none */
-    enum auth_kind auth_kind;           /* how it authenticated (authgate.h) */
-    char csrf_token[AUTH_HASH_LEN + 1]; /* AUTH_KIND_SESSION: the session's CSRF token */
-    char user_id[37];                   /* who is asking, once the auth gate said so; else "" */
+    char token_hash[AUTH_CRED_LEN + 1];  /* the credential (auth.h); "" when there was none */
+    enum auth_kind auth_kind;            /* how it authenticated (authgate.h) */
+    char csrf_token[AUTH_HASH_LEN + 1];  /* AUTH_KIND_SESSION: the session's CSRF token */
+    char user_id[37];                    /* who is asking, once the auth gate said so; else "" */
     char request_id[REQUEST_ID_MAX + 1]; /* the client's X-Request-Id, or a new UUID */
     struct timespec started;             /* arrival (CLOCK_MONOTONIC), for the access log */
-    char ids[REQUEST_MAX_PATH_IDS][37]; /* UUIDs from the path, lower-case */
+    char ids[REQUEST_MAX_PATH_IDS][37];  /* UUIDs from the path, lower-case */
     int n_ids;
     char *body;  /* the request body, NUL-terminated (owned), or NULL */
     char *query; /* ROUTE_QUERY: the query string as a JSON object (owned) */

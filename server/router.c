@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * router.c - matches a request to a route, checks what can be checked
  * without the database (token present, UUIDs well formed, body is a JSON
@@ -257,7 +258,6 @@ static bool is_uuid(const char *s, size_t len)
     }
     return true;
 }
-
 
 /* Matches path against pattern; collects {id} segments into r->ids. */
 static enum match match_path(const char *pattern, const char *path, struct request *r)
@@ -605,7 +605,8 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
     cors_allowed = cors_simple(r, origin);
     if (method == EVHTTP_REQ_OPTIONS && origin &&
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Access-Control-Request-Method")) {
+        evhttp_find_header(evhttp_request_get_input_headers(req),
+                           "Access-Control-Request-Method")) {
         cors_preflight(r, path, cors_allowed);
         return;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * session.h - browser sessions: the cookie, its CSRF protection, and starting
  * a signed-in session for a user.

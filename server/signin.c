@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * signin.c - the end of a browser sign-in that leaves the API for a page
  * (OpenID Connect): session_start(), then 303 to where the person was going.

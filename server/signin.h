@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * signin.h - the end of every browser sign-in (password, invitation, OpenID
  * Connect): a new session for the user, its cookie, and on to where the

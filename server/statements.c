@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* statements.c - the table behind statements.h. */
 #include "statements.h"
 

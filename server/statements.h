@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * statements.h - every SQL statement the server runs on the event loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.c - temp file, hash while writing, fsync, rename, fsync directory.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* upload_sweep.c - removing expired unfinished uploads (see upload_sweep.h). */
 #include <errno.h>
 #include <stdbool.h>

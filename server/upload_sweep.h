@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * upload_sweep.h - tus expiration: unfinished uploads untouched for
  * --upload-expiry seconds are deleted (upload_sweep() in SQL) and their part

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * worker.h - one event loop thread: its libevent base, its HTTP server on a
  * shared SO_REUSEPORT port, and its own database pool. Requests are handled

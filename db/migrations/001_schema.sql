@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 001_schema.sql - accord's tables, indexes and constraints.
 --
 -- Run by the server inside one transaction. Conventions:

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 002_api.sql - the api_* functions the server calls (one call = one round
 -- trip = one transaction), their helpers, and the admin_* functions of the CLI.
 --

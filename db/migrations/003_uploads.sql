@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 003_uploads.sql - resumable uploads (tus 1.0 core + creation).
 --
 -- A large video arrives as chunks, each no larger than the server's body

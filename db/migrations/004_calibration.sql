@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 004_calibration.sql - calibration (issue 4): rubric calibration settings,
 -- credential review policy, anchors, qualification sessions, qualifications
 -- and the rolling validity window. The tables are in 001_schema.sql; the

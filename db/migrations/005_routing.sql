@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 005_routing.sql - calibration (issue 4): the reliability-driven peer/expert
 -- split and the lead reports.
 --

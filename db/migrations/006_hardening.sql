@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 006_hardening.sql - the database side of issue 7 (hardening):
 --   organisations as records with ids (item 12),
 --   evidence readable only under an active lease, claim/release churn (item 2),

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 007_people.sql - people, not tokens (issue 10): passwords, browser
 -- sessions, manageable API tokens, invitations, user administration and
 -- sign-in throttling.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 008_badges.sql - verifiable badges (issue 12): every award and every
 -- completed stack is an Open Badges 3.0 OpenBadgeCredential that the server
 -- builds in C from badge_row() and signs once as a VC-JWT (RS256), stored in

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 009_limits: the server's auth gate (issue 7).
 --
 -- The server checks a credential before it parses or forwards a request body

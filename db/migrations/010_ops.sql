@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 010_ops: what /metrics asks the database at each scrape (issue 9).
 --
 -- ops_metrics(): per credential, submissions waiting for a claim by stage

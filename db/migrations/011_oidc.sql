@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- 011_oidc.sql - single sign-on with OpenID Connect (issue 10, item 4).
 --
 -- An admin configures identity providers; a person signs in through one with

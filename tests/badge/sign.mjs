@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // sign.mjs - signs a JWT payload (stdin) with a PKCS#8 PEM private key, for
 // the tests that forge badges (a rotated-out key must not be accepted).
 //   node sign.mjs KEY.pem KID < payload.json

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // verify.mjs - checks Open Badges 3.0 VC-JWTs independently of accord, with
 // the `jose` JOSE implementation and an OB 3.0 JSON Schema (ajv).
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """badges.py - what a badge costs to serve (make bench; issue 12).
 
 Issues N awards, then times, from one client, sequentially:

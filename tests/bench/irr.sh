@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # irr.sh - reliability statistics benchmark: accord's C library against
 # independent implementations from Debian on the same data, with ratios.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * irr_bench.c - timings of the reliability statistics on a million ratings.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """kripp_peer.py - the python peer of `accord irr` in `make bench` (issue 8).
 
     kripp_peer.py FILE.csv     prints ordinal Krippendorff's alpha

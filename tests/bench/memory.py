@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/bench/memory.py - what clients can make the server hold (issue 7).
 
 Starts a throwaway cluster and `accord serve` (the optimised build), then

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- tests/bench/pgbench_api.sql - the same claim -> score cycle as
 -- pgbench_cycle.sql, through api_review_claim / api_review_score (what the
 -- server runs per request, minus HTTP). Compare the two at equal -c:

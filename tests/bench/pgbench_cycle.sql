@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- tests/bench/pgbench_cycle.sql - the claim -> score cycle as plain SQL (no
 -- api_* functions): the yardstick for the functions' overhead.
 --

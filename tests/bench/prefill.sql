@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- tests/bench/prefill.sql - fills a migrated, empty accord database for the
 -- claim -> score benchmark.
 --

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/review.sh - the review-loop benchmark: accord over HTTP against
 # pgbench running the same claim -> score cycle as plain SQL, on one database.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/run.sh - every benchmark (`make bench`): the review loop against
 # pgbench, the reliability statistics against independent implementations, what
 # a badge costs to serve (first signed read vs stored), what clients can make

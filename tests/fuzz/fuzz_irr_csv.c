@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_irr_csv.c - libFuzzer target: arbitrary bytes through the CSV loader
  * and, when they load, through every statistic (with intervals and per-rater

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """badges.py - helpers for the badge tests (issue 12): a server that issues
 badges, earning an award, fetching its VC-JWT, and verifying JWTs with the
 independent verifier (tests/badge/verify.mjs: npm jose + ajv) against that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """contract.py - every answer the HTTP tests see, checked against
 server/openapi.json (issue 9, item 3).
 

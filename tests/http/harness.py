@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """harness.py - the machinery behind tests/http/run.py (standard library only).
 
 - Cluster: a throwaway PostgreSQL started with db/cluster.sh.

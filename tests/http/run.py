@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """HTTP integration tests for accord (Python 3 standard library only).
 
     python3 tests/http/run.py --bin build/asan/accord [-k SUBSTRING] [--keep]

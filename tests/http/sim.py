@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """sim.py - a synthetic assessor population driving a real accord server over HTTP
 (issue 4, calibration). Standard library only.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Artifact content: Range edge cases, media types, content-addressed duplicates."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Authentication, roles, ownership, eligibility, blind review.
 
 The role x object tests run twice: with bearer tokens and with browser

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Verifiable badges (issue 12): Open Badges 3.0 credentials signed by accord,
 checked by an independent implementation (tests/badge/verify.mjs: npm jose +
 ajv) against the JWKS and revocation list fetched over HTTP from the server;

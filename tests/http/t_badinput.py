@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad input: malformed JSON, wrong types, invalid scores, oversized bodies,
 malformed UUIDs, unknown ids/routes, wrong methods. The server must answer each
 with the right status and a JSON error, and keep working."""

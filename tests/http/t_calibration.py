@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Calibration (issue 4), endpoint by endpoint, against server/API.md "Calibration":
 rubric settings, credential review policy, anchors, calibration sessions and their
 hand-checked results, qualifications, eligibility, blind validity items, double scoring,

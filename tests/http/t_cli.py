@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `accord` command behaves like a Unix tool (issue 9, item 6): --version,
 --help on every subcommand (stdout, exit 0), usage errors on stderr with exit 2,
 and `accord serve --help` names every setting the server reads."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """CORS for a browser front end hosted elsewhere (issue 9, item 7): an
 allow-list setting (default: none), the tus and id headers exposed, and a
 preflight answered for every route of the router."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """kill -9: everything the server acknowledged survives a crash."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 7, the database side: organisations as records (item 12), evidence readable only
 under an active lease and bounded claim churn (item 2), calibration that cannot be gamed
 (item 3), validity items that cannot be recognised by their ids (item 4), the audit of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hardening of the server itself (issue 7): the auth gate, body limits,
 descriptors, quotas, artifact headers, disk and shutdown behaviour."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make run` installs only what running needs; `make test` adds the test
 tools; both wait for a held apt lock and say so plainly (issue 9, item 1)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Single sign-on with OpenID Connect (issue 10, item 4), against a real
 OpenID Provider: npm oidc-provider (certified), run by tests/oidc/provider.mjs
 on loopback. The same process serves a second, forging issuer (/forge) whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The machine-readable contract (server/openapi.json) against the route table in
 server/router.c and against real answers of the server."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Logs an operator can search (issue 9, item 4): one access line per request
 (method, route template, status, bytes, duration, user, request id), JSON lines
 with ACCORD_LOG_FORMAT=json, X-Request-Id taken or generated and echoed, the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Operations: health, readiness, metrics, SIGTERM, database outage (LAST)."""
 
 import http.client

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """People (issue 10): invitations, password sign-in and its throttle, cookie
 sessions and CSRF, manageable tokens, user administration, the CLI.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 4's simulation, small: a synthetic assessor population (accurate, lenient,
 harsh, drifting peers; accurate experts) works through ~300 submissions of a low- and a
 high-stakes credential over HTTP. The model, the phases and every margin with its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The review loop, end to end: Ms. Brown earns "Morning Meeting for SEL"."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resumable uploads (tus 1.0 core + creation): a video larger than one body,
 sent in chunks, resumed after an interruption, and turned into an artifact
 whose bytes and hash match; the protocol's refusals (412, 415, 409, 413, 403)."""

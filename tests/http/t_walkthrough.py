@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README's walkthrough, as written (issue 9, item 8): the shell block
 after the marker comment runs against a fresh server on a fresh database,
 ends with the award, runs a second time, and stops loudly at the first error

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """crosscheck.py - `accord irr` against independent implementations.
 
 On many random data sets (two raters, complete panels, panels with missing

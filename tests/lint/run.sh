@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/lint/run.sh - server/openapi.json through Redocly CLI (its recommended
 # rules) and Spectral (spectral:oas): any error or warning fails. The linters
 # are the pinned npm packages of package-lock.json (make lint-deps).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // provider.mjs - OpenID Providers for accord's sign-in tests, on loopback only.
 //
 //   node provider.mjs --redirect-uri http://127.0.0.1:PORT/v1/auth/oidc/callback

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/sql/calibration.sh - SQL-level tests of calibration (issue 4):
 # settings, review policy, anchors, qualification sessions, qualification,
 # validity items and the rolling window, double scoring and adjudication,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/sql/hardening.sh - SQL-level tests of issue 7's database side: seeded
 # draws (item 14), organisation names (item 12), refusal audit (item 11),
 # and the validity draw of a claim following the seed.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/sql/lib.sh - the harness shared by the SQL suites (sourced, not run).
 #
 #   suite=NAME; . tests/sql/lib.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/sql/oidc.sh - SQL-level tests of single sign-on (db 011): the
 # sign-in state machine (single use, expiry, same browser, the bound on
 # sign-ins in flight) and who oidc_login_finish lets in, after the server

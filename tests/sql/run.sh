@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/sql/run.sh - SQL-level tests of db/migrations against a throwaway
 # cluster: every api_* function, the error contract (AC<status> + code in
 # DETAIL), blindness, leases, and the earner -> assessor -> award story.

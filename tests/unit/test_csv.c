@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_csv.c - the RFC 4180 reader: quoting, escapes, line endings, line
  * numbers across quoted line breaks, and the malformed inputs it rejects.

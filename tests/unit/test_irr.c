@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_irr.c - reliability statistics against published worked examples,
  * hand-derived cases and the edge cases where a statistic is undefined.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_jws.c - server/jws.c: base64url, RS256 keys, signing and verifying
  * compact JWS, with OpenSSL doing the cryptography.

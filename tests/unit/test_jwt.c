@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_jwt.c - server/jwt.c: base64url (RFC 4648 section 10 vectors), JWS
  * signature verification with keys made here by OpenSSL (RS256, PS256, ES256;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_password.c - server/password.c: the rules a new password must meet
  * (NIST SP 800-63B 5.1.1.2) and the argon2id round trip.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_rubric.c - rubric validation and the verdict rule. */
 #include "check.h"
 #include "rubric.h"
