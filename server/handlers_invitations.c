@@ -158,18 +158,8 @@ static void on_accepted(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
     struct invitation_state *st = r->state;
-    char csrf[AUTH_HASH_LEN + 1];
 
-    if (res->status != DB_OK) {
-        reply_db_failure(r, res);
-        return;
-    }
-    if (session_csrf_token(st->session_secret, csrf) < 0) {
-        reply_error(r, 500, "internal", "internal error (logged on the server)");
-        return;
-    }
-    session_set_cookie(r, st->session_secret);
-    reply_session_started(r, res, csrf, NULL);
+    reply_session_created(r, res, st->session_secret);
 }
 
 static void on_hashed(struct request *r)

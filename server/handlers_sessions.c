@@ -81,22 +81,12 @@ static void on_sign_in_finished(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
     struct sign_in *st = r->state;
-    char csrf[AUTH_HASH_LEN + 1];
 
-    if (res->status != DB_OK) {
-        reply_db_failure(r, res);
-        return;
-    }
-    if (!res->value) {
+    if (res->status == DB_OK && !res->value) {
         reply_error(r, 401, "invalid_credentials", "the email or the password is not right");
         return;
     }
-    if (session_csrf_token(st->secret, csrf) < 0) {
-        reply_error(r, 500, "internal", "internal error (logged on the server)");
-        return;
-    }
-    session_set_cookie(r, st->secret);
-    reply_session_started(r, res, csrf, NULL);
+    reply_session_created(r, res, st->secret);
 }
 
 static void on_verified(struct request *r)

@@ -208,6 +208,22 @@ void session_start(struct request *r, const char *user_id, const char *method, s
     }
 }
 
+void reply_session_created(struct request *r, const struct db_result *res, const char *secret)
+{
+    char csrf[AUTH_HASH_LEN + 1];
+
+    if (res->status != DB_OK) {
+        reply_db_failure(r, res);
+        return;
+    }
+    if (session_csrf_token(secret, csrf) < 0) {
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        return;
+    }
+    session_set_cookie(r, secret);
+    reply_session_started(r, res, csrf, NULL);
+}
+
 void reply_session_started(struct request *r, const struct db_result *res, const char *csrf_token,
                            void *arg)
 {

@@ -105,6 +105,13 @@ typedef void (*session_done)(struct request *r, const struct db_result *res, con
 void session_start(struct request *r, const char *user_id, const char *method, session_done done,
                    void *arg);
 
+/*
+ * For a session whose row the caller's own statement created (password
+ * sign-in, accepting an invitation): res is that statement's result. Sets the
+ * cookie for secret and answers 201 {user, session, csrf_token}.
+ */
+void reply_session_created(struct request *r, const struct db_result *res, const char *secret);
+
 /* Answers 201 {user, session, csrf_token} for a session just started (a session_done). */
 void reply_session_started(struct request *r, const struct db_result *res, const char *csrf_token,
                            void *arg);
