@@ -83,6 +83,10 @@ bool rubric_validate(const struct rubric *r, char *err, size_t err_len)
                 return fail(err, err_len,
                             "criterion '%s': level %d needs a label of 1 to %d characters", c->key,
                             l->value, RUBRIC_MAX_LABEL);
+            if (l->description && strlen(l->description) > RUBRIC_MAX_LEVEL_DESCRIPTION)
+                return fail(err, err_len,
+                            "criterion '%s': level %d: description must be at most %d characters",
+                            c->key, l->value, RUBRIC_MAX_LEVEL_DESCRIPTION);
             for (size_t m = 0; m < k; m++)
                 if (c->levels[m].value == l->value)
                     return fail(err, err_len, "criterion '%s': level value %d appears twice",

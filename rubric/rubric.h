@@ -9,7 +9,8 @@
  * A rubric has 1..RUBRIC_MAX_CRITERIA criteria; each criterion has a key
  * (1..64 chars of [a-z0-9_-], unique in the rubric), a title, an optional
  * description and 2..RUBRIC_MAX_LEVELS levels with distinct integer values in
- * [RUBRIC_LEVEL_MIN, RUBRIC_LEVEL_MAX] and non-empty labels.
+ * [RUBRIC_LEVEL_MIN, RUBRIC_LEVEL_MAX], non-empty labels and optional descriptions
+ * (at most RUBRIC_MAX_LEVEL_DESCRIPTION characters).
  */
 #ifndef ACCORD_RUBRIC_H
 #define ACCORD_RUBRIC_H
@@ -25,10 +26,12 @@
 #define RUBRIC_MAX_TITLE       200
 #define RUBRIC_MAX_LABEL       100
 #define RUBRIC_MAX_DESCRIPTION 5000
+#define RUBRIC_MAX_LEVEL_DESCRIPTION 2000
 
 struct rubric_level {
     int value;
     const char *label;
+    const char *description; /* may be NULL: what work at this level looks like */
 };
 
 struct rubric_criterion {

@@ -113,9 +113,11 @@ static int read_rubric(struct request *r, struct rubric_state *st)
             json_t *l = json_array_get(levels, k);
             json_t *value = json_object_get(l, "value");
             rc->levels[k].label = json_string_value(json_object_get(l, "label"));
-            if (!json_is_integer(value) || !rc->levels[k].label) {
+            if (!json_is_integer(value) || !rc->levels[k].label ||
+                optional_string(l, "description", &rc->levels[k].description) < 0) {
                 reply_error(r, 400, "bad_request",
-                            "criteria[%zu].levels[%zu] needs an integer value and a string label",
+                            "criteria[%zu].levels[%zu] needs an integer value and a string label "
+                            "(and a string description, if given)",
                             i, k);
                 return -1;
             }
@@ -140,8 +142,9 @@ static json_t *canonical_rubric(const struct rubric *rb)
         const struct rubric_criterion *c = &rb->criteria[i];
         json_t *levels = json_array();
         for (size_t k = 0; levels && k < c->n_levels; k++)
-            json_array_append_new(levels, json_pack("{s:i,s:s}", "value", c->levels[k].value,
-                                                    "label", c->levels[k].label));
+            json_array_append_new(levels, json_pack("{s:i,s:s,s:s*}", "value", c->levels[k].value,
+                                                    "label", c->levels[k].label, "description",
+                                                    c->levels[k].description));
         json_array_append_new(criteria,
                               json_pack("{s:s,s:s,s:s?,s:o}", "key", c->key, "title", c->title,
                                         "description", c->description, "levels", levels));

@@ -155,4 +155,9 @@ const struct statement statements[STMT_COUNT] = {
          4},
     [STMT_UPLOAD_DELETE] = {"upload_delete", "select api_upload_delete($1, $2::uuid)", 2},
     [STMT_UPLOAD_SWEEP] = {"upload_sweep", "select upload_sweep($1::bigint)", 1},
+    /* the web app (issue 11) */
+    [STMT_REVIEW_EXTEND] = {"review_extend", "select api_review_extend($1, $2::uuid, $3::int)", 3},
+    [STMT_REVIEW_DRAFT_GET] = {"review_draft_get", "select api_review_draft_get($1, $2::uuid)", 2},
+    [STMT_REVIEW_DRAFT_PUT] = {"review_draft_put",
+                               "select api_review_draft_put($1, $2::uuid, $3::jsonb)", 3},
 };

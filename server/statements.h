@@ -112,6 +112,10 @@ enum stmt_id {
     STMT_UPLOAD_ALLOWANCE,
     STMT_UPLOAD_DELETE,
     STMT_UPLOAD_SWEEP,
+    /* the web app (issue 11) */
+    STMT_REVIEW_EXTEND,
+    STMT_REVIEW_DRAFT_GET,
+    STMT_REVIEW_DRAFT_PUT,
     STMT_COUNT
 };
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_rubric.c - rubric validation and the verdict rule. */
+#include <string.h>
+
 #include "check.h"
 #include "rubric.h"
 
@@ -13,7 +15,7 @@ static struct rubric morning_meeting(void)
     static const char *const labels[4] = {"Not yet", "Approaching", "Meets", "Exceeds"};
     for (int i = 0; i < 4; i++) {
         for (int k = 0; k < 4; k++)
-            four_levels[i][k] = (struct rubric_level){k + 1, labels[k]};
+            four_levels[i][k] = (struct rubric_level){k + 1, labels[k], NULL};
         criteria[i] = (struct rubric_criterion){keys[i], "A criterion", NULL, four_levels[i], 4};
     }
     return (struct rubric){"Morning Meeting for SEL", NULL, criteria, 4};
@@ -70,6 +72,19 @@ static void test_invalid_rubrics(void)
     four_levels[0][1].label = "";
     CHECK(!rubric_validate(&r, err, sizeof err));
     CHECK_STR(err, "criterion 'structure': level 2 needs a label of 1 to 100 characters");
+
+    /* level descriptions (issue 11): optional, bounded */
+    static char long_text[RUBRIC_MAX_LEVEL_DESCRIPTION + 2];
+    memset(long_text, 'x', sizeof long_text - 1);
+    r = morning_meeting();
+    four_levels[2][1].description = "Students speak, but mostly to the teacher.";
+    CHECK(rubric_validate(&r, err, sizeof err));
+    long_text[RUBRIC_MAX_LEVEL_DESCRIPTION] = '\0';
+    four_levels[2][1].description = long_text;
+    CHECK(rubric_validate(&r, err, sizeof err));
+    long_text[RUBRIC_MAX_LEVEL_DESCRIPTION] = 'x';
+    CHECK(!rubric_validate(&r, err, sizeof err));
+    CHECK_STR(err, "criterion 'voice': level 2: description must be at most 2000 characters");
 }
 
 static void test_sort_levels(void)
