@@ -78,6 +78,8 @@ def wrong_role(env, session):
     w = World(env, session)
     admin = env.user(["admin"], session=True) if session else env.admin
     rb = env.rubric_body()
+    # earners read the rubric of a credential (issue 11), not a lead's unused one
+    unused = env.rubric(w.lead, title="Not used by any credential yet")
     cred_body = {"title": "x", "stakes": "low", "rubric_id": w.rubric["id"],
                  "evidence": [{"kind": "video", "min": 1}], "pass_rule": {"min_level_each": 3}}
     user_body = {"email": "new%d@example.org" % env.uniq(), "name": "New", "roles": ["earner"]}
@@ -99,7 +101,7 @@ def wrong_role(env, session):
          {"user_id": w.n.id, "pool": "peer", "waive_award": True}),
         ("assessor submits", w.p, "POST", "/v1/submissions",
          {"credential_id": w.cred["id"], "artifact_ids": [a["id"] for a, _ in w.ev_a]}),
-        ("earner reads a rubric", w.ea, "GET", "/v1/rubrics/%s" % w.rubric["id"], None),
+        ("earner reads an unused rubric", w.ea, "GET", "/v1/rubrics/%s" % unused["id"], None),
     ]
     for what, u, method, path, body in cases:
         expect(u.c.request(method, path, json_body=body), 403, "forbidden", what)

@@ -70,7 +70,10 @@ def _story(env, step):
     eq(sorted((e["kind"], e["min"]) for e in cred["evidence"]),
        [("plan", 1), ("reflection", 1), ("video", 3)], "credential evidence")
     got = expect(brown.c.get("/v1/credentials/" + cred["id"]), 200)
+    eq(got.pop("rubric", None), rubric, "the rubric she will be scored on, in the credential")
     eq(got, cred, "GET /v1/credentials/{id} by the earner")
+    eq(expect(brown.c.get("/v1/rubrics/" + rubric["id"]), 200), rubric,
+       "GET /v1/rubrics/{id} by the earner")
     lst = expect(brown.c.get("/v1/credentials"), 200)
     check(cred["id"] in [c["id"] for c in lst["credentials"]],
           "GET /v1/credentials does not list the new credential")
