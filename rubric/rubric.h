@@ -18,14 +18,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define RUBRIC_MAX_CRITERIA    32
-#define RUBRIC_MAX_LEVELS      10
-#define RUBRIC_LEVEL_MIN       0
-#define RUBRIC_LEVEL_MAX       100
-#define RUBRIC_MAX_KEY         64
-#define RUBRIC_MAX_TITLE       200
-#define RUBRIC_MAX_LABEL       100
-#define RUBRIC_MAX_DESCRIPTION 5000
+#define RUBRIC_MAX_CRITERIA          32
+#define RUBRIC_MAX_LEVELS            10
+#define RUBRIC_LEVEL_MIN             0
+#define RUBRIC_LEVEL_MAX             100
+#define RUBRIC_MAX_KEY               64
+#define RUBRIC_MAX_TITLE             200
+#define RUBRIC_MAX_LABEL             100
+#define RUBRIC_MAX_DESCRIPTION       5000
 #define RUBRIC_MAX_LEVEL_DESCRIPTION 2000
 
 struct rubric_level {
