@@ -32,6 +32,12 @@ static const struct numeric_setting numeric_settings[] = {
     {"max-json-body", "ACCORD_MAX_JSON_BODY", 256L << 10, 1024, 16L << 20,
      offsetof(struct config, max_json_body), "largest JSON request body in bytes"},
     /* /readyz says storage_low under it; uploads stop (507) at half of it. */
+    /* Past the share of a loop, accepting waits (the kernel's backlog holds the rest). */
+    {"max-connections", "ACCORD_MAX_CONNECTIONS", 4096, 1, 1L << 20,
+     offsetof(struct config, max_connections), "open client connections at most"},
+    /* Request bodies being received or handled; over it, readers wait (conntrack.h). */
+    {"max-body-memory", "ACCORD_MAX_BODY_MEMORY", 256L << 20, 1L << 20, 1L << 40,
+     offsetof(struct config, max_body_memory), "bytes of request bodies held in memory at once"},
     {"storage-reserve", "ACCORD_STORAGE_RESERVE", 512L << 20, 0, 1L << 62,
      offsetof(struct config, storage_reserve), "bytes kept free on the data directory's disk"},
     {"quota-bytes", "ACCORD_QUOTA_BYTES", 20L << 30, 1, 1L << 62,

@@ -25,6 +25,8 @@ struct config {
     long quota_bytes;         /* per user: stored artifacts + unfinished uploads, bytes */
     long quota_in_flight;     /* per user: unfinished uploads' announced lengths, bytes */
     long upload_expiry;       /* seconds an untouched unfinished upload is kept */
+    long max_connections;     /* client connections, all loops together */
+    long max_body_memory;     /* bytes of request bodies held at once, all loops */
     long threads;             /* event loops, one per core by default */
     long db_pool_size;        /* connections per event loop */
     long db_queue_max;        /* queries waiting for a connection, per loop */

@@ -15,7 +15,8 @@
 struct intake {
     struct evconnlistener *listener;
     struct event *ev_resume;
-    bool paused;
+    bool paused; /* backing off after a failed accept */
+    bool full;   /* at the connection cap */
     int backoff_ms;
     struct timespec last_failure;
 };
@@ -29,7 +30,24 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     if (!in->paused || !in->listener || w->draining)
         return;
     in->paused = false;
-    evconnlistener_enable(in->listener);
+    if (!in->full)
+        evconnlistener_enable(in->listener);
+}
+
+void intake_set_full(struct worker *w, bool full)
+{
+    struct intake *in = w->intake;
+    if (!in || in->full == full)
+        return;
+    in->full = full;
+    if (!in->listener || w->draining)
+        return;
+    if (full) {
+        log_warn("worker %d: at its share of --max-connections; accepting waits", w->id);
+        evconnlistener_disable(in->listener);
+    } else if (!in->paused) {
+        evconnlistener_enable(in->listener);
+    }
 }
 
 /*

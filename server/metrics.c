@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "authgate.h"
+#include "conntrack.h"
 #include "histogram.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,6 +28,8 @@ static atomic_long responses_503;
 static struct histogram route_latency[MAX_ROUTES + 1]; /* last: no route matched */
 static const struct pgpool *pools[MAX_POOLS];
 static int n_pools;
+static const struct worker *workers[MAX_POOLS];
+static int n_workers;
 static time_t started;
 
 void metrics_count_response(int status)
@@ -51,6 +54,12 @@ void metrics_add_pool(const struct pgpool *pool)
         started = time(NULL);
     if (n_pools < MAX_POOLS)
         pools[n_pools++] = pool;
+}
+
+void metrics_add_worker(const struct worker *w)
+{
+    if (n_workers < MAX_POOLS)
+        workers[n_workers++] = w;
 }
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -103,6 +112,29 @@ static void render_http(struct evbuffer *out)
     }
     histogram_render(out, "accord_http_request_duration_seconds", "method=\"\",route=\"unmatched\"",
                      &route_latency[MAX_ROUTES]);
+}
+
+/* Connections and request-body memory per loop, against their bounds (conntrack.h). */
+static void render_connections(struct evbuffer *out)
+{
+    long conns[MAX_POOLS], held[MAX_POOLS], peak[MAX_POOLS];
+
+    for (int i = 0; i < n_workers; i++)
+        conntrack_stats(workers[i], &conns[i], &held[i], &peak[i]);
+    family(out, "accord_connections", "gauge", "Open client connections, per event loop.");
+    for (int i = 0; i < n_workers; i++)
+        evbuffer_add_printf(out, "accord_connections{loop=\"%d\"} %ld\n", workers[i]->id,
+                            conns[i]);
+    family(out, "accord_body_memory_bytes", "gauge",
+           "Request body bytes held (arriving or being handled), per event loop.");
+    for (int i = 0; i < n_workers; i++)
+        evbuffer_add_printf(out, "accord_body_memory_bytes{loop=\"%d\"} %ld\n", workers[i]->id,
+                            held[i]);
+    family(out, "accord_body_memory_peak_bytes", "gauge",
+           "Most request body bytes held at once since start, per event loop.");
+    for (int i = 0; i < n_workers; i++)
+        evbuffer_add_printf(out, "accord_body_memory_peak_bytes{loop=\"%d\"} %ld\n",
+                            workers[i]->id, peak[i]);
 }
 
 static void render_pools(struct evbuffer *out)
@@ -266,6 +298,7 @@ void metrics_render(struct evbuffer *out, const char *product)
     evbuffer_add_printf(out, "accord_start_time_seconds %ld\n", (long)started);
     render_http(out);
     render_pools(out);
+    render_connections(out);
     family(out, "accord_log_suppressed_total", "counter",
            "Warning and error lines not written because the same text repeated too often.");
     evbuffer_add_printf(out, "accord_log_suppressed_total %ld\n", log_suppressed_total());

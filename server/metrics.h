@@ -16,12 +16,15 @@
 #include "pgpool.h"
 
 struct route;
+struct worker;
 
 void metrics_count_response(int status);
 /* A request answered: route NULL when no route matched. */
 void metrics_observe_request(const struct route *route, int status, double seconds);
 /* Registers a pool whose gauges /metrics reports (at most 64; called before serving). */
 void metrics_add_pool(const struct pgpool *pool);
+/* Registers a worker whose connections and body memory /metrics reports (at most 64). */
+void metrics_add_worker(const struct worker *w);
 /*
  * Appends the exposition text to out. product is the JSON the ops_metrics()
  * statement returned, or NULL when the database could not be asked (then

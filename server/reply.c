@@ -14,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 #include <uuid/uuid.h>
 
+#include "conntrack.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -63,6 +64,7 @@ void request_free(struct request *r)
     free(r->body);
     free(r->query);
     free(r->refused_message);
+    conntrack_request_done(w, r->held_bytes);
     free(r);
     worker_request_done(w);
 }

@@ -44,6 +44,7 @@ struct request {
     char *body;  /* the request body, NUL-terminated (owned), or NULL */
     char *query; /* ROUTE_QUERY: the query string as a JSON object (owned) */
     size_t body_len;
+    size_t held_bytes; /* body memory charged to this request (conntrack.h) */
     const char *params[REQUEST_MAX_PARAMS]; /* bound parameters: point into this struct */
     char scratch[64];                       /* small parameter text (numbers) */
     int ok_status;                          /* router_call: status of a successful answer */

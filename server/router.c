@@ -17,6 +17,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "authgate.h"
+#include "conntrack.h"
 #include "log.h"
 #include "router.h"
 #include "session.h"
@@ -598,6 +599,7 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     clock_gettime(CLOCK_MONOTONIC, &r->started);
     request_assign_id(r);
     w->inflight++;
+    r->held_bytes = conntrack_request_begins(w, req);
 
     /*
      * While draining (SIGTERM), requests that are complete are still served
@@ -641,7 +643,7 @@ void router_dispatch(struct evhttp_request *req, void *arg)
         return;
     }
     r->route = route;
-    /* The intake filter set this limit before the body was read; this catches chunked bodies. */
+    /* libevent refused bodies over --max-body from Content-Length; this is the route's own. */
     if ((long)evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
         route_limit(w->cfg, route)) {
         reply_error(r, 413, "body_too_large", "the body is over this route's limit of %ld bytes",

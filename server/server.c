@@ -32,6 +32,7 @@
 #include "commands.h"
 #include "intake.h"
 #include "config.h"
+#include "conntrack.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -54,7 +55,8 @@ static void worker_exit_loop(struct worker *w)
 
 void worker_check_drained(struct worker *w)
 {
-    if (w->draining && w->inflight == 0)
+    /* a connection whose request is still arriving counts as in flight */
+    if (w->draining && w->inflight == 0 && conntrack_receiving(w) == 0)
         worker_exit_loop(w);
 }
 
@@ -87,11 +89,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         w->bound = NULL;
     }
     w->draining = true;
-    if (w->inflight == 0) {
-        worker_exit_loop(w);
-        return;
-    }
     event_add(w->ev_deadline, &grace);
+    worker_check_drained(w);
 }
 
 static void *worker_main(void *arg)
@@ -187,8 +186,9 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool || !w->gate)
         return -1;
     metrics_add_pool(w->pool);
+    metrics_add_worker(w);
     evhttp_set_gencb(w->http, router_dispatch, w);
-    /* The intake filter sets each request's own limit; this is the ceiling. */
+    /* The router applies each route's own limit; this is the ceiling (from Content-Length). */
     evhttp_set_max_body_size(w->http, cfg->max_body > cfg->max_json_body ? cfg->max_body
                                                                          : cfg->max_json_body);
     evhttp_set_max_headers_size(w->http, 64 * 1024);
@@ -199,7 +199,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
     if (id == 0 && !(w->sweep = upload_sweep_start(w)))
         return -1;
-    return w->bound && intake_init(w) == 0 ? 0 : -1;
+    return w->bound && intake_init(w) == 0 && conntrack_init(w) == 0 ? 0 : -1;
 }
 
 static void worker_release(struct worker *w)
@@ -215,6 +215,7 @@ static void worker_release(struct worker *w)
     pgpool_free(w->pool);
     if (w->http)
         evhttp_free(w->http);
+    conntrack_release(w);
     if (w->ev_stop)
         event_free(w->ev_stop);
     if (w->ev_deadline)

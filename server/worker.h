@@ -18,6 +18,7 @@
 #include "pgpool.h"
 
 struct authgate;
+struct conntrack;
 struct intake;
 struct upload_sweep;
 struct offload;
@@ -38,7 +39,8 @@ struct worker {
     struct event *ev_stop;      /* activated from the main thread at shutdown */
     struct event *ev_deadline;  /* ends the drain after cfg->shutdown_grace */
     int inflight;               /* requests accepted and not yet answered */
-    struct intake *intake;      /* connection cap, accept back-off (intake.h) */
+    struct intake *intake;      /* accept back-off and pause at the cap (intake.h) */
+    struct conntrack *conntrack; /* connections and body memory (conntrack.h) */
     struct upload_sweep *sweep; /* worker 0 only: expired tus uploads (upload_sweep.h) */
     bool draining;
 };

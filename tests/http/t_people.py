@@ -134,7 +134,9 @@ def people_wrong_password_throttled(env):
     _, r = a.sign_in(email, GOOD, status=429)
     expect(r, 429, "too_many_attempts")
     wait = int(r.header("retry-after", "0"))
-    check(30 <= wait <= 900, "Retry-After %r after 5 failures (30 s expected)" % wait)
+    # what is left of a 30 s back-off: seconds may pass between the fifth failure
+    # and this attempt on a loaded machine (the ASan build), never more than 30
+    check(15 <= wait <= 30, "Retry-After %r after 5 failures (the rest of 30 s expected)" % wait)
     # the person at another address is not locked out by this stranger
     b = Client(env.server, source="127.0.0.22")
     b.sign_in(email, GOOD)
