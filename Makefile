@@ -45,10 +45,12 @@ MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 
 RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o \
-              $(BUILD)/obj/gen/common_passwords.o $(BUILD)/obj/gen/openapi_json.o
+              $(BUILD)/obj/gen/common_passwords.o $(BUILD)/obj/gen/openapi_json.o \
+              $(BUILD)/obj/gen/web_assets.o
 ASAN_RUBRIC_OBJ := $(RUBRIC_SRC:%.c=$(BUILD)/asan/obj/%.o)
 ASAN_SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/asan/obj/%.o) $(BUILD)/asan/obj/gen/migrations.o \
-                   $(BUILD)/asan/obj/gen/common_passwords.o $(BUILD)/asan/obj/gen/openapi_json.o
+                   $(BUILD)/asan/obj/gen/common_passwords.o $(BUILD)/asan/obj/gen/openapi_json.o \
+                   $(BUILD)/asan/obj/gen/web_assets.o
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
@@ -107,6 +109,14 @@ $(BUILD)/gen/common_passwords.c: server/data/common-passwords.txt
 $(BUILD)/gen/openapi_json.c: server/openapi.json server/embed.awk
 	@mkdir -p $(dir $@)
 	awk -v name=openapi_json -f server/embed.awk server/openapi.json > $@
+
+# The web app (web/, issue 11) is compiled in too: the binary alone serves it
+# (server/static.h). Plain files, no build step: what is in web/ is what runs.
+WEB_FILES  := $(sort $(shell find web -type f -name '*.html' -o -type f -name '*.js' \
+                -o -type f -name '*.css' -o -type f -name '*.svg'))
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) web/embed.sh
+	@mkdir -p $(dir $@)
+	web/embed.sh $(WEB_FILES) > $@
 
 # Unit tests link rubric/ only: it has no I/O and builds on its own.
 $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_RUBRIC_OBJ) tests/unit/check.h

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "router.h"
 #include "session.h"
+#include "static.h"
 
 static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/healthz", handle_healthz, 0, ROUTE_PUBLIC, 200},
@@ -638,7 +639,7 @@ void router_dispatch(struct evhttp_request *req, void *arg)
     if (!route) {
         if (path_known)
             reply_error(r, 405, "method_not_allowed", "this path does not accept that method");
-        else
+        else if (!static_serve(r, path)) /* the web app (issue 11) */
             reply_error(r, 404, "not_found", "no such endpoint: %s", path);
         return;
     }

@@ -184,11 +184,14 @@ class Server:
         self.finished = False   # stopped (or killed) on purpose, exit already judged
         self._scan_pos = 0
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=20.0, port=0):
+        """port: 0 lets the kernel pick (the browser tests pass a free one they
+        found, so ACCORD_PUBLIC_URL can name the origin before the start)."""
         os.makedirs(self.data_dir, exist_ok=True)
         err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listen", "%s:0" % HOST, "--data-dir", self.data_dir],
+            [self.binary, "serve", "--listen", "%s:%d" % (HOST, port), "--data-dir",
+             self.data_dir],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
             start_new_session=True)
         err.close()
