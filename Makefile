@@ -23,7 +23,7 @@ PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl li
 RUN_PKGS   := gcc libc6-dev make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
               libcurl4-openssl-dev libsodium-dev postgresql postgresql-contrib
 TEST_PKGS  := python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas \
-              r-cran-psych prometheus curl
+              r-cran-psych prometheus curl chromium
 # Commands the tests need that another source may provide (nodesource's
 # nodejs bundles npm): COMMAND:DEBIAN_PACKAGE, installed only when missing.
 TEST_CMDS  := node:nodejs npm:npm
@@ -55,6 +55,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/tests/%)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps badge-deps lint-test lint-deps \
+        browser-deps browser-test screenshots \
         run bench fuzz deps deps-run deps-test format clean
 .DELETE_ON_ERROR:
 
@@ -243,6 +244,27 @@ lint-deps: tests/lint/node_modules/.package-lock.json
 lint-test: lint-deps
 	tests/lint/run.sh
 
+# The web app's browser stories (issue 11): Debian's chromium (TEST_PKGS)
+# driven headless by npm playwright-core, pages checked by @axe-core/playwright
+# (pinned by tests/browser/package-lock.json; playwright-core downloads no
+# browser of its own). Against the sanitizer build, like the HTTP suite.
+BROWSER_NODE := tests/browser/node_modules/.package-lock.json
+browser-deps: $(BROWSER_NODE)
+
+$(BROWSER_NODE): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "the browser tests need Node.js and npm (make deps-test)"; exit 1; }
+	cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+browser-test: $(BUILD)/asan/accord browser-deps
+	python3 tests/browser/run.py --bin $(BUILD)/asan/accord
+
+# The README's screenshots of each role's main pages (web/screenshots/),
+# taken by the same stories.
+screenshots: deps-test
+	$(MAKE) all browser-deps
+	python3 tests/browser/run.py --bin $(BUILD)/accord --screenshots web/screenshots
+
 test: deps-test
 	$(MAKE) all asan
 	$(MAKE) unit-test
@@ -250,6 +272,7 @@ test: deps-test
 	$(MAKE) irr-test
 	$(MAKE) lint-test
 	$(MAKE) http-test
+	$(MAKE) browser-test
 
 run: deps-run
 	$(MAKE) all

@@ -35,6 +35,7 @@ import harness  # noqa: E402
 from harness import Client, Cluster, Env, User, last_line, run_cli, tail  # noqa: E402
 
 import fixtures  # noqa: E402
+import serving  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
@@ -108,6 +109,16 @@ def main():
     try:
         base_env["DATABASE_URL"] = cluster.start()
         setup(env, binary)
+        if not args.filter or args.filter in "serving":
+            t1 = time.monotonic()
+            problems, numbers = serving.check(env, ROOT)
+            if problems:
+                failed += 1
+                print("FAIL serving (%.1fs)\n    %s" % (time.monotonic() - t1, "\n    ".join(problems)))
+            else:
+                passed += 1
+                print("PASS serving (%.1fs): first load %.1f KB of gzip-compressed HTML, JS and CSS"
+                      % (time.monotonic() - t1, numbers["first_load_gzip_bytes"] / 1024))
         fx = fixtures.make(env)
         fx["base"] = "http://%s:%d" % (harness.HOST, env.server.port)
         fx["chromium"] = CHROMIUM
@@ -124,7 +135,8 @@ def main():
                            timeout=args.timeout, stdin=subprocess.DEVNULL)
         with open(os.path.join(workdir, "results.json")) as f:
             res = json.load(f)
-        passed, failed = res["passed"], res["failed"]
+        passed += res["passed"]
+        failed += res["failed"]
         if p.returncode != 0 and failed == 0:
             failed = 1
         reports = env.server.new_sanitizer_reports()

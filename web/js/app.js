@@ -168,7 +168,7 @@ function accountPage() {
 async function loadMe() {
   try {
     state.me = await api('GET', '/v1/me');
-    if (state.me.auth && state.me.auth.csrf_token) setCsrf(state.me.auth.csrf_token);
+    if (state.me.csrf_token) setCsrf(state.me.csrf_token);
   } catch (e) {
     if (e.status !== 401) throw e;
     state.me = null;

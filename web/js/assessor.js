@@ -52,9 +52,9 @@ async function claimPage() {
 
 function timeLeft(iso) {
   const ms = new Date(iso) - Date.now();
-  if (ms <= 0) return 'expired';
+  if (ms <= 0) return 'none (the lease has expired)';
   const m = Math.floor(ms / 60000);
-  return m >= 60 ? `${Math.floor(m / 60)} h ${m % 60} min left` : `${m} min left`;
+  return m >= 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${m} min`;
 }
 
 // Saves the draft to the server as the assessor works (debounced); a
@@ -179,11 +179,8 @@ async function reviewPage(id) {
   const draftStatus = h('span', { class: 'hint', role: 'status' });
   const scored = r.status !== 'active';
   let expires = r.lease_expires_at;
-  const tick = () => {
-    if (!lease.isConnected) return clearInterval(timer);
-    put(lease, `Time left: ${timeLeft(expires)}`);
-  };
-  const timer = setInterval(tick, 15000);
+  const tick = () => put(lease, `Time left: ${timeLeft(expires)}`);
+  const timer = setInterval(() => (lease.isConnected ? tick() : clearInterval(timer)), 15000);
   tick();
   const extend = h('button', { type: 'button' }, 'Extend time');
   extend.addEventListener('click', async () => {
