@@ -8,7 +8,7 @@ from harness import expect
 
 def person(env, roles, name, org):
     """A user with a password (set through an invitation, as a person would)."""
-    u = env.user(roles, name=name, org=org, session=True)
+    u = env.user(roles, name=name, org=org if org else None, session=True)
     return {"id": u.id, "email": u.email, "name": u.name, "password": u.password}
 
 
@@ -44,5 +44,38 @@ def make(env):
         "other": other,
         "peer": {"email": peer2.email, "password": peer2.password},
     }
-    expect(lead.c.get("/v1/me"), 200)
+    fx["lead_story"] = {
+        "lead": person(env, ["lead"], "Lee Lead", ""),
+        "assessor": person(env, ["assessor"], "Cal Assessor", "Willow School"),
+        "seeded": seed_reliability(env, lead),
+    }
     return fx
+
+
+def seed_reliability(env, lead):
+    """A credential whose every submission was scored by a peer and then an
+    expert (second_score_rate 1): the agreement and routing reports have data.
+    The pairs differ by at most one level and never in verdict, so none goes
+    to adjudication and every pair counts."""
+    rubric = env.rubric(lead, title="Responsive Classroom")
+    cred = env.credential(lead, rubric["id"], videos=1, title="Seeded: Responsive Classroom",
+                          review_policy={"validity_rate": 0, "second_score_rate": 1})
+    peer = env.user(["assessor"], name="Sam Seedpeer")
+    expert = env.user(["expert"], name="Ezra Expert")
+    env.grant(lead, cred["id"], peer)
+    env.grant(lead, cred["id"], expert, pool="expert")
+    keys = [c["key"] for c in rubric["criteria"]]
+    pairs = [((3, 3, 4, 3), (3, 4, 4, 3)), ((2, 3, 3, 3), (2, 2, 3, 3)),
+             ((4, 4, 4, 3), (4, 4, 3, 3)), ((1, 2, 3, 3), (1, 2, 2, 3)),
+             ((3, 4, 4, 4), (3, 4, 4, 4)), ((2, 2, 3, 2), (2, 3, 3, 2))]
+    for first, second in pairs:
+        earner = env.user(["earner"])
+        arts = env.evidence(earner.c, videos=1)
+        env.submit(earner.c, cred["id"], [a["id"] for a, _ in arts])
+        for who, levels in ((peer, first), (expert, second)):
+            r = expect(who.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200,
+                       what="seed: claim by %s" % who.name)
+            expect(who.c.post("/v1/reviews/%s/scores" % r["id"], {
+                "scores": [{"criterion": k, "level": v} for k, v in zip(keys, levels)],
+                "feedback": "seeded"}), 200, what="seed: score by %s" % who.name)
+    return {"id": cred["id"], "title": cred["title"]}

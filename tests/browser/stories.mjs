@@ -224,6 +224,104 @@ test('uploads_drafts_and_privacy', async (browser, problems) => {
   await axe(O, 'not available', pages);
 });
 
+
+// A lead sets up a rubric, anchors and a credential; an assessor takes a
+// calibration session; the lead's agreement and routing charts have data.
+test('lead_calibration_story', async (browser, problems) => {
+  const f = fx.lead_story;
+  const lead = await person(browser, fx, problems);
+  const L = lead.page;
+  await signIn(L, f.lead.email, f.lead.password);
+  await L.getByRole('heading', { name: 'Rubrics and credentials' }).waitFor();
+  await axe(L, 'lead home', pages);
+  await shot(L, 'lead-home');
+  await L.getByRole('link', { name: 'New rubric' }).click();
+  await L.getByLabel('Rubric title').fill('Circle Time');
+  await L.getByLabel('Criterion 1 title').fill('Listening');
+  await L.getByRole('button', { name: 'Add a criterion' }).click();
+  await L.getByLabel('Criterion 2 title').fill('Turn taking');
+  await L.getByLabel('Criterion 2, level 3 description').fill('Most students wait for the talking piece.');
+  await axe(L, 'new rubric', pages);
+  await L.getByRole('button', { name: 'Create rubric' }).click();
+  await L.getByRole('heading', { name: 'Rubric: Circle Time' }).waitFor();
+  await L.getByText('Most students wait for the talking piece.').first().waitFor();
+  await L.getByLabel('Anchors per session').fill('2');
+  await L.getByRole('button', { name: 'Save calibration settings' }).click();
+  await L.getByText('Calibration settings saved.').waitFor();
+  for (const [i, [a, b]] of [['Meets', 'Approaching'], ['Exceeds', 'Meets']].entries()) {
+    await L.getByLabel('Anchor evidence files').setInputFiles({ name: `anchor-${i}.webm`, mimeType: 'video/webm', buffer: videos[i] });
+    await L.getByRole('radiogroup', { name: 'Listening' }).getByRole('radio', { name: a }).check();
+    await L.getByRole('radiogroup', { name: 'Turn taking' }).getByRole('radio', { name: b }).check();
+    await L.getByLabel('Rationale on Listening').fill(`Anchor ${i}: students paraphrase each other.`);
+    await L.getByLabel('Rationale on Turn taking').fill(`Anchor ${i}: two interruptions.`);
+    await L.getByRole('button', { name: 'Create anchor' }).click();
+    await L.getByText(`${i + 1} anchor(s)`).waitFor();
+  }
+  await axe(L, 'rubric', pages);
+  await L.getByRole('link', { name: 'Rubrics and credentials' }).click();
+  await L.getByRole('link', { name: 'New credential' }).click();
+  await L.getByLabel('Credential title').fill('Circle Time Basics');
+  await L.getByLabel('Rubric', { exact: true }).selectOption({ label: 'Circle Time' });
+  await L.getByLabel('Number of plans required').fill('0');
+  await L.getByLabel('Number of reflections required').fill('0');
+  await axe(L, 'new credential', pages);
+  await L.getByRole('button', { name: 'Create credential' }).click();
+  await L.getByRole('heading', { name: 'Credential: Circle Time Basics' }).waitFor();
+  const grant = L.getByRole('form', { name: 'Grant' });
+  await grant.getByLabel("Assessor's email").fill(f.assessor.email);
+  await grant.getByLabel('They need not hold this credential themselves').check();
+  await grant.getByRole('button', { name: 'Grant' }).click();
+  await L.getByText(`${f.assessor.name} may now review this credential`).waitFor();
+  await axe(L, 'credential (lead)', pages);
+
+  // the assessor calibrates
+  const as = await person(browser, fx, problems);
+  const A = as.page;
+  await signIn(A, f.assessor.email, f.assessor.password);
+  await A.getByRole('link', { name: 'Calibration' }).click();
+  await A.getByLabel('Rubric').selectOption({ label: 'Circle Time' });
+  await axe(A, 'calibration', pages);
+  await A.getByRole('button', { name: 'Start a calibration session' }).click();
+  for (let i = 0; i < 2; i++) {
+    await A.getByText(`recording ${i + 1} of 2`).waitFor();
+    // score as the masters did: the anchors' files tell which is which
+    const first = (await A.getByRole('figure').first().innerText()).includes('anchor-0');
+    await A.getByRole('radiogroup', { name: 'Listening' }).getByRole('radio', { name: first ? 'Meets' : 'Exceeds' }).check();
+    await A.getByRole('radiogroup', { name: 'Turn taking' }).getByRole('radio', { name: first ? 'Approaching' : 'Meets' }).check();
+    if (i === 0) await axe(A, 'calibration item', pages);
+    await A.getByRole('button', { name: 'Submit scores' }).click();
+  }
+  await A.getByText('You qualified.').waitFor();
+  await A.getByText('Anchor 0: students paraphrase each other.').waitFor();
+  await A.getByRole('table', { name: 'Agreement with the experts' }).waitFor();
+  await axe(A, 'calibration result', pages);
+  await shot(A, 'assessor-calibration-result');
+  await A.getByRole('link', { name: 'My qualifications' }).click();
+  const q = A.getByRole('row', { name: /Circle Time/ });
+  await q.getByText('Qualified', { exact: true }).waitFor();
+  await axe(A, 'qualifications', pages);
+
+  // the lead's reports
+  await L.getByRole('link', { name: 'Reports' }).click();
+  await L.getByLabel('Credential').selectOption({ label: f.seeded.title });
+  const exact = L.getByRole('figure', { name: `Exact agreement on ${f.seeded.title} by criterion, with 95% intervals` });
+  await exact.waitFor();
+  const marks = await exact.locator('circle').count();
+  check(marks === 4, `the agreement chart shows ${marks} estimates, expected one per criterion (4)`);
+  const rel = L.getByRole('figure', { name: `on ${f.seeded.title} by criterion`, exact: false }).nth(1);
+  check((await rel.locator('circle').count()) >= 1, 'the reliability chart has no estimate');
+  const routing = L.getByRole('region', { name: `Routing of ${f.seeded.title}` });
+  await routing.getByText('6 peer/expert pairs', { exact: false }).waitFor();
+  check((await routing.locator('svg circle').count()) >= 1, 'the routing chart has no kappa estimate');
+  await axe(L, 'reports', pages);
+  await shot(L, 'lead-reports');
+  const [download] = await Promise.all([L.waitForEvent('download'), L.getByRole('link', { name: 'Download ratings.csv' }).click()]);
+  const path = await download.path();
+  const text = readFileSync(path, 'utf8');
+  check(text.startsWith('unit,rater,score'), `ratings.csv starts ${JSON.stringify(text.slice(0, 40))}`);
+  check(text.trim().split('\n').length === 1 + 6 * 4 * 2, `ratings.csv has ${text.trim().split('\n').length - 1} ratings, expected 48`);
+});
+
 const only = fx.filter;
 const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
 let passed = 0;
@@ -241,7 +339,7 @@ try {
       err = e.stack || String(e);
       let n = 0;
       for (const c of browser.contexts())
-        for (const p of c.pages()) await p.screenshot({ path: join(fx.workdir, `fail-${t.name}-${n++}.png`) }).catch(() => {});
+        for (const p of c.pages()) await p.screenshot({ path: join(fx.workdir, `fail-${t.name}-${n++}.png`), fullPage: true }).catch(() => {});
     }
     for (const c of browser.contexts()) await c.close().catch(() => {});
     if (!err && problems.length) err = problems.join('\n');
