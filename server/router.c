@@ -151,6 +151,13 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/reviews/{id}/extend", NULL, STMT_REVIEW_EXTEND, ROUTE_LEASE, 200},
     {EVHTTP_REQ_GET, "/v1/reviews/{id}/draft", NULL, STMT_REVIEW_DRAFT_GET, 0, 200},
     {EVHTTP_REQ_PUT, "/v1/reviews/{id}/draft", NULL, STMT_REVIEW_DRAFT_PUT, ROUTE_BODY, 200},
+    {EVHTTP_REQ_GET, "/v1/me/reviews", NULL, STMT_MY_REVIEWS, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/credentials/{id}/assessors", NULL, STMT_ASSESSOR_LIST, 0, 200},
+    {EVHTTP_REQ_DELETE, "/v1/credentials/{id}/assessors/{id}", NULL, STMT_ASSESSOR_REVOKE, 0, 204},
+    {EVHTTP_REQ_POST, "/v1/submissions/{id}/override", NULL, STMT_SUBMISSION_OVERRIDE, ROUTE_BODY,
+     200},
+    {EVHTTP_REQ_GET, "/v1/submissions/{id}/reviews", NULL, STMT_SUBMISSION_REVIEWS, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/adjudications", NULL, STMT_ADJUDICATION_LIST, 0, 200},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

@@ -160,4 +160,13 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_REVIEW_DRAFT_GET] = {"review_draft_get", "select api_review_draft_get($1, $2::uuid)", 2},
     [STMT_REVIEW_DRAFT_PUT] = {"review_draft_put",
                                "select api_review_draft_put($1, $2::uuid, $3::jsonb)", 3},
+    [STMT_MY_REVIEWS] = {"my_reviews", "select api_my_reviews($1, $2::jsonb)", 2},
+    [STMT_ASSESSOR_LIST] = {"assessor_list", "select api_assessor_list($1, $2::uuid)", 2},
+    [STMT_ASSESSOR_REVOKE] = {"assessor_revoke",
+                              "select api_assessor_revoke($1, $2::uuid, $3::uuid)", 3},
+    [STMT_SUBMISSION_OVERRIDE] = {"submission_override",
+                                  "select api_submission_override($1, $2::uuid, $3::jsonb)", 3},
+    [STMT_SUBMISSION_REVIEWS] = {"submission_reviews",
+                                 "select api_submission_reviews($1, $2::uuid)", 2},
+    [STMT_ADJUDICATION_LIST] = {"adjudication_list", "select api_adjudication_list($1)", 1},
 };

@@ -374,3 +374,439 @@ BEGIN
                              'lease_expires_at', _ts(r.lease_expires_at),
                              'extensions_left', _max_extensions() - r.extensions);
 END $$;
+
+-- ===========================================================================
+-- "My reviews" and "My qualifications" (assessors, experts)
+-- ===========================================================================
+
+-- GET /v1/me/reviews?status=active|past&limit= : the caller's own reviews,
+-- newest first. A validity item is listed as the first score it looks like
+-- (the assessor must not tell it apart); never the earner's identity.
+CREATE FUNCTION api_my_reviews(p_token text, p_query jsonb) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{assessor,expert,lead}');
+    q jsonb := _body(p_query);
+    v_past boolean;
+    v_limit int := 50;
+BEGIN
+    PERFORM _only_keys(q, '{status,limit}', 'query parameter');
+    IF coalesce(q ->> 'status', 'active') NOT IN ('active', 'past') THEN
+        PERFORM _bad('status must be "active" (held now) or "past" (scored, released or expired)');
+    END IF;
+    v_past := coalesce(q ->> 'status', 'active') = 'past';
+    IF q ? 'limit' THEN
+        IF (q ->> 'limit') !~ '^[0-9]{1,4}$' OR (q ->> 'limit')::int NOT BETWEEN 1 AND 200 THEN
+            PERFORM _bad('limit must be a whole number from 1 to 200');
+        END IF;
+        v_limit := (q ->> 'limit')::int;
+    END IF;
+    RETURN json_build_object('reviews',
+        (SELECT coalesce(json_agg(x.j ORDER BY x.claimed_at DESC, x.id), '[]'::json)
+           FROM (SELECT rv.id, rv.claimed_at,
+                        json_build_object(
+                            'id', rv.id, 'status', rv.status,
+                            'kind', CASE WHEN rv.stage IN ('second', 'adjudication') THEN rv.stage
+                                         ELSE 'first' END,
+                            'credential', json_build_object('id', c.id, 'title', c.title),
+                            'submission_id', s.id, 'attempt', s.attempt,
+                            'claimed_at', _ts(rv.claimed_at),
+                            'lease_expires_at', _ts(rv.lease_expires_at),
+                            'extensions_left', CASE WHEN rv.status = 'active'
+                                                    THEN _max_extensions() - rv.extensions END,
+                            'has_draft', EXISTS (SELECT 1 FROM review_drafts d WHERE d.review_id = rv.id),
+                            'scored_at', _ts(rv.scored_at), 'verdict', rv.verdict) AS j
+                   FROM reviews rv
+                   JOIN submissions s ON s.id = rv.submission_id
+                   JOIN credentials c ON c.id = s.credential_id
+                  WHERE rv.assessor_id = v_me.id
+                    AND (rv.status = 'active') <> v_past
+                  ORDER BY rv.claimed_at DESC, rv.id
+                  LIMIT v_limit) x));
+END $$;
+
+-- 004's list, plus per rubric its title, the thresholds the window is held
+-- to (so the numbers explain the status) and qualified_at; and the rubrics
+-- the caller holds a grant on but has no qualification for yet (a
+-- calibration session comes first).
+CREATE OR REPLACE FUNCTION api_my_qualifications(p_token text) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_me users := _auth(p_token);
+BEGIN
+    RETURN json_build_object(
+        'qualifications',
+        (SELECT coalesce(json_agg((_qualification_json(q)::jsonb || jsonb_build_object(
+                                       'rubric', jsonb_build_object('id', rb.id, 'title', rb.title),
+                                       'qualified_at', _ts(q.qualified_at),
+                                       'thresholds', jsonb_build_object(
+                                           'exact_min', rb.cal_exact_min,
+                                           'adjacent_min', rb.cal_adjacent_min,
+                                           'verdict_min', rb.cal_verdict_min,
+                                           'window', rb.cal_window,
+                                           'min_items', rb.cal_min_items)))::json
+                                  ORDER BY q.updated_at, q.rubric_id), '[]'::json)
+           FROM qualifications q JOIN rubrics rb ON rb.id = q.rubric_id
+          WHERE q.user_id = v_me.id),
+        'uncalibrated',
+        (SELECT coalesce(json_agg(json_build_object('rubric', json_build_object('id', x.id, 'title', x.title),
+                                                    'credentials', x.creds)
+                                  ORDER BY x.title, x.id), '[]'::json)
+           FROM (SELECT rb.id, rb.title,
+                        json_agg(json_build_object('id', c.id, 'title', c.title)
+                                 ORDER BY c.title, c.id) AS creds
+                   FROM assessor_grants g
+                   JOIN credentials c ON c.id = g.credential_id
+                   JOIN rubrics rb ON rb.id = c.rubric_id
+                  WHERE g.user_id = v_me.id
+                    AND NOT EXISTS (SELECT 1 FROM qualifications q
+                                     WHERE q.user_id = v_me.id AND q.rubric_id = rb.id)
+                  GROUP BY rb.id, rb.title) x));
+END $$;
+
+-- ===========================================================================
+-- Grants: list and revoke (lead)
+-- ===========================================================================
+
+-- GET /v1/credentials/{id}/assessors
+CREATE FUNCTION api_assessor_list(p_token text, p_credential uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+    c credentials;
+BEGIN
+    SELECT * INTO c FROM credentials WHERE id = p_credential;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'credential not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    RETURN json_build_object('assessors',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'user_id', u.id, 'name', u.name, 'email', u.email, 'pool', g.pool,
+                    'waive_award', g.waive_award, 'created_at', _ts(g.created_at),
+                    'qualification', (SELECT q.status FROM qualifications q
+                                       WHERE q.user_id = u.id AND q.rubric_id = c.rubric_id),
+                    'active_reviews', (SELECT count(*) FROM reviews rv
+                                         JOIN submissions s ON s.id = rv.submission_id
+                                        WHERE rv.assessor_id = u.id AND rv.status = 'active'
+                                          AND s.credential_id = c.id))
+                    ORDER BY g.created_at, u.id), '[]'::json)
+           FROM assessor_grants g JOIN users u ON u.id = g.user_id
+          WHERE g.credential_id = c.id));
+END $$;
+
+-- DELETE /v1/credentials/{id}/assessors/{user_id}: the grant goes, and with
+-- it the assessor's active leases on the credential (each submission goes
+-- back where a release puts it; not counted as the assessor's churn: it was
+-- not their doing). Audited: the revocation and each ended review.
+CREATE FUNCTION api_assessor_revoke(p_token text, p_credential uuid, p_user uuid) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+    g assessor_grants;
+    v_ended uuid[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM credentials WHERE id = p_credential) THEN
+        RAISE EXCEPTION 'credential not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    DELETE FROM assessor_grants WHERE credential_id = p_credential AND user_id = p_user
+    RETURNING * INTO g;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'this user holds no grant on this credential'
+            USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    -- every change to a review happens under its submission's row lock (002)
+    PERFORM 1 FROM submissions s
+      WHERE s.credential_id = p_credential
+        AND s.current_review_id IN (SELECT rv.id FROM reviews rv
+                                     WHERE rv.assessor_id = p_user AND rv.status = 'active')
+      ORDER BY s.id
+        FOR UPDATE;
+    WITH ended AS (
+        UPDATE reviews rv SET status = 'released', ended_at = now()
+          FROM submissions s
+         WHERE s.id = rv.submission_id AND s.credential_id = p_credential
+           AND rv.assessor_id = p_user AND rv.status = 'active'
+        RETURNING rv.id)
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_ended FROM ended;
+    UPDATE submissions
+       SET status = CASE WHEN status = 'validity' THEN 'validity'
+                         WHEN stage = 'first' THEN 'queued' ELSE 'in_review' END,
+           lease_expires_at = NULL, current_review_id = NULL, updated_at = now()
+     WHERE current_review_id = ANY(v_ended);
+    INSERT INTO audit_log (actor_id, action, object_type, object_id, object_ids, detail)
+    VALUES (v_me.id, 'assessor.revoke', 'credential', p_credential,
+            CASE WHEN cardinality(v_ended) > 0 THEN v_ended END,
+            jsonb_build_object('user_id', p_user, 'pool', g.pool, 'ended_reviews', to_jsonb(v_ended)));
+    INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+    SELECT v_me.id, 'review.release', 'review', x,
+           jsonb_build_object('assessor_id', p_user, 'why', 'grant_revoked')
+      FROM unnest(v_ended) x;
+    IF cardinality(v_ended) > 0 THEN
+        PERFORM pg_notify('accord_queue', p_credential::text);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- ===========================================================================
+-- A lead's override of a final result
+-- ===========================================================================
+--
+-- The decided review stays as scored (its scores are what the assessor
+-- gave, and what reliability measures); the override is a row of its own
+-- that the result shows: `verdict` becomes the override's and `override`
+-- says so (verdict before, the lead's feedback to the earner, when) — never
+-- the lead's identity nor the lead's reason, which go to the audit log and to
+-- leads (GET /v1/submissions/{id}/reviews). The award follows the verdict as
+-- the scoring path does it: a pass issues the award (the badge trigger of 008
+-- makes its badge and completes stacks); a resubmit revokes the award's badge
+-- and the stack badges it completed (as POST /v1/awards/{id}/revoke does).
+-- A revoked badge is never issued again: passing a result whose award was
+-- revoked is 409 award_revoked.
+CREATE TABLE result_overrides (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    submission_id    uuid NOT NULL REFERENCES submissions (id),
+    review_id        uuid NOT NULL REFERENCES reviews (id),
+    verdict          text NOT NULL CHECK (verdict IN ('pass','resubmit')),
+    previous_verdict text NOT NULL CHECK (previous_verdict IN ('pass','resubmit')),
+    reason           text NOT NULL CHECK (length(reason) BETWEEN 1 AND 2000),
+    feedback         text CHECK (length(feedback) <= 20000),
+    lead_id          uuid NOT NULL REFERENCES users (id),
+    award_id         uuid REFERENCES awards (id),
+    at               timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX result_overrides_review_idx ON result_overrides (review_id, at DESC, id DESC);
+CREATE INDEX result_overrides_submission_idx ON result_overrides (submission_id, at);
+
+-- 002's result, plus the latest override of it (`override`, null when none).
+CREATE OR REPLACE FUNCTION _result_json(p_review_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_review_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT json_build_object('verdict', coalesce(o.verdict, r.verdict),
+                                     'scores', _scores_json(r.id),
+                                     'feedback', r.feedback,
+                                     'decided_at', _ts(coalesce(o.at, r.scored_at)),
+                                     'override', CASE WHEN o.id IS NOT NULL THEN
+                                         json_build_object('verdict', o.verdict,
+                                                           'previous_verdict', o.previous_verdict,
+                                                           'feedback', o.feedback,
+                                                           'at', _ts(o.at)) END)
+              FROM reviews r
+              LEFT JOIN LATERAL (SELECT x.* FROM result_overrides x
+                                  WHERE x.review_id = r.id
+                                  ORDER BY x.at DESC, x.id DESC LIMIT 1) o ON true
+             WHERE r.id = p_review_id AND r.status = 'submitted');
+END $$;
+
+-- POST /v1/submissions/{id}/override {verdict, reason, feedback?} (lead)
+CREATE FUNCTION api_submission_override(p_token text, p_id uuid, p_body jsonb) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+    b jsonb := _body(p_body);
+    v_verdict text;
+    v_reason text;
+    v_feedback text;
+    v_prev text;
+    v_award uuid;
+    v_why text;
+    s submissions;
+    c credentials;
+    a awards;
+    bd badges;
+BEGIN
+    PERFORM _only_keys(b, '{verdict,reason,feedback}', 'field');
+    v_verdict := _j_text(b -> 'verdict', 'verdict', true, 20);
+    IF v_verdict NOT IN ('pass', 'resubmit') THEN
+        PERFORM _bad('verdict must be "pass" or "resubmit"');
+    END IF;
+    v_reason := btrim(_j_text(b -> 'reason', 'reason', true, 2000));
+    IF v_reason = '' THEN
+        PERFORM _bad('reason must say why the result is overridden');
+    END IF;
+    v_feedback := nullif(btrim(_j_text(b -> 'feedback', 'feedback', false, 20000, true)), '');
+    SELECT * INTO s FROM submissions WHERE id = p_id AND status <> 'validity';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'submission not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    -- the earner's chain, then the row: as resubmitting locks it
+    PERFORM _lock_chain(s.earner_id, s.credential_id);
+    SELECT * INTO s FROM submissions WHERE id = p_id FOR UPDATE;
+    IF s.earner_id = v_me.id THEN
+        RAISE EXCEPTION 'you cannot override the result of your own submission'
+            USING ERRCODE = 'AC403', DETAIL = 'forbidden';
+    END IF;
+    IF v_me.org_id IS NOT NULL AND s.earner_org_id = v_me.org_id THEN
+        RAISE EXCEPTION 'this earner is of your own organisation: another lead must decide'
+            USING ERRCODE = 'AC403', DETAIL = 'forbidden';
+    END IF;
+    IF s.status NOT IN ('returned', 'passed') OR s.decided_review_id IS NULL THEN
+        RAISE EXCEPTION 'only a final result can be overridden; this submission is %',
+                        replace(s.status, '_', ' ')
+            USING ERRCODE = 'AC409', DETAIL = 'not_final';
+    END IF;
+    IF EXISTS (SELECT 1 FROM submissions n WHERE n.previous_id = s.id) THEN
+        RAISE EXCEPTION 'the earner has resubmitted since (attempt %): only the latest attempt''s result can be overridden',
+                        s.attempt + 1
+            USING ERRCODE = 'AC409', DETAIL = 'not_latest';
+    END IF;
+    v_prev := CASE WHEN s.status = 'passed' THEN 'pass' ELSE 'resubmit' END;
+    IF v_prev = v_verdict THEN
+        RAISE EXCEPTION 'the result is already "%"', v_verdict
+            USING ERRCODE = 'AC409', DETAIL = 'no_change';
+    END IF;
+    SELECT * INTO c FROM credentials WHERE id = s.credential_id;
+    IF v_verdict = 'pass' THEN
+        SELECT * INTO a FROM awards WHERE earner_id = s.earner_id AND credential_id = c.id;
+        IF FOUND THEN
+            SELECT * INTO bd FROM badges WHERE award_id = a.id;
+            IF bd.revoked_at IS NOT NULL THEN
+                RAISE EXCEPTION 'the earner''s award for this credential was revoked at %; a revoked badge is not issued again',
+                                _ts_s(bd.revoked_at)
+                    USING ERRCODE = 'AC409', DETAIL = 'award_revoked';
+            END IF;
+            v_award := a.id;
+        ELSE
+            v_award := gen_random_uuid();
+            INSERT INTO awards (id, credential_id, earner_id, submission_id)
+            VALUES (v_award, c.id, s.earner_id, s.id);
+            INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+            VALUES (v_me.id, 'award.issue', 'award', v_award,
+                    jsonb_build_object('submission_id', s.id, 'credential_id', c.id,
+                                       'earner_id', s.earner_id, 'via', 'override'));
+        END IF;
+        UPDATE submissions SET status = 'passed', award_id = v_award, updated_at = now()
+         WHERE id = s.id RETURNING * INTO s;
+    ELSE
+        IF s.award_id IS NOT NULL THEN
+            v_award := s.award_id;
+            -- told to the earner (their awards list), not to the world (008)
+            v_why := format('a program lead changed the result of attempt %s to resubmit', s.attempt);
+            UPDATE badges SET revoked_at = now(), revoked_by = v_me.id, revoke_reason = v_why
+             WHERE award_id = s.award_id AND revoked_at IS NULL
+            RETURNING * INTO bd;
+            IF bd.id IS NOT NULL THEN
+                INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+                VALUES (v_me.id, 'badge.revoke', 'badge', bd.id,
+                        jsonb_build_object('reason', v_why, 'earner_id', bd.earner_id,
+                                           'via', 'override'));
+                -- a stack counts only while every member does (008's revocation)
+                WITH st AS (
+                    UPDATE badges sb
+                       SET revoked_at = now(), revoked_by = v_me.id,
+                           revoke_reason = left(format('%s, a credential of this stack, was revoked: %s',
+                                                       c.title, v_why), 2000)
+                     WHERE sb.earner_id = s.earner_id AND sb.revoked_at IS NULL
+                       AND sb.stack_id IN (SELECT m.stack_id FROM stack_members m
+                                            WHERE m.credential_id = c.id)
+                    RETURNING sb.id, sb.revoke_reason)
+                INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+                SELECT v_me.id, 'badge.revoke', 'badge', st.id,
+                       jsonb_build_object('reason', st.revoke_reason, 'earner_id', s.earner_id,
+                                          'with_member', bd.id, 'via', 'override')
+                  FROM st;
+            END IF;
+        END IF;
+        UPDATE submissions SET status = 'returned', award_id = NULL, updated_at = now()
+         WHERE id = s.id RETURNING * INTO s;
+    END IF;
+    INSERT INTO result_overrides (submission_id, review_id, verdict, previous_verdict, reason,
+                                  feedback, lead_id, award_id)
+    VALUES (s.id, s.decided_review_id, v_verdict, v_prev, v_reason, v_feedback, v_me.id, v_award);
+    INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+    VALUES (v_me.id, 'submission.override', 'submission', s.id,
+            jsonb_build_object('verdict', v_verdict, 'previous_verdict', v_prev,
+                               'reason', v_reason, 'feedback', v_feedback,
+                               'decided_review_id', s.decided_review_id, 'award_id', v_award));
+    RETURN _submission_json(s);
+END $$;
+
+-- ===========================================================================
+-- Who scored what (leads); the adjudication queue
+-- ===========================================================================
+
+-- GET /v1/submissions/{id}/reviews (lead): every review of the submission
+-- with its assessor, scores and routing, and every override with its lead
+-- and reason. A read of scores and identities: audited.
+CREATE FUNCTION api_submission_reviews(p_token text, p_id uuid) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+    s submissions;
+    v_ids uuid[];
+BEGIN
+    SELECT * INTO s FROM submissions WHERE id = p_id AND status <> 'validity';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'submission not found' USING ERRCODE = 'AC404', DETAIL = 'not_found';
+    END IF;
+    SELECT coalesce(array_agg(rv.id ORDER BY rv.claimed_at, rv.id), '{}') INTO v_ids
+      FROM reviews rv WHERE rv.submission_id = s.id;
+    PERFORM _audit_read(v_me.id, 'submission.reviews_read', 'submission', s.id,
+                        CASE WHEN cardinality(v_ids) > 0 THEN v_ids END, '{}');
+    RETURN json_build_object(
+        'submission_id', s.id, 'status', s.status, 'stage', s.stage,
+        'decided_review_id', s.decided_review_id,
+        'reviews',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'id', rv.id, 'stage', rv.stage, 'pool', rv.pool, 'status', rv.status,
+                    'assessor', json_build_object('id', u.id, 'name', u.name),
+                    'claimed_at', _ts(rv.claimed_at), 'scored_at', _ts(rv.scored_at),
+                    'verdict', rv.verdict,
+                    'scores', CASE WHEN rv.status = 'submitted' THEN _scores_json(rv.id) END,
+                    'feedback', rv.feedback, 'routing', rv.routing)
+                    ORDER BY rv.claimed_at, rv.id), '[]'::json)
+           FROM reviews rv JOIN users u ON u.id = rv.assessor_id
+          WHERE rv.submission_id = s.id),
+        'overrides',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'verdict', o.verdict, 'previous_verdict', o.previous_verdict,
+                    'reason', o.reason, 'feedback', o.feedback,
+                    'lead', json_build_object('id', u.id, 'name', u.name), 'at', _ts(o.at))
+                    ORDER BY o.at, o.id), '[]'::json)
+           FROM result_overrides o JOIN users u ON u.id = o.lead_id
+          WHERE o.submission_id = s.id));
+END $$;
+
+-- GET /v1/adjudications (lead, expert): submissions waiting for an
+-- adjudication, oldest first (at most 200). A lead sees every credential's,
+-- with why (the disagreement); an expert those of credentials they hold an
+-- expert grant on and may take (another organisation's earner, not a
+-- submission they scored). Claiming is POST /v1/reviews/claim.
+CREATE FUNCTION api_adjudication_list(p_token text) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead,expert}');
+    v_lead boolean := 'lead' = ANY(v_me.roles);
+BEGIN
+    RETURN json_build_object('adjudications',
+        (SELECT coalesce(json_agg(x.j ORDER BY x.since, x.id), '[]'::json)
+           FROM (SELECT s.id, w.since,
+                        json_build_object(
+                            'submission_id', s.id,
+                            'credential', json_build_object('id', c.id, 'title', c.title),
+                            'stakes', c.stakes, 'attempt', s.attempt,
+                            'waiting_since', _ts(w.since),
+                            'claimed', s.current_review_id IS NOT NULL
+                                       AND s.lease_expires_at >= now(),
+                            'lease_expires_at', _ts(s.lease_expires_at),
+                            'reason', CASE WHEN v_lead THEN s.routing END) AS j
+                   FROM submissions s
+                   JOIN credentials c ON c.id = s.credential_id
+                   LEFT JOIN LATERAL (SELECT max(rv.scored_at) AS since FROM reviews rv
+                                       WHERE rv.submission_id = s.id
+                                         AND rv.status = 'submitted') w ON true
+                  WHERE s.status = 'in_review' AND s.stage = 'adjudication'
+                    AND (v_lead
+                         OR (EXISTS (SELECT 1 FROM assessor_grants g
+                                      WHERE g.user_id = v_me.id AND g.credential_id = c.id
+                                        AND g.pool = 'expert')
+                             AND _independent(v_me.org_id, s.earner_org_id)
+                             AND NOT EXISTS (SELECT 1 FROM reviews rv
+                                              WHERE rv.submission_id = s.id
+                                                AND rv.assessor_id = v_me.id
+                                                AND rv.status = 'submitted')))
+                  ORDER BY w.since, s.id
+                  LIMIT 200) x));
+END $$;

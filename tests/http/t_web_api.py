@@ -294,3 +294,250 @@ def web_lease_extension(env):
     expect(assessor2.c.post("/v1/reviews/%s/release" % rv2["id"]), 200)
     expect(assessor2.c.post("/v1/reviews/%s/extend" % rv2["id"]), 409, "not_active")
     expect(assessor2.c.post("/v1/reviews/%s/extend" % uuid.uuid4()), 404, "not_found")
+
+
+# -- my reviews, my qualifications ------------------------------------------------------
+
+
+@test
+def web_my_reviews_and_qualifications(env):
+    """An assessor lists their own active and past reviews (credential title,
+    attempt, lease, extensions left, whether a draft is saved; never the earner)
+    and their qualifications with the numbers, the thresholds, and the rubrics
+    still to calibrate on."""
+    lead, assessor, earner, rubric, cred, sub = setup_review(env)
+    eq(expect(assessor.c.get("/v1/me/reviews"), 200)["reviews"], [], "nothing held yet")
+    rv = claim(assessor, cred["id"])
+    r = assessor.c.get("/v1/me/reviews?status=active")
+    mine = expect(r, 200)["reviews"]
+    eq([(x["id"], x["status"], x["kind"], x["credential"], x["submission_id"], x["attempt"],
+         x["extensions_left"], x["has_draft"], x["verdict"]) for x in mine],
+       [(rv["id"], "active", "first", {"id": cred["id"], "title": cred["title"]}, sub["id"], 1,
+         2, False, None)], "my active reviews")
+    eq(mine[0]["lease_expires_at"], rv["lease_expires_at"], "the lease")
+    assert_not_in_text(r.text, [("earner id", earner.id), ("earner email", earner.email),
+                                ("earner name", earner.name)], "my reviews")
+    expect(put_draft(assessor.c, rv["id"], {"scores": [], "feedback": "x"}, 0), 200)
+    expect(assessor.c.post("/v1/reviews/%s/extend" % rv["id"]), 200)
+    mine = expect(assessor.c.get("/v1/me/reviews"), 200)["reviews"]
+    eq((mine[0]["has_draft"], mine[0]["extensions_left"]), (True, 1), "draft saved, one extension used")
+    eq(expect(assessor.c.get("/v1/me/reviews?status=past"), 200)["reviews"], [], "no past yet")
+    expect(assessor.c.post("/v1/reviews/%s/scores" % rv["id"],
+                           {"scores": env.scores({VOICE: 2}), "feedback": "f"}), 200)
+    eq(expect(assessor.c.get("/v1/me/reviews"), 200)["reviews"], [], "none active after scoring")
+    past = expect(assessor.c.get("/v1/me/reviews?status=past&limit=5"), 200)["reviews"]
+    eq([(x["id"], x["status"], x["verdict"], x["extensions_left"], x["has_draft"]) for x in past],
+       [(rv["id"], "submitted", "resubmit", None, False)], "my past reviews")
+    check(past[0]["scored_at"], "scored_at is set")
+    for q in ("status=done", "limit=0", "limit=201", "limit=x", "colour=red"):
+        expect(assessor.c.get("/v1/me/reviews?" + q), 400, "bad_request", what="?" + q)
+    expect(earner.c.get("/v1/me/reviews"), 403, "forbidden")
+    expect(earner.c.anon().get("/v1/me/reviews"), 401, "unauthorized")
+
+    quals = expect(assessor.c.get("/v1/me/qualifications"), 200)
+    row = [x for x in quals["qualifications"] if x["rubric_id"] == rubric["id"]]
+    eq(len(row), 1, "one qualification on the rubric")
+    row = row[0]
+    eq((row["status"], row["rubric"]), ("qualified", {"id": rubric["id"], "title": rubric["title"]}),
+       "status and rubric")
+    eq(row["thresholds"], {"exact_min": 0.70, "adjacent_min": 0.95, "verdict_min": 0.80,
+                           "window": 20, "min_items": 8}, "the thresholds (the rubric's defaults)")
+    check(row["qualified_at"] and row["window"]["items"] == 0, "qualified_at and the window: %s" % row)
+    eq(quals["uncalibrated"], [], "nothing to calibrate on yet")
+    rubric2 = env.rubric(lead, title="A second rubric")
+    cred2 = env.credential(lead, rubric2["id"], title="Second credential %d" % env.uniq())
+    env.grant(lead, cred2["id"], assessor, qualify=False)
+    quals = expect(assessor.c.get("/v1/me/qualifications"), 200)
+    eq(quals["uncalibrated"], [{"rubric": {"id": rubric2["id"], "title": rubric2["title"]},
+                                "credentials": [{"id": cred2["id"], "title": cred2["title"]}]}],
+       "a granted rubric without a qualification")
+    check(all(x["rubric_id"] != rubric2["id"] for x in quals["qualifications"]),
+          "no qualification row is invented for it")
+
+
+# -- grants ------------------------------------------------------------------------------
+
+
+@test
+def web_grants_list_and_revoke(env):
+    """A lead lists a credential's grants and revokes one: the assessor's active
+    lease ends at once (the submission is claimable again, the draft is gone, the
+    review no longer theirs), and it is audited."""
+    lead, assessor, earner, rubric, cred, sub = setup_review(env)
+    other = env.user(["assessor"])
+    env.grant(lead, cred["id"], other)
+    rv = claim(assessor, cred["id"])
+    expect(put_draft(assessor.c, rv["id"], {"scores": [], "feedback": "half done"}, 0), 200)
+    lst = expect(lead.c.get("/v1/credentials/%s/assessors" % cred["id"]), 200)["assessors"]
+    eq([(g["user_id"], g["name"], g["email"], g["pool"], g["waive_award"], g["qualification"],
+         g["active_reviews"]) for g in lst],
+       [(assessor.id, assessor.name, assessor.email, "peer", True, "qualified", 1),
+        (other.id, other.name, other.email, "peer", True, "qualified", 0)], "the grants")
+    for u in (assessor, earner):
+        expect(u.c.get("/v1/credentials/%s/assessors" % cred["id"]), 403, "forbidden")
+        expect(u.c.delete("/v1/credentials/%s/assessors/%s" % (cred["id"], other.id)), 403,
+               "forbidden")
+    expect(lead.c.get("/v1/credentials/%s/assessors" % uuid.uuid4()), 404, "not_found")
+
+    r = lead.c.delete("/v1/credentials/%s/assessors/%s" % (cred["id"], assessor.id))
+    eq(r.status, 204, "revoke: %s" % r.describe())
+    lst = expect(lead.c.get("/v1/credentials/%s/assessors" % cred["id"]), 200)["assessors"]
+    eq([g["user_id"] for g in lst], [other.id], "the grant is gone")
+    expect(assessor.c.get("/v1/reviews/" + rv["id"]), 403, "forbidden")
+    expect(assessor.c.post("/v1/reviews/%s/scores" % rv["id"],
+                           {"scores": env.scores({}), "feedback": "late"}), 409, "not_active")
+    expect(assessor.c.get("/v1/reviews/%s/draft" % rv["id"]), 409, "not_active")
+    eq(sql(env, "select count(*) from review_drafts where review_id = '%s'" % rv["id"]), "0",
+       "the draft ended with the grant")
+    r = assessor.c.post("/v1/reviews/claim", {"credential_id": cred["id"]})
+    eq(r.status, 204, "no grant, nothing to claim: %s" % r.describe())
+    rv2 = claim(other, cred["id"])
+    eq(rv2["submission"]["id"], sub["id"], "the submission went back to the queue at once")
+    eq(sql(env, "select count(*) from audit_log where action = 'assessor.revoke' "
+                "and object_id = '%s' and actor_id = '%s' and detail->>'user_id' = '%s' "
+                "and object_ids = array['%s']::uuid[]" % (cred["id"], lead.id, assessor.id, rv["id"])),
+       "1", "the revocation is audited with the ended review")
+    eq(sql(env, "select count(*) from audit_log where action = 'review.release' "
+                "and object_id = '%s' and detail->>'why' = 'grant_revoked'" % rv["id"]), "1",
+       "the ended review is audited")
+    eq(sql(env, "select count(*) from churn_events where review_id = '%s'" % rv["id"]), "0",
+       "not counted as the assessor's churn")
+    expect(lead.c.delete("/v1/credentials/%s/assessors/%s" % (cred["id"], assessor.id)), 404,
+           "not_found")
+    expect(lead.c.delete("/v1/credentials/%s/assessors/%s" % (uuid.uuid4(), assessor.id)), 404,
+           "not_found")
+    expect(lead.c.delete("/v1/credentials/%s/assessors/nope" % cred["id"]), 400, "invalid_uuid")
+
+
+# -- override -------------------------------------------------------------------------------
+
+
+@test
+def web_lead_overrides_a_result(env):
+    """A lead changes a final result with a reason: a pass issues the award and its
+    badge, a resubmit revokes the badge and lets the earner resubmit; the earner
+    sees the new verdict and the lead's feedback, never the lead or the reason;
+    every step is audited; wrong states are 409, bad input 400."""
+    lead, assessor, earner, rubric, cred, sub = setup_review(env)
+    path = "/v1/submissions/%s/override" % sub["id"]
+    body = {"verdict": "pass", "reason": "The cited clip shows peer feedback at 04:10.",
+            "feedback": "On review, student voice meets the standard."}
+    expect(lead.c.post(path, body), 409, "not_final", what="override while queued")
+    rv = claim(assessor, cred["id"])
+    expect(lead.c.post(path, body), 409, "not_final", what="override while in review")
+    expect(assessor.c.post("/v1/reviews/%s/scores" % rv["id"],
+                           {"scores": env.scores({VOICE: 2}), "feedback": "Not yet."}), 200)
+
+    for bad in ({"verdict": "maybe", "reason": "x"}, {"verdict": "pass"},
+                {"verdict": "pass", "reason": "   "}, {"verdict": "pass", "reason": 5},
+                {"verdict": "pass", "reason": "x" * 2001}, dict(body, colour="red"),
+                {"reason": "x"}):
+        expect(lead.c.post(path, bad), 400, "bad_request", what="override %s" % short(json.dumps(bad), 80))
+    for u in (assessor, earner):
+        expect(u.c.post(path, body), 403, "forbidden")
+    same_org = env.user(["lead"], org=sql(env, "select o.name from organisations o join users u "
+                                               "on u.org_id = o.id where u.id = '%s'" % earner.id))
+    expect(same_org.c.post(path, body), 403, "forbidden", what="a lead of the earner's organisation")
+    expect(lead.c.post("/v1/submissions/%s/override" % uuid.uuid4(), body), 404, "not_found")
+    expect(lead.c.post(path, dict(body, verdict="resubmit")), 409, "no_change")
+
+    got = expect(lead.c.post(path, body), 200, what="override to pass")
+    eq((got["status"], got["result"]["verdict"]), ("passed", "pass"), "the new verdict")
+    check(got["award_id"], "an award is issued: %s" % got)
+    eq({k: got["result"]["override"][k] for k in ("verdict", "previous_verdict", "feedback")},
+       {"verdict": "pass", "previous_verdict": "resubmit", "feedback": body["feedback"]}, "override")
+    eq(got["result"]["scores"][2]["level_label"], "Approaching", "the assessor's scores stay")
+    r = earner.c.get("/v1/submissions/" + sub["id"])
+    mine = expect(r, 200)
+    eq((mine["status"], mine["award_id"], mine["result"]["verdict"]), ("passed", got["award_id"], "pass"),
+       "the earner sees the pass")
+    assert_not_in_text(r.text, [("lead id", lead.id), ("lead name", lead.name),
+                                ("reason", body["reason"])], "the earner's result")
+    eq(sql(env, "select count(*) from badges where award_id = '%s' and revoked_at is null"
+           % got["award_id"]), "1", "the award has its badge")
+    eq(sql(env, "select count(*) from audit_log where action = 'submission.override' "
+                "and object_id = '%s' and actor_id = '%s' and detail->>'reason' = '%s'"
+           % (sub["id"], lead.id, body["reason"])), "1", "the override is audited with its reason")
+    eq(sql(env, "select count(*) from audit_log where action = 'award.issue' and object_id = '%s'"
+           % got["award_id"]), "1", "the award is audited")
+
+    back = expect(lead.c.post(path, {"verdict": "resubmit", "reason": "Wrong clip; the earlier call stands."}),
+                  200, what="override back to resubmit")
+    eq((back["status"], back["award_id"], back["result"]["verdict"]), ("returned", None, "resubmit"),
+       "returned again")
+    eq(back["result"]["override"]["feedback"], None, "no feedback given this time")
+    eq(sql(env, "select count(*) from badges where award_id = '%s' and revoked_at is not null"
+           % got["award_id"]), "1", "the badge is revoked")
+    r = expect(lead.c.post(path, body), 409, "award_revoked")
+    check("revoked" in r["error"]["message"], "says why: %s" % r)
+
+    # the earner may resubmit; the old attempt can no longer be overridden
+    arts = [a["id"] for a in mine["artifacts"]]
+    expect(earner.c.post("/v1/submissions/%s/resubmit" % sub["id"], {"artifact_ids": arts}), 201)
+    expect(lead.c.post(path, dict(body, verdict="pass")), 409, "not_latest")
+
+
+# -- who scored what; adjudications ----------------------------------------------------------
+
+
+@test
+def web_who_scored_what_and_adjudications(env):
+    """Leads see who scored what on a submission (audited); others may not. Scorers
+    who disagree send it to the adjudication queue, which a lead sees with the
+    disagreement and an eligible expert without it; the first scorers do not."""
+    lead = env.user(["lead"])
+    peer = env.user(["assessor"])
+    expert = env.user(["expert"])
+    expert2 = env.user(["expert"])
+    earner = env.user(["earner"])
+    rubric = env.rubric(lead)
+    cred = env.credential(lead, rubric["id"], videos=1,
+                          review_policy={"validity_rate": 0, "second_score_rate": 1})
+    env.grant(lead, cred["id"], peer)
+    env.grant(lead, cred["id"], expert, pool="expert")
+    env.grant(lead, cred["id"], expert2, pool="expert")
+    sub = env.submit(earner.c, cred["id"],
+                     [a["id"] for a, _ in env.evidence(earner.c, video_size=256, videos=1)])
+    rv1 = claim(peer, cred["id"])
+    expect(peer.c.post("/v1/reviews/%s/scores" % rv1["id"],
+                       {"scores": env.scores({k: 4 for k in CRITERION_KEYS}), "feedback": "great"}), 200)
+    rv2 = claim(expert, cred["id"])
+    eq(rv2["submission"]["id"], sub["id"], "the expert second-scores it")
+    expect(expert.c.post("/v1/reviews/%s/scores" % rv2["id"],
+                         {"scores": env.scores({k: 1 for k in CRITERION_KEYS}), "feedback": "no"}), 200)
+
+    q = expect(lead.c.get("/v1/adjudications"), 200)["adjudications"]
+    mine = [x for x in q if x["submission_id"] == sub["id"]]
+    eq(len(mine), 1, "the lead sees the adjudication")
+    a = mine[0]
+    eq((a["credential"], a["attempt"], a["claimed"], a["stakes"]),
+       ({"id": cred["id"], "title": cred["title"]}, 1, False, "low"), "the queue entry")
+    eq(a["reason"]["rule"], "disagreement", "why it waits")
+    q2 = expect(expert2.c.get("/v1/adjudications"), 200)["adjudications"]
+    eq([(x["submission_id"], x["reason"]) for x in q2 if x["submission_id"] == sub["id"]],
+       [(sub["id"], None)], "an eligible expert sees it, without the disagreement")
+    eq([x for x in expect(expert.c.get("/v1/adjudications"), 200)["adjudications"]
+        if x["submission_id"] == sub["id"]], [], "not the expert who scored it")
+    expect(peer.c.get("/v1/adjudications"), 403, "forbidden")
+    expect(earner.c.get("/v1/adjudications"), 403, "forbidden")
+
+    path = "/v1/submissions/%s/reviews" % sub["id"]
+    who = expect(lead.c.get(path), 200, what="who scored what")
+    eq((who["submission_id"], who["status"], who["stage"], who["decided_review_id"]),
+       (sub["id"], "in_review", "adjudication", None), "the submission's state")
+    eq([(x["id"], x["stage"], x["pool"], x["status"], x["assessor"], x["verdict"]) for x in who["reviews"]],
+       [(rv1["id"], "first", "peer", "submitted", {"id": peer.id, "name": peer.name}, "pass"),
+        (rv2["id"], "second", "expert", "submitted", {"id": expert.id, "name": expert.name}, "resubmit")],
+       "who scored what")
+    eq([s["level_label"] for s in who["reviews"][0]["scores"]], ["Exceeds"] * 4, "labelled scores")
+    eq(sql(env, "select count(*) from audit_log where action = 'submission.reviews_read' and "
+                "object_id = '%s' and actor_id = '%s'" % (sub["id"], lead.id)), "1", "the read is audited")
+    for u in (peer, expert, earner):
+        expect(u.c.get(path), 403, "forbidden")
+    expect(lead.c.get("/v1/submissions/%s/reviews" % uuid.uuid4()), 404, "not_found")
+
+    # a lead claims it; the queue shows it claimed
+    adj = claim(lead, cred["id"])
+    eq(adj["submission"]["id"], sub["id"], "the lead adjudicates")
+    q = expect(lead.c.get("/v1/adjudications"), 200)["adjudications"]
+    eq([x["claimed"] for x in q if x["submission_id"] == sub["id"]], [True], "claimed now")
