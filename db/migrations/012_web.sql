@@ -810,3 +810,89 @@ BEGIN
                   ORDER BY w.since, s.id
                   LIMIT 200) x));
 END $$;
+
+-- ===========================================================================
+-- Routing history: the reliability estimate over time (the lead's chart)
+-- ===========================================================================
+--
+-- routing_update() (005) writes each new estimate into credentials.routing_state
+-- after a completed peer/expert pair; this trigger keeps every estimate, so the
+-- routing report can draw kappa over time with its interval against the
+-- threshold. One row per estimate (per pair: bounded by the reviews people do).
+CREATE TABLE routing_history (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    credential_id uuid NOT NULL REFERENCES credentials (id),
+    at            timestamptz NOT NULL DEFAULT now(),
+    pairs         int NOT NULL,
+    kappa         float8 NOT NULL,
+    ci_lo         float8,
+    ci_hi         float8
+);
+CREATE INDEX routing_history_idx ON routing_history (credential_id, id DESC);
+
+CREATE FUNCTION _routing_history_add() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF jsonb_typeof(NEW.routing_state -> 'kappa') = 'number' THEN
+        INSERT INTO routing_history (credential_id, pairs, kappa, ci_lo, ci_hi)
+        VALUES (NEW.id, coalesce((NEW.routing_state ->> 'pairs')::int, 0),
+                (NEW.routing_state ->> 'kappa')::float8,
+                CASE WHEN jsonb_typeof(NEW.routing_state -> 'ci' -> 0) = 'number'
+                     THEN (NEW.routing_state -> 'ci' ->> 0)::float8 END,
+                CASE WHEN jsonb_typeof(NEW.routing_state -> 'ci' -> 1) = 'number'
+                     THEN (NEW.routing_state -> 'ci' ->> 1)::float8 END);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER credentials_routing_history AFTER UPDATE OF routing_state ON credentials
+    FOR EACH ROW WHEN (NEW.routing_state IS DISTINCT FROM OLD.routing_state)
+    EXECUTE FUNCTION _routing_history_add();
+
+-- 006's report, plus per credential its reliability `threshold` and
+-- `history` (the estimates after each pair, oldest first, the last 200).
+CREATE OR REPLACE FUNCTION api_report_routing(p_token text) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+BEGIN
+    PERFORM _audit_read(v_me.id, 'report.read', 'report', NULL, NULL,
+                        jsonb_build_object('report', 'routing'));
+    RETURN json_build_object('credentials',
+        (SELECT coalesce(json_agg((_routing_json(c.id)::jsonb || jsonb_build_object(
+                     'queue', jsonb_build_object(
+                         'first', (SELECT count(*) FROM submissions s
+                                    WHERE s.credential_id = c.id
+                                      AND (s.status = 'queued'
+                                           OR (s.status = 'in_review' AND s.stage = 'first'
+                                               AND s.lease_expires_at < now()))),
+                         'second', (SELECT count(*) FROM submissions s
+                                     WHERE s.credential_id = c.id AND s.status = 'in_review'
+                                       AND s.stage = 'second'
+                                       AND (s.current_review_id IS NULL OR s.lease_expires_at < now())),
+                         'adjudication', (SELECT count(*) FROM submissions s
+                                           WHERE s.credential_id = c.id AND s.status = 'in_review'
+                                             AND s.stage = 'adjudication'
+                                             AND (s.current_review_id IS NULL OR s.lease_expires_at < now()))),
+                     'oldest_waiting_hours',
+                         (SELECT round(extract(epoch FROM now() - min(s.queued_at))::numeric / 3600, 2)
+                            FROM submissions s
+                           WHERE s.credential_id = c.id
+                             AND (s.status = 'queued'
+                                  OR (s.status = 'in_review'
+                                      AND (s.current_review_id IS NULL OR s.lease_expires_at < now())))),
+                     'adjudications_open', (SELECT count(*) FROM submissions s
+                                             WHERE s.credential_id = c.id AND s.status = 'in_review'
+                                               AND s.stage = 'adjudication'),
+                     'threshold', c.reliability_threshold,
+                     'history', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                            'at', _ts(h.at), 'pairs', h.pairs, 'kappa', h.kappa,
+                                            'ci', CASE WHEN h.ci_lo IS NOT NULL
+                                                       THEN jsonb_build_array(h.ci_lo, h.ci_hi) END)
+                                            ORDER BY h.id), '[]'::jsonb)
+                                   FROM (SELECT * FROM routing_history rh
+                                          WHERE rh.credential_id = c.id
+                                          ORDER BY rh.id DESC LIMIT 200) h)))
+                                  ORDER BY c.created_at, c.id), '[]'::json)
+           FROM credentials c));
+END $$;

@@ -9,6 +9,7 @@ adjudication queue. Every answer is also checked against server/openapi.json
 (closed objects) by contract.py."""
 
 import json
+import time
 import uuid
 
 from harness import (CRITERIA, Client, CRITERION_KEYS, LEVELS, assert_not_in_text, check, eq, expect,
@@ -541,3 +542,45 @@ def web_who_scored_what_and_adjudications(env):
     eq(adj["submission"]["id"], sub["id"], "the lead adjudicates")
     q = expect(lead.c.get("/v1/adjudications"), 200)["adjudications"]
     eq([x["claimed"] for x in q if x["submission_id"] == sub["id"]], [True], "claimed now")
+
+
+@test
+def web_routing_report_history(env):
+    """The routing report carries each credential's reliability threshold and the
+    estimate after each completed peer/expert pair, oldest first, so a lead's chart
+    can draw kappa over time against the threshold."""
+    lead = env.user(["lead"])
+    peer = env.user(["assessor"])
+    expert = env.user(["expert"])
+    rubric = env.rubric(lead)
+    cred = env.credential(lead, rubric["id"], videos=1,
+                          review_policy={"validity_rate": 0, "second_score_rate": 1,
+                                         "reliability_threshold": 0.55})
+    env.grant(lead, cred["id"], peer)
+    env.grant(lead, cred["id"], expert, pool="expert")
+    for level in (3, 4, 2):
+        earner = env.user(["earner"])
+        env.submit(earner.c, cred["id"],
+                   [a["id"] for a, _ in env.evidence(earner.c, video_size=128, videos=1)])
+        body = {"scores": env.scores({k: level for k in CRITERION_KEYS}), "feedback": "f"}
+        rv = claim(peer, cred["id"])
+        expect(peer.c.post("/v1/reviews/%s/scores" % rv["id"], body), 200)
+        rv = claim(expert, cred["id"])
+        expect(expert.c.post("/v1/reviews/%s/scores" % rv["id"], body), 200)
+    # the estimate is computed after the expert's answer (handlers_review.c): wait for
+    # it, bounded
+    row = None
+    for _ in range(100):
+        rep = expect(lead.c.get("/v1/reports/routing"), 200)
+        row = [x for x in rep["credentials"] if x["credential_id"] == cred["id"]][0]
+        if row["pairs"] == 3 and row["history"] and row["history"][-1]["pairs"] == 3:
+            break
+        time.sleep(0.1)
+    eq(row["threshold"], 0.55, "the credential's reliability threshold")
+    hist = row["history"]
+    check(hist and hist[-1]["pairs"] == 3, "a history up to the third pair: %s" % row)
+    eq(hist[-1]["kappa"], row["kappa"], "the last estimate is the current one")
+    eq(hist[-1]["ci"], row["ci"], "with its interval")
+    eq([h["pairs"] for h in hist], sorted(h["pairs"] for h in hist), "oldest first")
+    eq([h["at"] for h in hist], sorted(h["at"] for h in hist), "in time order")
+    eq(hist[-1]["kappa"], 1.0, "identical peer and expert scores over varied levels agree perfectly")
