@@ -528,11 +528,23 @@ BEGIN
            AND rv.assessor_id = p_user AND rv.status = 'active'
         RETURNING rv.id)
     SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_ended FROM ended;
-    UPDATE submissions
-       SET status = CASE WHEN status = 'validity' THEN 'validity'
-                         WHEN stage = 'first' THEN 'queued' ELSE 'in_review' END,
-           lease_expires_at = NULL, current_review_id = NULL, updated_at = now()
-     WHERE current_review_id = ANY(v_ended);
+    WITH back AS (
+        UPDATE submissions
+           SET status = CASE WHEN status = 'validity' THEN 'validity'
+                             WHEN stage = 'first' THEN 'queued' ELSE 'in_review' END,
+               lease_expires_at = NULL, current_review_id = NULL, updated_at = now()
+         WHERE current_review_id = ANY(v_ended)
+        RETURNING id, queued_at, status, stage),
+    head AS (
+        SELECT queued_at, id FROM back WHERE status = 'queued' AND stage = 'first'
+         ORDER BY queued_at, id LIMIT 1)
+    -- as a release does (017's claim cursors): the queue's cursors of the
+    -- credential come back to the oldest submission put back
+    UPDATE claim_cursors cc
+       SET queued_at = head.queued_at, submission_id = head.id, moved_at = now()
+      FROM head
+     WHERE cc.credential_id = p_credential
+       AND (cc.queued_at, cc.submission_id) > (head.queued_at, head.id);
     INSERT INTO audit_log (actor_id, action, object_type, object_id, object_ids, detail)
     VALUES (v_me.id, 'assessor.revoke', 'credential', p_credential,
             CASE WHEN cardinality(v_ended) > 0 THEN v_ended END,
