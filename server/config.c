@@ -74,6 +74,14 @@ static const struct numeric_setting numeric_settings[] = {
      offsetof(struct config, session_idle), "seconds a browser session lasts unused"},
     {"session-lifetime", "ACCORD_SESSION_LIFETIME", 7 * 24 * 3600, 300, 365L * 24 * 3600,
      offsetof(struct config, session_lifetime), "seconds a browser session lasts at most"},
+    /* live updates (issue 14): a stream costs a descriptor and ~1 KiB, no database connection */
+    {"live-streams", "ACCORD_LIVE_STREAMS", 10000, 0, 1000000,
+     offsetof(struct config, live_streams), "live update streams (GET /v1/events) per process"},
+    {"live-streams-per-user", "ACCORD_LIVE_STREAMS_PER_USER", 8, 1, 1000,
+     offsetof(struct config, live_streams_per_user), "live update streams per person"},
+    /* under the 30-60 s idle timeouts of common proxies and load balancers */
+    {"live-heartbeat", "ACCORD_LIVE_HEARTBEAT", 20, 1, 3600,
+     offsetof(struct config, live_heartbeat), "seconds between a live stream's heartbeats"},
 };
 #define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
 

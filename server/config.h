@@ -44,6 +44,10 @@ struct config {
     char issuer_email[320];
     long session_idle;       /* seconds a browser session survives unused */
     long session_lifetime;   /* seconds a browser session lasts at most */
+    /* live updates (issue 14, live.h) */
+    long live_streams;          /* open GET /v1/events streams per process */
+    long live_streams_per_user; /* ... per person (tabs, devices) */
+    long live_heartbeat;        /* seconds between keep-alive comments */
     char public_origin[512]; /* scheme://host[:port] of public_url: where cookie requests come from
                               */
     bool secure_cookies;     /* public_url is https */

@@ -16,6 +16,7 @@
 #include "conntrack.h"
 #include "histogram.h"
 #include "log.h"
+#include "live.h"
 #include "metrics.h"
 #include "router.h"
 #include "version.h"
@@ -304,5 +305,6 @@ void metrics_render(struct evbuffer *out, const char *product)
     evbuffer_add_printf(out, "accord_log_suppressed_total %ld\n", log_suppressed_total());
     render_process(out);
     authgate_render_metrics(out);
+    live_render_metrics(out);
     render_product(out, product);
 }

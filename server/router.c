@@ -147,6 +147,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/assessors/{id}/calibration-attempts", NULL, STMT_CALIBRATION_ALLOW,
      ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/audit", NULL, STMT_AUDIT_LIST, ROUTE_QUERY, 200},
+    /* live updates (issue 14 item 3) */
+    {EVHTTP_REQ_GET, "/v1/events", handle_events, STMT_LIVE_BATCH, 0, 200},
     /* the web app (issue 11) */
     {EVHTTP_REQ_POST, "/v1/reviews/{id}/extend", NULL, STMT_REVIEW_EXTEND, ROUTE_LEASE, 200},
     {EVHTTP_REQ_GET, "/v1/reviews/{id}/draft", NULL, STMT_REVIEW_DRAFT_GET, 0, 200},

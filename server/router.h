@@ -98,5 +98,6 @@ void handle_my_award_json(struct request *r);
 void handle_issuer(struct request *r);
 void handle_achievement(struct request *r);
 void handle_upload_delete(struct request *r);
+void handle_events(struct request *r);
 
 #endif

@@ -34,6 +34,8 @@
 #include "config.h"
 #include "conntrack.h"
 #include "keys.h"
+#include "live.h"
+#include "livelisten.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -83,6 +85,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     struct timeval grace = {w->cfg->shutdown_grace, 0};
     (void)fd;
     (void)what;
+    live_hub_stop(w->live); /* streams end with `end`; in flight until written */
     if (w->bound) {
         intake_stop(w);
         evhttp_del_accept_socket(w->http, w->bound);
@@ -183,7 +186,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->pool =
         pgpool_new(w->base, cfg->database_url, (int)cfg->db_pool_size, (int)cfg->db_queue_max, id);
     w->gate = authgate_new(w->base, cfg->database_url, (int)cfg->auth_queue_max, id);
-    if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool || !w->gate)
+    w->live = live_hub_new(w);
+    if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool || !w->gate || !w->live)
         return -1;
     metrics_add_pool(w->pool);
     metrics_add_worker(w);
@@ -216,6 +220,7 @@ static void worker_release(struct worker *w)
     if (w->http)
         evhttp_free(w->http);
     conntrack_release(w);
+    live_hub_free(w->live); /* after the connections its streams were on */
     if (w->ev_stop)
         event_free(w->ev_stop);
     if (w->ev_deadline)
@@ -279,6 +284,7 @@ int cmd_serve(int argc, char **argv)
     struct event_base *main_base = NULL;
     struct event *ev_term = NULL, *ev_int = NULL;
     struct authlisten *listener = NULL;
+    struct livelisten *live_listener = NULL;
     char err[512];
     int port = 0, n_started = 0, rc = 1;
     long i;
@@ -326,7 +332,8 @@ int cmd_serve(int argc, char **argv)
     if (!main_base || !off || !off_net || !hasher || !workers)
         goto cleanup;
     listener = authlisten_start(main_base, cfg.database_url);
-    if (!listener)
+    live_listener = livelisten_start(main_base, cfg.database_url);
+    if (!listener || !live_listener)
         goto cleanup;
     port = cfg.listen_port;
     if (address_in_use(cfg.listen_host, port)) {
@@ -386,6 +393,7 @@ stop:
     log_info("stopped");
 cleanup:
     authlisten_free(listener);
+    livelisten_free(live_listener);
     if (ev_term)
         event_free(ev_term);
     if (ev_int)

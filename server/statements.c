@@ -77,6 +77,7 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_REPORT_ROUTING] = {"report_routing", "select api_report_routing($1)", 1},
     [STMT_REPORT_RATINGS_CSV] = {"report_ratings_csv",
                                  "select api_report_ratings_csv($1, $2::jsonb)", 2},
+    [STMT_LIVE_BATCH] = {"live_batch", "select live_batch($1::jsonb)", 1},
     [STMT_AUTH_LOOKUP] = {"auth_lookup", "select auth_lookup($1, $2)", 2},
     [STMT_OIDC_PROVIDER_CREATE] = {"oidc_provider_create",
                                    "select api_oidc_provider_create($1, $2::jsonb)", 2},

@@ -58,6 +58,7 @@ enum stmt_id {
     STMT_REPORT_ROUTING,
     STMT_REPORT_RATINGS_CSV,
     STMT_AUTH_LOOKUP, /* authgate.h: credential -> user id, or NULL */
+    STMT_LIVE_BATCH,  /* live.h: one batch of a loop's live streams */
     STMT_OIDC_PROVIDER_CREATE,
     STMT_OIDC_PROVIDER_LIST,
     STMT_OIDC_PROVIDER_GET,

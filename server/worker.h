@@ -19,6 +19,7 @@
 
 struct authgate;
 struct conntrack;
+struct live_hub;
 struct intake;
 struct upload_sweep;
 struct offload;
@@ -42,6 +43,7 @@ struct worker {
     struct intake *intake;      /* accept back-off and pause at the cap (intake.h) */
     struct conntrack *conntrack; /* connections and body memory (conntrack.h) */
     struct upload_sweep *sweep; /* worker 0 only: expired tus uploads (upload_sweep.h) */
+    struct live_hub *live;      /* live update streams (live.h) */
     bool draining;
 };
 
