@@ -147,6 +147,12 @@ $(BUILD)/asan/tests/test_jws: tests/unit/test_jws.c $(BUILD)/asan/obj/server/jws
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/jws.o \
 	    $(BUILD)/asan/obj/server/jwt.o $(LDLIBS)
 
+# test_sse checks server/sse.c (live updates' wire format), which needs only libevent.
+$(BUILD)/asan/tests/test_sse: tests/unit/test_sse.c $(BUILD)/asan/obj/server/sse.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/sse.o $(LDLIBS)
+
 $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LD/CC   $@"

@@ -365,3 +365,184 @@ def live_lead_routing(env):
     finally:
         ls.close()
         xs.close()
+
+
+def metric_value(server, name):
+    r = Client(server).get("/metrics")
+    expect(r, 200)
+    m = re.search(r"(?m)^%s (\d+)" % re.escape(name), r.text)
+    return int(m.group(1)) if m else None
+
+
+def wait_metric(server, name, pred, what):
+    deadline = time.monotonic() + WAIT
+    while True:
+        v = metric_value(server, name)
+        if v is not None and pred(v):
+            return v
+        if time.monotonic() > deadline:
+            raise Failure("%s: %s stayed %r for %.0f s" % (what, name, v, WAIT))
+        time.sleep(0.05)
+
+
+@test
+def live_stream_limits(env):
+    """--live-streams-per-user refuses a person's next stream with 429
+    too_many_streams, --live-streams the server's next with 503; a stream the
+    client closes is given back."""
+    srv = env.start_server("live-limits", {"ACCORD_LIVE_STREAMS_PER_USER": "2",
+                                           "ACCORD_LIVE_STREAMS": "3"})
+    a, b, c = (env.user(["earner"]) for _ in range(3))
+    opened = []
+    try:
+        opened += [Stream(srv, token=a.token), Stream(srv, token=a.token)]
+        for s in opened:
+            s.wait(is_ready, "a stream within the bounds: ready")
+        r = Client(srv, a.token).get("/v1/events")
+        expect(r, 429, "too_many_streams", what="a third stream of one person")
+        opened.append(Stream(srv, token=b.token))
+        opened[-1].wait(is_ready, "another person's stream: ready")
+        r = Client(srv, c.token).get("/v1/events")
+        expect(r, 503, "busy", what="a stream past the server's bound")
+        check(r.header("retry-after") is not None, "503 should say Retry-After")
+        eq(metric_value(srv, "accord_live_streams"), 3, "accord_live_streams")
+        opened.pop(0).close()
+        wait_metric(srv, "accord_live_streams", lambda v: v == 2,
+                    "a stream the client closed is given back")
+        opened.append(Stream(srv, token=c.token))
+        opened[-1].wait(is_ready, "a stream after one closed: ready")
+    finally:
+        for s in opened:
+            s.close()
+    check(srv.stop() is None, "the limits server should stop cleanly")
+
+
+@test
+def live_end_at_shutdown(env):
+    """SIGTERM: every stream gets `end` {"reason": "shutdown"} and is closed;
+    the server exits 0 (it does not wait out the grace period for them)."""
+    srv = env.start_server("live-shutdown", {"ACCORD_SHUTDOWN_GRACE": "30"})
+    u = env.user(["earner"])
+    streams = [Stream(srv, token=u.token) for _ in range(3)]
+    try:
+        for s in streams:
+            s.wait(is_ready, "stream before shutdown: ready")
+        t0 = time.monotonic()
+        err = srv.stop(timeout=20)
+        check(err is None, "server with open streams, SIGTERM: %s" % err)
+        check(time.monotonic() - t0 < 20, "the server waited out its grace period")
+        for s in streams:
+            _, _, end = s.wait(lambda i, n, d: n == "end", "stream at shutdown: end")
+            eq(end["reason"], "shutdown", "end reason at SIGTERM")
+            s.wait_closed("stream after shutdown")
+    finally:
+        for s in streams:
+            s.close()
+
+
+class ManyStreams:
+    """N streams on plain non-blocking sockets, read by one selector."""
+
+    def __init__(self, port, tokens):
+        self.sel = selectors.DefaultSelector()
+        self.bufs = {}
+        for tok in tokens:
+            s = socket.create_connection((HOST, port), timeout=WAIT)
+            s.sendall(("GET /v1/events HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
+                       "Authorization: Bearer %s\r\n\r\n" % (HOST, port, tok)).encode())
+            s.setblocking(False)
+            self.sel.register(s, selectors.EVENT_READ)
+            self.bufs[s] = bytearray()
+
+    def pump_until(self, rx, what, timeout=60.0):
+        """Reads until every stream's bytes match rx; fails after timeout."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(rx)
+        done = set()
+        while len(done) < len(self.bufs):
+            if time.monotonic() > deadline:
+                bad = [bytes(b[-300:]) for s, b in self.bufs.items() if s not in done][:2]
+                raise Failure("%s: %d of %d streams within %.0f s; e.g. %r"
+                              % (what, len(done), len(self.bufs), timeout, bad))
+            for key, _ in self.sel.select(0.2):
+                try:
+                    data = key.fileobj.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self.sel.unregister(key.fileobj)
+                    raise Failure("%s: a stream was closed by the server: %r"
+                                  % (what, bytes(self.bufs[key.fileobj][-300:])))
+                self.bufs[key.fileobj] += data
+            for s, b in self.bufs.items():
+                if s not in done and rx.search(b):
+                    done.add(s)
+        return len(done)
+
+    def close(self):
+        for s in self.bufs:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.sel.close()
+
+
+def thousand_streams(env, srv, n_users=10, per_user=100, before_open=None):
+    """Opens n_users x per_user streams of assessors granted one credential,
+    then submits once; every stream must show the new count. Returns
+    (streams, batches to open them, batches for the fan-out, seconds from the
+    submission's answer until the last stream showed it: printed by make bench,
+    never asserted)."""
+    lead = env.user(["lead"])
+    earner = env.user(["earner"])
+    cred = setup_cred(env, lead)
+    users = [env.user(["assessor"]) for _ in range(n_users)]
+    for u in users:
+        env.grant(lead, cred["id"], u)
+    if before_open:
+        before_open()   # make bench: the memory anchor, everything but the streams set up
+    b0 = metric_value(srv, "accord_live_batches_total")
+    many = ManyStreams(srv.port, [u.token for u in users for _ in range(per_user)])
+    try:
+        many.pump_until(rb"event: ready\n", "every stream opened and ready")
+        b1 = metric_value(srv, "accord_live_batches_total")
+        eq(metric_value(srv, "accord_live_streams"), n_users * per_user, "accord_live_streams")
+        ids = evidence_ids(env, earner)
+        env.submit(earner.c, cred["id"], ids)
+        t0 = time.monotonic()
+        many.pump_until((r'event: queue\ndata: \{[^\n]*"credential_id":"%s"[^\n]*"waiting":1[,}]'
+                         % cred["id"]).encode(), "every stream shows the new queue count")
+        t1 = time.monotonic()
+        b2 = metric_value(srv, "accord_live_batches_total")
+        return many, b1 - b0, b2 - b1, t1 - t0
+    except BaseException:
+        many.close()
+        raise
+
+
+@test
+def live_thousand_streams(env):
+    """1,000 open streams on one server (ten assessors with a hundred tabs
+    each): every one opens, and every one shows a new submission's count.
+    Batched, not per stream: the fan-out costs a few queries per event loop
+    (each batch answers every stream on its loop), not one per stream."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096 <= hard or soft < hard < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    srv = env.start_server("live-1000", {"ACCORD_LIVE_STREAMS_PER_USER": "100"})
+    many, open_batches, fanout_batches, _ = thousand_streams(env, srv)
+    try:
+        check(open_batches < 1000, "opening 1,000 streams took %d batched queries (one per "
+              "stream would be 1,000)" % open_batches)
+        # one submission: a handful of notifications, each at most one batch per loop
+        check(fanout_batches <= 12, "one submission's fan-out to 1,000 streams took %d batched "
+              "queries (expected a few per event loop)" % fanout_batches)
+    finally:
+        many.close()
+    wait_metric(srv, "accord_live_streams", lambda v: v == 0,
+                "1,000 streams closed by their clients are given back")
+    check(srv.stop() is None, "the 1,000-stream server should stop cleanly")
