@@ -27,6 +27,7 @@ class Stream:
 
     def __init__(self, server, token=None, session=None, last_id=None, expect_status=200):
         self.events = []          # (id, name, data as JSON)
+        self.comments = 0         # comment lines (heartbeats)
         self.cond = threading.Condition()
         self.closed = False
         self.status = None
@@ -104,6 +105,10 @@ class Stream:
             ev = {"id": None, "event": "message", "data": []}
             comment = True
             for line in block.decode("utf-8").split("\n"):
+                if line.startswith(":"):
+                    with self.cond:
+                        self.comments += 1
+                        self.cond.notify_all()
                 if line.startswith(":") or not line:
                     continue
                 comment = False
@@ -132,6 +137,16 @@ class Stream:
                     raise Failure("%s: not seen within %.0f s%s; events: %s"
                                   % (what, timeout, " (stream closed)" if self.closed else "",
                                      short(repr(self.events), 1500)))
+                self.cond.wait(min(left, 0.5))
+
+    def wait_comments(self, n, what, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.comments < n:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    raise Failure("%s: %d comment lines within %.0f s, wanted %d"
+                                  % (what, self.comments, timeout, n))
                 self.cond.wait(min(left, 0.5))
 
     def wait_closed(self, what, timeout=WAIT):
@@ -358,6 +373,15 @@ def live_lead_routing(env):
                 and d["peer_review"] == "active" and d["adjudication_waiting"] == 1
                 and i is not None, "lead: peer review resumed")
         check("routing" not in xs.names(), "an expert (not a lead) gets no routing events")
+        # the lead adjudicates (and leaves no open adjudication to the tests after this one)
+        adj = expect(lead.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200,
+                     what="the lead claims the adjudication")
+        check("adjudication" in adj, "the lead's claim should be the adjudication: %s"
+              % short(json.dumps(adj)))
+        expect(lead.c.post("/v1/reviews/%s/scores" % adj["id"],
+                           {"scores": env.scores({}, "adjudicated"), "feedback": "Meets."}), 200)
+        ls.wait(lambda i, n, d: n == "routing" and d["credential_id"] == cred["id"]
+                and d["adjudication_waiting"] == 0, "lead: no adjudication waiting any more")
         # a new grant shows up on an open stream
         cred2 = setup_cred(env, lead)
         env.grant(lead, cred2["id"], expert, pool="expert")
@@ -391,7 +415,8 @@ def live_stream_limits(env):
     too_many_streams, --live-streams the server's next with 503; a stream the
     client closes is given back."""
     srv = env.start_server("live-limits", {"ACCORD_LIVE_STREAMS_PER_USER": "2",
-                                           "ACCORD_LIVE_STREAMS": "3"})
+                                           "ACCORD_LIVE_STREAMS": "3",
+                                           "ACCORD_LIVE_HEARTBEAT": "1"})
     a, b, c = (env.user(["earner"]) for _ in range(3))
     opened = []
     try:
@@ -411,10 +436,38 @@ def live_stream_limits(env):
                     "a stream the client closed is given back")
         opened.append(Stream(srv, token=c.token))
         opened[-1].wait(is_ready, "a stream after one closed: ready")
+        # --live-heartbeat 1: comment lines keep a quiet stream alive
+        opened[-1].wait_comments(2, "heartbeats on a quiet stream")
     finally:
         for s in opened:
             s.close()
     check(srv.stop() is None, "the limits server should stop cleanly")
+
+
+@test
+def live_every_server_sees_every_change(env):
+    """A stream on a second server shows a submission made through the first:
+    the change travels through the database (NOTIFY), not the server's memory."""
+    srv2 = env.start_server("live-second")
+    lead = env.user(["lead"])
+    assessor = env.user(["assessor"])
+    earner = env.user(["earner"])
+    cred = setup_cred(env, lead)
+    env.grant(lead, cred["id"], assessor)
+    s2 = Stream(srv2, token=assessor.token)
+    e2 = Stream(srv2, token=earner.token)
+    try:
+        s2.wait(queue_of(cred["id"], 0), "second server: the queue on opening")
+        e2.wait(is_ready, "second server: the earner's stream ready")
+        sub = env.submit(earner.c, cred["id"], evidence_ids(env, earner))   # the main server
+        s2.wait(queue_of(cred["id"], 1), "second server: the count after a submission made "
+                "through the first")
+        e2.wait(lambda i, n, d: n == "submission" and d["id"] == sub["id"],
+                "second server: the earner's own submission")
+    finally:
+        s2.close()
+        e2.close()
+    check(srv2.stop() is None, "the second server should stop cleanly")
 
 
 @test
