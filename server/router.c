@@ -188,7 +188,8 @@ size_t router_route_index(const struct route *route)
  */
 #define CORS_ALLOW_HEADERS                                                                         \
     "Authorization, Content-Type, X-Request-Id, X-Artifact-Kind, X-Filename, Range, "              \
-    "Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length"
+    "Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, "          \
+    "Last-Event-ID"
 #define CORS_EXPOSE_HEADERS                                                                        \
     "Location, Retry-After, X-Request-Id, X-Artifact-Id, Content-Range, Accept-Ranges, "           \
     "Content-Disposition, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "               \
