@@ -589,6 +589,10 @@ def live_thousand_streams(env):
     srv = env.start_server("live-1000", {"ACCORD_LIVE_STREAMS_PER_USER": "100"})
     many, open_batches, fanout_batches, _ = thousand_streams(env, srv)
     try:
+        # no database connection per stream: the whole cluster serves far fewer backends
+        backends = int(sql(env, "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE backend_type = 'client backend'"))
+        check(backends < 100, "%d database backends with 1,000 streams open" % backends)
         check(open_batches < 1000, "opening 1,000 streams took %d batched queries (one per "
               "stream would be 1,000)" % open_batches)
         # one submission: a handful of notifications, each at most one batch per loop
