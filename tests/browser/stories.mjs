@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { tests, test, check, until, person, axe, signIn, makeVideos } from './lib.mjs';
+import { tests, test, check, until, person, axe, signIn, makeVideos, timing } from './lib.mjs';
 
 const fx = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const shots = fx.screenshots;
@@ -202,8 +202,14 @@ test('uploads_drafts_and_privacy', async (browser, problems) => {
   await signIn(P, e.peer.email, e.peer.password);
   await P.getByRole('button', { name: 'Claim next review' }).click();
   const crit = await P.getByRole('radiogroup').first().getAttribute('aria-labelledby').then((id) => P.locator(`#${id}`).innerText());
-  await P.getByRole('radiogroup', { name: crit }).getByRole('radio', { name: 'Exceeds' }).check();
-  await P.getByLabel(`Comment on ${crit}`).fill('Every student spoke.');
+  // keyboard only: Space takes the first level, the arrows move along the scale
+  await P.getByRole('radiogroup', { name: crit }).getByRole('radio', { name: 'Not yet' }).focus();
+  await P.keyboard.press('Space');
+  for (let i = 0; i < 3; i++) await P.keyboard.press('ArrowDown');
+  check(await P.getByRole('radiogroup', { name: crit }).getByRole('radio', { name: 'Exceeds' }).isChecked(), 'the arrow keys did not move the choice to "Exceeds"');
+  await P.keyboard.press('Tab');
+  check(await P.getByLabel(`Comment on ${crit}`).evaluate((el) => el === document.activeElement), 'Tab from the levels does not reach the comment');
+  await P.keyboard.type('Every student spoke.');
   await P.getByRole('textbox', { name: 'Feedback', exact: true }).fill('Half-written feedback');
   await P.getByText(/Draft saved/).waitFor();
   await P.reload();
@@ -327,7 +333,9 @@ const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--n
 let passed = 0;
 let failed = 0;
 try {
+  const tv = Date.now();
   videos = await makeVideos(browser, 3, 3);
+  timing.videos = Date.now() - tv;
   for (const t of tests) {
     if (only && !t.name.includes(only)) continue;
     const t0 = Date.now();
@@ -353,6 +361,7 @@ try {
     }
   }
   console.log(`browser: pages checked with axe-core: ${[...pages].join(', ')}`);
+  console.log(`browser: time in axe-core ${(timing.axe / 1000).toFixed(1)} s (${timing.axeRuns} runs), signing in ${(timing.signIn / 1000).toFixed(1)} s, making videos ${(timing.videos / 1000).toFixed(1)} s`);
 } finally {
   await browser.close();
   writeFileSync(join(dirname(process.argv[2]), 'results.json'), JSON.stringify({ passed, failed }));

@@ -2,7 +2,7 @@
 // app.js - the shell: who is signed in, the navigation for their roles, and
 // the router (the URL fragment names the page: #/credentials/<id>).
 import { api, ApiError, hooks, setCsrf } from './api.js';
-import { h, notice, put } from './dom.js';
+import { append, h, notice, put } from './dom.js';
 import * as earner from './earner.js';
 import * as assessor from './assessor.js';
 import * as lead from './lead.js';
@@ -130,7 +130,7 @@ async function invitePage() {
       invitation_expired: 'This invitation has expired. Ask for a new one.',
       invitation_revoked: 'This invitation was withdrawn. Ask for a new one.',
     }[e.code] || 'This invitation link is not valid.';
-    main.append(notice('error', why), h('p', {}, h('a', { href: '/#/sign-in' }, 'Go to sign-in')));
+    append(main, notice('error', why), h('p', {}, h('a', { href: '/#/sign-in' }, 'Go to sign-in')));
     return;
   }
   const pw = h('input', { type: 'password', id: 'invite-password', autocomplete: 'new-password', required: true, minlength: '12' });
@@ -157,7 +157,7 @@ async function invitePage() {
       pw.focus();
     }
   });
-  main.append(form);
+  append(main, form);
 }
 
 function accountPage() {

@@ -3,7 +3,7 @@
 // citations, feedback, drafts saved on the server), calibration sessions,
 // qualifications and the assessor's own reviews.
 import { ApiError, api, get, post } from './api.js';
-import { fmtPct, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.js';
+import { append, fmtPct, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.js';
 import { go, page, showError } from './app.js';
 import { evidencePlayer, resultView } from './earner.js';
 import { criterionTitle, levelLabel, scoringForm } from './rubric.js';
@@ -36,9 +36,9 @@ async function claimPage() {
     }
     btn.disabled = false;
   });
-  main.append(h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'claim-cred' }, 'Credential'), sel), btn, out));
+  append(main, h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'claim-cred' }, 'Credential'), sel), btn, out));
   const active = h('section', { 'aria-label': 'Reviews you hold' });
-  main.append(active);
+  append(main, active);
   try {
     const { reviews } = await get('/v1/me/reviews?status=active');
     if (reviews.length)
@@ -205,16 +205,16 @@ async function reviewPage(id) {
       showError(leaseOut, e);
     }
   });
-  main.append(h('div', { class: 'bar' },
+  append(main, h('div', { class: 'bar' },
     h('span', {}, `Attempt ${r.submission.attempt} · ${r.credential.stakes === 'high' ? 'high stakes' : 'low stakes'}`),
     scored ? null : [lease, extend, release]), leaseOut);
 
   if (r.submission.previous_result) {
-    main.append(h('details', { class: 'card' }, h('summary', {}, 'Result of the previous attempt'),
+    append(main, h('details', { class: 'card' }, h('summary', {}, 'Result of the previous attempt'),
       resultView(r.submission.previous_result, rubric, [], null)));
   }
   if (r.adjudication) {
-    main.append(h('section', { class: 'card', 'aria-label': 'Scores to adjudicate' }, h('h2', {}, 'Scores to adjudicate'),
+    append(main, h('section', { class: 'card', 'aria-label': 'Scores to adjudicate' }, h('h2', {}, 'Scores to adjudicate'),
       r.adjudication.score_sets.map((set, i) => h('div', {}, h('h3', {}, `Scorer ${i + 1}`),
         h('ul', {}, set.scores.map((s) => h('li', {}, `${criterionTitle(rubric, s.criterion)}: ${levelLabel(rubric, s.criterion, s.level)}${s.comment ? ' — ' + s.comment : ''}`))),
         set.feedback ? h('p', {}, `Feedback: ${set.feedback}`) : null))));
@@ -228,7 +228,7 @@ async function reviewPage(id) {
   ws.onChange = () => saver.changed(draftOf());
   feedback.addEventListener('input', ws.onChange);
 
-  main.append(h('h2', {}, 'Evidence'), ws.player.el,
+  append(main, h('h2', {}, 'Evidence'), ws.player.el,
     h('h2', {}, 'Rubric'), ws.form.el,
     h('div', { class: 'field' }, h('label', { for: 'feedback' }, 'Feedback'),
       h('span', { class: 'hint', id: 'feedback-hint' }, 'What the earner should keep doing and what to change. They will read this.'), feedback),
@@ -273,19 +273,19 @@ async function reviewPage(id) {
 async function myReviewsPage() {
   const main = page('My reviews');
   for (const [status, title] of [['active', 'Active'], ['past', 'Past']]) {
-    main.append(h('h2', {}, title));
+    append(main, h('h2', {}, title));
     let reviews;
     try {
       ({ reviews } = await get(`/v1/me/reviews?status=${status}`));
     } catch (e) {
-      main.append(notice('error', missingRoute(e) ? 'This server cannot list your reviews yet.' : e.message));
+      append(main, notice('error', missingRoute(e) ? 'This server cannot list your reviews yet.' : e.message));
       continue;
     }
     if (!reviews.length) {
-      main.append(h('p', {}, status === 'active' ? 'You hold no review right now.' : 'No finished reviews yet.'));
+      append(main, h('p', {}, status === 'active' ? 'You hold no review right now.' : 'No finished reviews yet.'));
       continue;
     }
-    main.append(h('table', {}, h('caption', { class: 'sr-only' }, `${title} reviews`),
+    append(main, h('table', {}, h('caption', { class: 'sr-only' }, `${title} reviews`),
       h('thead', {}, h('tr', {}, ['Credential', 'Kind', 'Attempt', status === 'active' ? 'Lease ends' : 'Scored', 'Verdict'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, reviews.map((r) => h('tr', {},
         h('td', {}, status === 'active' ? h('a', { href: `#/reviews/${r.id}` }, r.credential.title) : r.credential.title),
@@ -312,7 +312,7 @@ async function myRubrics() {
 
 async function calibrationPage() {
   const main = page('Calibration');
-  main.append(h('p', {}, 'Score a few anchor recordings the experts have scored. You see their scores and rationales when you finish.'));
+  append(main, h('p', {}, 'Score a few anchor recordings the experts have scored. You see their scores and rationales when you finish.'));
   const rubrics = await myRubrics();
   const sel = h('select', { id: 'cal-rubric' }, rubrics.map((r) => h('option', { value: r.id }, r.title)));
   const purpose = h('select', { id: 'cal-purpose' }, h('option', { value: 'qualification' }, 'Qualification'), h('option', { value: 'practice' }, 'Practice'));
@@ -330,11 +330,11 @@ async function calibrationPage() {
     }
     btn.disabled = false;
   });
-  main.append(h('div', { class: 'card' },
+  append(main, h('div', { class: 'card' },
     h('div', { class: 'field' }, h('label', { for: 'cal-rubric' }, 'Rubric'), sel),
     h('div', { class: 'field' }, h('label', { for: 'cal-purpose' }, 'Kind of session'), purpose), btn, out));
   const last = sessionStorage.getItem('accord.cal.last');
-  if (last) main.append(h('p', {}, h('a', { href: `#/calibration/${last}` }, 'Back to your last session')));
+  if (last) append(main, h('p', {}, h('a', { href: `#/calibration/${last}` }, 'Back to your last session')));
 }
 
 function calibrationResult(result, rubric) {
@@ -366,18 +366,18 @@ async function calibrationSessionPage(id) {
   const rubric = s.rubric || (await rubricById(s.rubric_id));
   const main = page(`Calibration: ${rubric.title}`);
   if (s.status !== 'open') {
-    if (s.result) main.append(calibrationResult(s.result, rubric));
-    else main.append(h('p', {}, `This session is ${s.status}.`));
+    if (s.result) append(main, calibrationResult(s.result, rubric));
+    else append(main, h('p', {}, `This session is ${s.status}.`));
     return;
   }
   const items = [...s.items].sort((a, b) => a.position - b.position);
   const item = items.find((i) => !i.scored);
-  main.append(h('p', {}, `${s.purpose === 'practice' ? 'Practice' : 'Qualification'} session · recording ${items.indexOf(item) + 1} of ${items.length}`));
+  append(main, h('p', {}, `${s.purpose === 'practice' ? 'Practice' : 'Qualification'} session · recording ${items.indexOf(item) + 1} of ${items.length}`));
   const ws = workspace(rubric, item.artifacts);
   const feedback = h('textarea', { id: 'feedback', rows: '4' });
   const out = h('div', { 'aria-live': 'polite' });
   const submit = h('button', { type: 'button', class: 'primary' }, 'Submit scores');
-  main.append(h('h2', {}, 'Evidence'), ws.player.el, h('h2', {}, 'Rubric'), ws.form.el,
+  append(main, h('h2', {}, 'Evidence'), ws.player.el, h('h2', {}, 'Rubric'), ws.form.el,
     h('div', { class: 'field' }, h('label', { for: 'feedback' }, 'Feedback'), feedback), h('div', { class: 'actions' }, submit), out);
   submit.addEventListener('click', async () => {
     const missing = ws.form.missing();
@@ -404,7 +404,7 @@ async function qualificationsPage() {
   const main = page('My qualifications');
   const { qualifications } = await get('/v1/me/qualifications');
   if (!qualifications.length) {
-    main.append(h('p', {}, 'You have no qualification yet. ', h('a', { href: '#/calibration' }, 'Take a calibration session')));
+    append(main, h('p', {}, 'You have no qualification yet. ', h('a', { href: '#/calibration' }, 'Take a calibration session')));
     return;
   }
   const rows = [];
@@ -417,7 +417,7 @@ async function qualificationsPage() {
       h('td', {}, String(w.items ?? 0)), h('td', {}, fmtPct(w.exact)), h('td', {}, fmtPct(w.adjacent)), h('td', {}, fmtPct(w.verdict_agreement)),
       h('td', {}, q.reason || '')));
   }
-  main.append(h('p', {}, 'The numbers are your agreement with the experts over your most recent checked items (the rolling window).'),
+  append(main, h('p', {}, 'The numbers are your agreement with the experts over your most recent checked items (the rolling window).'),
     h('table', {}, h('caption', { class: 'sr-only' }, 'Your qualifications'),
       h('thead', {}, h('tr', {}, ['Rubric', 'Status', 'Items', 'Exact', 'Within one', 'Verdict', 'Why'].map((x) => h('th', { scope: 'col' }, x)))),
       h('tbody', {}, rows)));

@@ -37,6 +37,12 @@ function add(el, kids) {
   }
 }
 
+// Appends, skipping null/false (Element.append would print "null").
+export function append(el, ...kids) {
+  add(el, kids);
+  return el;
+}
+
 // Replaces an element's content.
 export function put(el, ...kids) {
   el.replaceChildren();

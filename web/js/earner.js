@@ -2,7 +2,7 @@
 // earner.js - the earner's pages: catalogue, credential (with its rubric),
 // applying with resumable uploads, submissions and results, badges.
 import { ApiError, get, post } from './api.js';
-import { fmtBytes, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.js';
+import { append, fmtBytes, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.js';
 import { go, page, showError, state } from './app.js';
 import * as tus from './tus.js';
 import { rubricView, criterionTitle, levelLabel } from './rubric.js';
@@ -37,10 +37,10 @@ async function catalogue() {
   const [{ credentials }, { submissions }] = await Promise.all([get('/v1/credentials'), get('/v1/submissions')]);
   const mine = latestByCredential(submissions);
   if (!credentials.length) {
-    main.append(h('p', {}, 'No credentials are offered yet.'));
+    append(main, h('p', {}, 'No credentials are offered yet.'));
     return;
   }
-  main.append(h('ul', { class: 'cards' }, credentials.map((c) => {
+  append(main, h('ul', { class: 'cards' }, credentials.map((c) => {
     const s = mine.get(c.id);
     return h('li', { class: 'card' },
       h('h2', {}, h('a', { href: `#/credentials/${c.id}` }, c.title)),
@@ -64,20 +64,20 @@ async function credentialPage(id) {
   const main = page(cred.title);
   const { submissions } = await get('/v1/submissions');
   const mine = latestByCredential(submissions).get(id);
-  main.append(
+  append(main, 
     cred.description ? h('p', { class: 'lead' }, cred.description) : null,
     h('h2', {}, 'Evidence you will upload'),
     h('ul', {}, cred.evidence.map((e) => h('li', {}, `At least ${kindCount(e.kind, e.min)}`))),
     h('p', {}, `To pass, every criterion must reach at least “${cred.rubric ? levelLabel(cred.rubric, null, cred.pass_rule.min_level_each) : cred.pass_rule.min_level_each}”. You may try ${cred.max_attempts} times.`),
   );
   if (mine && mine.status !== 'returned')
-    main.append(h('p', {}, `Your submission is ${(STATUS[mine.status] || mine.status).toLowerCase()}. `, h('a', { href: `#/submissions/${mine.id}` }, 'See your submission')));
+    append(main, h('p', {}, `Your submission is ${(STATUS[mine.status] || mine.status).toLowerCase()}. `, h('a', { href: `#/submissions/${mine.id}` }, 'See your submission')));
   else if (mine)
-    main.append(h('p', {}, 'Your submission was returned with feedback. ', h('a', { href: `#/submissions/${mine.id}` }, 'Read the feedback and resubmit')));
-  else main.append(h('p', {}, h('a', { class: 'button', href: `#/apply/${id}` }, 'Apply for this credential')));
-  main.append(h('h2', {}, 'Rubric'));
-  if (cred.rubric) main.append(rubricView(cred.rubric));
-  else main.append(notice('info', 'The rubric of this credential cannot be shown to you yet.'));
+    append(main, h('p', {}, 'Your submission was returned with feedback. ', h('a', { href: `#/submissions/${mine.id}` }, 'Read the feedback and resubmit')));
+  else append(main, h('p', {}, h('a', { class: 'button', href: `#/apply/${id}` }, 'Apply for this credential')));
+  append(main, h('h2', {}, 'Rubric'));
+  if (cred.rubric) append(main, rubricView(cred.rubric));
+  else append(main, notice('info', 'The rubric of this credential cannot be shown to you yet.'));
 }
 
 // ---------------------------------------------------------------------------
@@ -233,7 +233,7 @@ async function applyPage(credId, fromId) {
     }
   });
 
-  main.append(
+  append(main, 
     h('h2', {}, 'Evidence checklist'), checklist,
     previous ? h('p', {}, 'Your evidence from the previous attempt is carried forward. Remove a piece to replace it, or add new ones.') : null,
     h('h2', {}, 'Add your files'), h('div', { class: 'pickers' }, pickers), warnings, list,
@@ -250,10 +250,10 @@ async function submissionsPage() {
   const [{ submissions }, { credentials }] = await Promise.all([get('/v1/submissions'), get('/v1/credentials')]);
   const titles = new Map(credentials.map((c) => [c.id, c.title]));
   if (!submissions.length) {
-    main.append(h('p', {}, 'You have not submitted anything yet. ', h('a', { href: '#/catalogue' }, 'Browse the credentials')));
+    append(main, h('p', {}, 'You have not submitted anything yet. ', h('a', { href: '#/catalogue' }, 'Browse the credentials')));
     return;
   }
-  main.append(h('table', {},
+  append(main, h('table', {},
     h('caption', { class: 'sr-only' }, 'Your submissions'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Credential'), h('th', { scope: 'col' }, 'Attempt'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Submitted'))),
     h('tbody', {}, submissions.map((s) => h('tr', {},
@@ -326,21 +326,21 @@ async function submissionPage(id) {
   }
   const cred = await credentialWithRubric(s.credential_id);
   const main = page(`${cred.title}: attempt ${s.attempt}`);
-  main.append(h('p', {}, 'Status: ', h('span', { class: `badge st-${s.status}` }, STATUS[s.status] || s.status),
+  append(main, h('p', {}, 'Status: ', h('span', { class: `badge st-${s.status}` }, STATUS[s.status] || s.status),
     ` · submitted ${fmtTime(s.created_at)}`));
   const player = evidencePlayer(s.artifacts);
   if (s.result) {
-    main.append(h('h2', {}, 'Result'), resultView(s.result, cred.rubric, s.artifacts, player.play));
-  } else if (s.status === 'queued') main.append(h('p', {}, 'Your evidence is waiting for an assessor.'));
-  else if (s.status === 'in_review') main.append(h('p', {}, 'An assessor is reviewing your evidence. You will see the result here.'));
+    append(main, h('h2', {}, 'Result'), resultView(s.result, cred.rubric, s.artifacts, player.play));
+  } else if (s.status === 'queued') append(main, h('p', {}, 'Your evidence is waiting for an assessor.'));
+  else if (s.status === 'in_review') append(main, h('p', {}, 'An assessor is reviewing your evidence. You will see the result here.'));
   if (s.status === 'returned' && state.me.id === s.earner_id) {
     const latest = (await get('/v1/submissions')).submissions.filter((x) => x.credential_id === s.credential_id).every((x) => x.attempt <= s.attempt);
     if (latest && s.attempt < cred.max_attempts)
-      main.append(h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => go(`/resubmit/${s.credential_id}/${s.id}`) }, 'Resubmit')));
-    else if (latest) main.append(notice('info', 'You have used every attempt for this credential.'));
+      append(main, h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => go(`/resubmit/${s.credential_id}/${s.id}`) }, 'Resubmit')));
+    else if (latest) append(main, notice('info', 'You have used every attempt for this credential.'));
   }
-  if (s.status === 'passed') main.append(h('p', {}, 'You earned this credential. ', h('a', { href: '#/badges' }, 'See your badges')));
-  main.append(h('h2', {}, 'Your evidence'), player.el);
+  if (s.status === 'passed') append(main, h('p', {}, 'You earned this credential. ', h('a', { href: '#/badges' }, 'See your badges')));
+  append(main, h('h2', {}, 'Your evidence'), player.el);
 }
 
 async function badgesPage() {
@@ -350,16 +350,16 @@ async function badgesPage() {
     ({ awards } = await get('/v1/me/awards'));
   } catch (e) {
     if (e.code === 'not_configured') {
-      main.append(notice('info', 'This server does not issue badges (it has no public URL set).'));
+      append(main, notice('info', 'This server does not issue badges (it has no public URL set).'));
       return;
     }
     throw e;
   }
   if (!awards.length) {
-    main.append(h('p', {}, 'No badges yet. Pass a credential to earn one.'));
+    append(main, h('p', {}, 'No badges yet. Pass a credential to earn one.'));
     return;
   }
-  main.append(h('ul', { class: 'cards' }, awards.map((a) => h('li', { class: 'card' },
+  append(main, h('ul', { class: 'cards' }, awards.map((a) => h('li', { class: 'card' },
     h('h2', {}, a.title),
     h('p', {}, `${a.status === 'valid' ? 'Valid' : a.status === 'revoked' ? 'Revoked' : 'Expired'} · issued ${fmtTime(a.issued_at)}${a.valid_until ? ' · valid until ' + fmtTime(a.valid_until) : ''}`),
     a.revocation_reason ? h('p', {}, `Reason: ${a.revocation_reason}`) : null,

@@ -3,7 +3,7 @@
 // anchors), credentials (with grants and qualifications by hand),
 // submissions (who scored what, override), and the reports as charts.
 import { ApiError, get, post, put as apiPut, del, csrf } from './api.js';
-import { fmtPct, fmtTime, h, notice, put, uid } from './dom.js';
+import { append, fmtPct, fmtTime, h, notice, put, uid } from './dom.js';
 import { go, page, showError } from './app.js';
 import { rubricView, scoringForm, criterionTitle, levelLabel } from './rubric.js';
 import { evidenceText, kindCount, resultView, evidencePlayer, STATUS } from './earner.js';
@@ -36,13 +36,13 @@ async function knownRubrics() {
 async function leadHome() {
   const main = page('Rubrics and credentials');
   const { rubrics, credentials } = await knownRubrics();
-  main.append(h('div', { class: 'actions' },
+  append(main, h('div', { class: 'actions' },
     h('a', { class: 'button', href: '#/lead/rubrics/new' }, 'New rubric'),
     h('a', { class: 'button', href: '#/lead/credentials/new' }, 'New credential')));
-  main.append(h('h2', {}, 'Credentials'), credentials.length ? h('ul', { class: 'cards' }, credentials.map((c) => h('li', { class: 'card' },
+  append(main, h('h2', {}, 'Credentials'), credentials.length ? h('ul', { class: 'cards' }, credentials.map((c) => h('li', { class: 'card' },
     h('h3', {}, h('a', { href: `#/lead/credentials/${c.id}` }, c.title)),
     h('p', { class: 'meta' }, `${c.stakes === 'high' ? 'High' : 'Low'} stakes · ${evidenceText(c.evidence)}`)))) : h('p', {}, 'No credentials yet.'));
-  main.append(h('h2', {}, 'Rubrics'), rubrics.length ? h('ul', {}, rubrics.map((r) => h('li', {},
+  append(main, h('h2', {}, 'Rubrics'), rubrics.length ? h('ul', {}, rubrics.map((r) => h('li', {},
     h('a', { href: `#/lead/rubrics/${r.id}` }, r.title), ` · ${r.criteria.length} criteria`))) : h('p', {}, 'No rubrics yet.'));
 }
 
@@ -107,7 +107,7 @@ async function newRubricPage() {
       create.disabled = false;
     }
   });
-  main.append(form);
+  append(main, form);
 }
 
 async function uploadArtifact(file, kind) {
@@ -122,10 +122,10 @@ async function uploadArtifact(file, kind) {
 async function rubricPage(id) {
   const rubric = await get(`/v1/rubrics/${id}`);
   const main = page(`Rubric: ${rubric.title}`);
-  main.append(rubricView(rubric));
+  append(main, rubricView(rubric));
   // calibration settings
   const settingsOut = h('div', { 'aria-live': 'polite' });
-  main.append(h('h2', {}, 'Calibration settings'));
+  append(main, h('h2', {}, 'Calibration settings'));
   try {
     const cal = await get(`/v1/rubrics/${id}/calibration`);
     const size = input('Anchors per session', { type: 'number', min: '1', max: '50', value: String(cal.set_size) });
@@ -141,14 +141,14 @@ async function rubricPage(id) {
         put(settingsOut, notice('success', 'Calibration settings saved.'));
       } catch (e) { showError(settingsOut, e); }
     });
-    main.append(f);
+    append(main, f);
   } catch (e) {
-    main.append(notice('error', e.message));
+    append(main, notice('error', e.message));
   }
   // anchors
-  main.append(h('h2', {}, 'Anchors'));
+  append(main, h('h2', {}, 'Anchors'));
   const list = h('div', {});
-  main.append(list);
+  append(main, list);
   const drawAnchors = async () => {
     const { anchors } = await get(`/v1/anchors?rubric_id=${id}`);
     put(list, anchors.length ? h('table', {}, h('caption', {}, `${anchors.length} anchor(s)`),
@@ -186,14 +186,14 @@ async function rubricPage(id) {
     } catch (e) { showError(out, e); }
     create.disabled = false;
   });
-  main.append(f);
+  append(main, f);
 }
 
 async function newCredentialPage() {
   const main = page('New credential');
   const { rubrics } = await knownRubrics();
   if (!rubrics.length) {
-    main.append(h('p', {}, 'Create a rubric first. ', h('a', { href: '#/lead/rubrics/new' }, 'New rubric')));
+    append(main, h('p', {}, 'Create a rubric first. ', h('a', { href: '#/lead/rubrics/new' }, 'New rubric')));
     return;
   }
   const title = input('Credential title', { required: true });
@@ -231,7 +231,7 @@ async function newCredentialPage() {
       create.disabled = false;
     }
   });
-  main.append(form);
+  append(main, form);
 }
 
 async function userByEmail(email) {
@@ -245,21 +245,21 @@ async function credentialPage(id) {
   const c = await get(`/v1/credentials/${id}`);
   const rubric = c.rubric || (await get(`/v1/rubrics/${c.rubric_id}`));
   const main = page(`Credential: ${c.title}`);
-  main.append(c.description ? h('p', {}, c.description) : null,
+  append(main, c.description ? h('p', {}, c.description) : null,
     h('ul', {}, h('li', {}, `${c.stakes === 'high' ? 'High' : 'Low'} stakes`), h('li', {}, `Evidence: ${evidenceText(c.evidence)}`),
       h('li', {}, `Passes when every criterion reaches “${levelLabel(rubric, null, c.pass_rule.min_level_each)}”`),
       h('li', {}, `${c.max_attempts} attempts`),
       h('li', {}, 'Rubric: ', h('a', { href: `#/lead/rubrics/${rubric.id}` }, rubric.title))));
   if (c.review_policy) {
     const p = c.review_policy;
-    main.append(h('h2', {}, 'Review policy'), h('ul', {},
+    append(main, h('h2', {}, 'Review policy'), h('ul', {},
       h('li', {}, `Blind validity items: ${fmtPct(p.validity_rate)} of claims`),
       h('li', {}, `Second scoring: ${fmtPct(p.second_score_rate)} (at least ${fmtPct(p.second_score_floor)})`),
       h('li', {}, `Peer review pauses below a kappa lower bound of ${p.reliability_threshold} after ${p.min_pairs} pairs`),
       h('li', {}, `Experts take first scores after ${p.peer_wait_hours} hours of waiting`)));
   }
   // grants
-  main.append(h('h2', {}, 'Assessors'));
+  append(main, h('h2', {}, 'Assessors'));
   const grants = h('div', {});
   const drawGrants = async () => {
     try {
@@ -306,15 +306,15 @@ async function credentialPage(id) {
       put(qOut, notice('success', `${u.name}: ${qStatus.el.value === 'qualified' ? 'qualified' : 'needs recalibration'}.`));
     } catch (e) { showError(qOut, e); }
   });
-  main.append(grants, gForm, qForm);
+  append(main, grants, gForm, qForm);
 }
 
 async function submissionsPage() {
   const main = page('Submissions');
   const [{ submissions }, { credentials }] = await Promise.all([get('/v1/submissions'), get('/v1/credentials')]);
   const titles = new Map(credentials.map((c) => [c.id, c.title]));
-  if (!submissions.length) return main.append(h('p', {}, 'No submissions yet.'));
-  main.append(h('table', {}, h('caption', { class: 'sr-only' }, 'All submissions'),
+  if (!submissions.length) return append(main, h('p', {}, 'No submissions yet.'));
+  append(main, h('table', {}, h('caption', { class: 'sr-only' }, 'All submissions'),
     h('thead', {}, h('tr', {}, ['Credential', 'Attempt', 'Status', 'Submitted'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, submissions.map((s) => h('tr', {},
       h('td', {}, h('a', { href: `#/lead/submissions/${s.id}` }, s.credential?.title || titles.get(s.credential_id) || 'Credential')),
@@ -326,19 +326,19 @@ async function leadSubmissionPage(id) {
   const c = await get(`/v1/credentials/${s.credential_id}`);
   const rubric = c.rubric || (await get(`/v1/rubrics/${c.rubric_id}`));
   const main = page(`Submission: ${c.title}, attempt ${s.attempt}`);
-  main.append(h('p', {}, `Status: ${STATUS[s.status] || s.status}`));
+  append(main, h('p', {}, `Status: ${STATUS[s.status] || s.status}`));
   const player = evidencePlayer(s.artifacts);
-  if (s.result) main.append(h('h2', {}, 'Result'), resultView(s.result, rubric, s.artifacts, player.play));
-  main.append(h('h2', {}, 'Who scored what'));
+  if (s.result) append(main, h('h2', {}, 'Result'), resultView(s.result, rubric, s.artifacts, player.play));
+  append(main, h('h2', {}, 'Who scored what'));
   try {
     const { reviews } = await get(`/v1/submissions/${id}/reviews`);
-    main.append(reviews.length ? h('table', {}, h('caption', { class: 'sr-only' }, 'Reviews of this submission'),
+    append(main, reviews.length ? h('table', {}, h('caption', { class: 'sr-only' }, 'Reviews of this submission'),
       h('thead', {}, h('tr', {}, ['Assessor', 'Kind', 'Status', 'Scores', 'Scored'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, reviews.map((r) => h('tr', {}, h('td', {}, r.assessor?.name || ''), h('td', {}, r.kind), h('td', {}, r.status),
         h('td', {}, (r.scores || []).map((x) => `${x.criterion_title || criterionTitle(rubric, x.criterion)}: ${x.level_label || levelLabel(rubric, x.criterion, x.level)}`).join('; ')),
         h('td', {}, fmtTime(r.scored_at)))))) : h('p', {}, 'Nobody has scored it yet.'));
   } catch (e) {
-    main.append(notice('info', e.status === 404 ? 'This server cannot show who scored what yet.' : e.message));
+    append(main, notice('info', e.status === 404 ? 'This server cannot show who scored what yet.' : e.message));
   }
   if (s.result) {
     const verdict = input('New verdict', { tag: 'select', options: [['pass', 'Pass'], ['resubmit', 'Resubmit']] });
@@ -354,9 +354,9 @@ async function leadSubmissionPage(id) {
         leadSubmissionPage(id);
       } catch (e) { showError(out, e); }
     });
-    main.append(f);
+    append(main, f);
   }
-  main.append(h('h2', {}, 'Evidence'), player.el);
+  append(main, h('h2', {}, 'Evidence'), player.el);
 }
 
 // ---------------------------------------------------------------------------
@@ -378,12 +378,12 @@ function stat(o, names) {
 async function reportsPage() {
   const main = page('Reports');
   const [{ credentials }, routing] = await Promise.all([get('/v1/credentials'), get('/v1/reports/routing')]);
-  if (!credentials.length) return main.append(h('p', {}, 'No credentials yet.'));
+  if (!credentials.length) return append(main, h('p', {}, 'No credentials yet.'));
   const sel = h('select', { id: 'report-cred' }, credentials.map((c) => h('option', { value: c.id }, c.title)));
   const pool = h('select', { id: 'report-pool' }, [['all', 'Everyone'], ['peer', 'Peers'], ['expert', 'Experts']].map(([v, t]) => h('option', { value: v }, t)));
   const area = h('div', { 'aria-live': 'polite' });
   const csv = h('a', { class: 'button', download: 'ratings.csv' }, 'Download ratings.csv');
-  main.append(h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'report-cred' }, 'Credential'), sel),
+  append(main, h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'report-cred' }, 'Credential'), sel),
     h('div', { class: 'field' }, h('label', { for: 'report-pool' }, 'Scorers'), pool), csv), area);
   const draw = async () => {
     const c = credentials.find((x) => x.id === sel.value);
@@ -421,7 +421,7 @@ async function reportsPage() {
   sel.addEventListener('change', draw);
   pool.addEventListener('change', draw);
   await draw();
-  main.append(h('h2', {}, 'Routing'), ...routing.credentials.map((r) => {
+  append(main, h('h2', {}, 'Routing'), ...routing.credentials.map((r) => {
     const hist = (r.history || []).map((p) => ({ at: p.at, value: p.kappa, lo: p.ci ? p.ci[0] : null, hi: p.ci ? p.ci[1] : null }));
     if (!hist.length && r.kappa !== null && r.kappa !== undefined) hist.push({ value: r.kappa, lo: r.ci ? r.ci[0] : null, hi: r.ci ? r.ci[1] : null });
     const c = credentials.find((x) => x.id === r.credential_id);
