@@ -160,6 +160,7 @@ static const struct route routes[] = {
      200},
     {EVHTTP_REQ_GET, "/v1/submissions/{id}/reviews", NULL, STMT_SUBMISSION_REVIEWS, 0, 200},
     {EVHTTP_REQ_GET, "/v1/adjudications", NULL, STMT_ADJUDICATION_LIST, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/rubrics", NULL, STMT_RUBRIC_LIST, 0, 200},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

@@ -170,4 +170,5 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_SUBMISSION_REVIEWS] = {"submission_reviews",
                                  "select api_submission_reviews($1, $2::uuid)", 2},
     [STMT_ADJUDICATION_LIST] = {"adjudication_list", "select api_adjudication_list($1)", 1},
+    [STMT_RUBRIC_LIST] = {"rubric_list", "select api_rubric_list($1)", 1},
 };

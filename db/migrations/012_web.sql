@@ -762,7 +762,8 @@ BEGIN
         'decided_review_id', s.decided_review_id,
         'reviews',
         (SELECT coalesce(json_agg(json_build_object(
-                    'id', rv.id, 'stage', rv.stage, 'pool', rv.pool, 'status', rv.status,
+                    'id', rv.id, 'kind', rv.stage, 'stage', rv.stage, 'pool', rv.pool,
+                    'status', rv.status,
                     'assessor', json_build_object('id', u.id, 'name', u.name),
                     'claimed_at', _ts(rv.claimed_at), 'scored_at', _ts(rv.scored_at),
                     'verdict', rv.verdict,
@@ -907,4 +908,52 @@ BEGIN
                                           ORDER BY rh.id DESC LIMIT 200) h)))
                                   ORDER BY c.created_at, c.id), '[]'::json)
            FROM credentials c));
+END $$;
+
+-- 004's master scores of an anchor, plus criterion titles and level labels
+-- (the calibration result shows the masters to people, as a result does).
+CREATE OR REPLACE FUNCTION _anchor_master_json(p_anchor uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT json_build_object(
+                       'scores', (SELECT coalesce(json_agg(json_build_object(
+                                                'criterion', s.criterion,
+                                                'criterion_title', k.x ->> 'title',
+                                                'level', s.level,
+                                                'level_label', (SELECT lv ->> 'label'
+                                                                  FROM jsonb_array_elements(k.x -> 'levels') lv
+                                                                 WHERE lv -> 'value' = to_jsonb(s.level)),
+                                                'rationale', s.rationale, 'evidence', s.evidence)
+                                            ORDER BY s.position), '[]'::json)
+                                    FROM anchor_scores s
+                                    LEFT JOIN LATERAL (SELECT x FROM jsonb_array_elements(rb.criteria) x
+                                                        WHERE x ->> 'key' = s.criterion LIMIT 1) k ON true
+                                   WHERE s.anchor_id = a.id),
+                       'feedback', a.master_feedback)
+              FROM anchors a JOIN rubrics rb ON rb.id = a.rubric_id
+             WHERE a.id = p_anchor);
+END $$;
+
+-- GET /v1/rubrics: the rubrics a caller may read (as GET /v1/rubrics/{id}:
+-- leads, assessors and experts all; anyone else those a credential uses),
+-- newest first, at most 500, as summaries (the criteria come with GET by id).
+CREATE FUNCTION api_rubric_list(p_token text) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_me users := _auth(p_token);
+    v_all boolean := v_me.roles && '{lead,assessor,expert}'::text[];
+BEGIN
+    RETURN json_build_object('rubrics',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'id', r.id, 'title', r.title, 'description', r.description,
+                    'criteria_count', jsonb_array_length(r.criteria),
+                    'created_at', _ts(r.created_at),
+                    'credentials', (SELECT coalesce(json_agg(json_build_object('id', c.id, 'title', c.title)
+                                                             ORDER BY c.title, c.id), '[]'::json)
+                                      FROM credentials c WHERE c.rubric_id = r.id))
+                    ORDER BY r.created_at DESC, r.id), '[]'::json)
+           FROM (SELECT * FROM rubrics r1
+                  WHERE v_all OR EXISTS (SELECT 1 FROM credentials c1 WHERE c1.rubric_id = r1.id)
+                  ORDER BY r1.created_at DESC, r1.id
+                  LIMIT 500) r));
 END $$;

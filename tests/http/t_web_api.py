@@ -84,6 +84,18 @@ def web_earner_reads_rubric_with_level_descriptions(env):
     expect(earner.c.get("/v1/rubrics/" + str(uuid.uuid4())), 404, "not_found")
     expect(earner.c.get("/v1/credentials/" + str(uuid.uuid4())), 404, "not_found")
 
+    # the list: everything for leads and assessors, a credential's rubrics for earners
+    mine = [x for x in expect(lead.c.get("/v1/rubrics"), 200)["rubrics"]
+            if x["id"] in (rubric["id"], plain["id"])]
+    eq([(x["id"], x["title"], x["criteria_count"], x["credentials"]) for x in mine],
+       [(plain["id"], plain["title"], 4, []),
+        (rubric["id"], rubric["title"], 4, [{"id": cred["id"], "title": cred["title"]}])],
+       "the lead's list, newest first, with the credentials using each")
+    theirs = [x["id"] for x in expect(earner.c.get("/v1/rubrics"), 200)["rubrics"]]
+    check(rubric["id"] in theirs and plain["id"] not in theirs,
+          "an earner lists the credential's rubric, not the unused one")
+    expect(earner.c.anon().get("/v1/rubrics"), 401, "unauthorized")
+
     # bad level descriptions
     body = env.rubric_body("Bad descriptions")
     body["criteria"][0]["levels"][0]["description"] = 7
@@ -526,6 +538,7 @@ def web_who_scored_what_and_adjudications(env):
     who = expect(lead.c.get(path), 200, what="who scored what")
     eq((who["submission_id"], who["status"], who["stage"], who["decided_review_id"]),
        (sub["id"], "in_review", "adjudication", None), "the submission's state")
+    eq([x["kind"] for x in who["reviews"]], [x["stage"] for x in who["reviews"]], "kind is the stage")
     eq([(x["id"], x["stage"], x["pool"], x["status"], x["assessor"], x["verdict"]) for x in who["reviews"]],
        [(rv1["id"], "first", "peer", "submitted", {"id": peer.id, "name": peer.name}, "pass"),
         (rv2["id"], "second", "expert", "submitted", {"id": expert.id, "name": expert.name}, "resubmit")],
@@ -584,3 +597,17 @@ def web_routing_report_history(env):
     eq([h["pairs"] for h in hist], sorted(h["pairs"] for h in hist), "oldest first")
     eq([h["at"] for h in hist], sorted(h["at"] for h in hist), "in time order")
     eq(hist[-1]["kappa"], 1.0, "identical peer and expert scores over varied levels agree perfectly")
+
+
+@test
+def web_anchor_masters_name_criteria_and_levels(env):
+    """An anchor's master scores (shown after a calibration session) name each
+    criterion and level as people do."""
+    from t_calibration import make_anchor
+    lead = env.user(["lead"])
+    rubric = env.rubric(lead)
+    a, _ = make_anchor(env, lead, rubric["id"], [2, 3, 4, 1], tag="web")
+    got = expect(lead.c.get("/v1/anchors/" + a["id"]), 200)
+    eq([(s["criterion_title"], s["level_label"]) for s in got["master"]["scores"]],
+       [(TITLES[k], LABELS[v]) for k, v in zip(CRITERION_KEYS, [2, 3, 4, 1])],
+       "master scores with titles and labels")
