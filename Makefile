@@ -17,13 +17,16 @@
 
 BUILD      := build
 Q          := @   # make Q= shows full compiler command lines
-PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl libsodium
+PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl libsodium libxml-2.0
 # Debian packages, one list per purpose (add yours to the list it belongs to).
 # RUN_PKGS: build and serve. TEST_PKGS: what `make test` adds.
 RUN_PKGS   := gcc libc6-dev make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
-              libcurl4-openssl-dev libsodium-dev postgresql postgresql-contrib
+              libcurl4-openssl-dev libsodium-dev libxml2-dev postgresql postgresql-contrib
 TEST_PKGS  := python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas \
               r-cran-psych prometheus curl chromium
+# The real S3 of the object-storage tests (tests/s3/rgw.py: Ceph mon + OSD +
+# radosgw), without recommends (ceph-mgr and its Python stack are not needed).
+S3_TEST_PKGS := ceph-mon ceph-osd radosgw
 # Commands the tests need that another source may provide (nodesource's
 # nodejs bundles npm): COMMAND:DEBIAN_PACKAGE, installed only when missing.
 TEST_CMDS  := node:nodejs npm:npm
@@ -153,6 +156,13 @@ $(BUILD)/asan/tests/test_sse: tests/unit/test_sse.c $(BUILD)/asan/obj/server/sse
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/sse.o $(LDLIBS)
 
+# test_s3_sign checks server/s3_sign.c (SigV4 presigning: OpenSSL, libcurl's URL parser).
+$(BUILD)/asan/tests/test_s3_sign: tests/unit/test_s3_sign.c $(BUILD)/asan/obj/server/s3_sign.o \
+                                  tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/s3_sign.o $(LDLIBS)
+
 $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LD/CC   $@"
@@ -195,6 +205,7 @@ deps-run:
 
 deps-test:
 	$(call apt_install,$(RUN_PKGS) $(TEST_PKGS),$(TEST_CMDS))
+	$(call apt_install,$(S3_TEST_PKGS),,--no-install-recommends)
 
 deps: deps-test
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "storage.h"
 
 struct numeric_setting {
     const char *flag; /* long option name */
@@ -294,7 +295,8 @@ void config_usage(FILE *out)
     for (size_t i = 0; i < N_NUMERIC; i++)
         fprintf(out, "  --%-19s ACCORD_%-14s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
-    fprintf(out, "  --help                this text\n");
+    fprintf(out, "  --help                this text\n\n");
+    storage_usage(out); /* storage.h: ACCORD_STORAGE, ACCORD_S3_* */
 }
 
 static int set_log_level(struct config *cfg, const char *text, const char *source)

@@ -32,6 +32,8 @@
 #include "log.h"
 #include "offload.h"
 #include "router.h"
+#include "storage.h"
+#include "storage_reply.h"
 #include "store.h"
 
 #define MAX_HEADER_TEXT 255
@@ -45,9 +47,8 @@ struct upload_state {
     char bytes[24];
     char announced[24], quota[24]; /* allowance parameters */
     uint64_t size;
-    int store_failed;
-    bool disk_full;
-    char store_error[256];
+    enum storage_status stored;
+    char store_error[512];
 };
 
 /* After a failed insert: the file goes unless another artifact has the same bytes. */
@@ -61,9 +62,8 @@ struct orphan_check {
 static void orphan_unlink(void *arg)
 {
     struct orphan_check *oc = arg;
-    char path[4096];
-    if (oc->unused && store_path(oc->w->cfg->data_dir, oc->sha256, path, sizeof path) == 0 &&
-        unlink(path) == 0)
+    char err[512];
+    if (oc->unused && storage_remove(oc->w->storage, oc->sha256, err, sizeof err) == STORAGE_OK)
         log_info("artifact file %s removed: its upload failed and nothing else uses it",
                  oc->sha256);
 }
@@ -142,23 +142,8 @@ static void upload_write(void *arg)
 {
     struct request *r = arg;
     struct upload_state *st = r->state;
-    uint64_t free_bytes, len = evbuffer_get_length(st->data);
-
-    /* Uploads stop at half the reserve, so the database and logs keep room. */
-    if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
-        free_bytes < len + (uint64_t)r->w->cfg->storage_reserve / 2) {
-        snprintf(st->store_error, sizeof st->store_error,
-                 "%llu bytes free, an upload of %llu would go into the reserve",
-                 (unsigned long long)free_bytes, (unsigned long long)len);
-        st->store_failed = 1;
-        st->disk_full = true;
-        return;
-    }
-    if (store_put_evbuffer(r->w->cfg->data_dir, st->data, st->sha256, &st->size, st->store_error,
-                           sizeof st->store_error) < 0) {
-        st->store_failed = 1;
-        st->disk_full = store_errno_is_full(store_last_errno());
-    }
+    st->stored = storage_put_evbuffer(r->w->storage, st->data, st->media_type, st->sha256,
+                                      &st->size, st->store_error, sizeof st->store_error);
 }
 
 static void upload_written(void *arg)
@@ -166,12 +151,9 @@ static void upload_written(void *arg)
     struct request *r = arg;
     struct upload_state *st = r->state;
 
-    if (st->store_failed) {
+    if (st->stored != STORAGE_OK) {
         log_error("artifact upload: %s", st->store_error);
-        if (st->disk_full)
-            reply_storage_full(r);
-        else
-            reply_error(r, 500, "storage_failed", "the server could not store the file; try again");
+        reply_storage_status(r, st->stored, "the upload");
         return;
     }
     /* The bytes are on disk; free the memory before the round trip. */
@@ -194,7 +176,9 @@ static void on_precheck(const struct db_result *res, void *arg)
         reply_db_failure(r, res);
         return;
     }
-    if (offload_submit(r->w->offload, r->w->base, upload_write, upload_written, r) < 0)
+    /* Under S3 the bytes go over the network: the network threads, not the disk's. */
+    if (offload_submit(r->w->storage->backend == STORAGE_S3 ? r->w->offload_net : r->w->offload,
+                       r->w->base, upload_write, upload_written, r) < 0)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
 }
 
@@ -346,11 +330,11 @@ static bool inline_safe(const char *media_type)
  * backslashes, controls and non-ASCII become '_') and the exact name in
  * filename*=UTF-8'' (RFC 8187 percent-encoding).
  */
-static void add_disposition(struct evkeyvalq *h, bool show_inline, const char *filename,
-                            const char *id)
+static void disposition_value(bool show_inline, const char *filename, const char *id, char *value,
+                              size_t value_len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    char ascii[256], ext[3 * 256 + 1], value[1200];
+    char ascii[256], ext[3 * 256 + 1];
     size_t a = 0, e = 0;
     const char *name = filename && *filename ? filename : id;
 
@@ -369,8 +353,15 @@ static void add_disposition(struct evkeyvalq *h, bool show_inline, const char *f
         }
     }
     ext[e] = '\0';
-    snprintf(value, sizeof value, "%s; filename=\"%s\"; filename*=UTF-8''%s",
+    snprintf(value, value_len, "%s; filename=\"%s\"; filename*=UTF-8''%s",
              show_inline ? "inline" : "attachment", ascii, ext);
+}
+
+static void add_disposition(struct evkeyvalq *h, bool show_inline, const char *filename,
+                            const char *id)
+{
+    char value[1200];
+    disposition_value(show_inline, filename, id, value, sizeof value);
     evhttp_add_header(h, "Content-Disposition", value);
 }
 
@@ -378,7 +369,7 @@ static void on_content_authorized(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
     json_t *meta = NULL;
-    const char *sha, *media_type, *url, *filename;
+    const char *sha, *media_type, *url, *filename, *object_key;
     char path[4096], header[128];
     struct evkeyvalq *out_h = evhttp_request_get_output_headers(r->req);
     struct evbuffer *buf = NULL;
@@ -395,11 +386,27 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     url = json_string_value(json_object_get(meta, "url"));
     media_type = json_string_value(json_object_get(meta, "media_type"));
     filename = json_string_value(json_object_get(meta, "filename"));
+    object_key = json_string_value(json_object_get(meta, "object_key"));
     if (!media_type)
         media_type = "application/octet-stream";
     if (url) {
         reply_error(r, 409, "external_artifact", "this artifact is a link, not stored bytes: %s",
                     url);
+        goto cleanup;
+    }
+    if (sha && (r->w->storage->backend == STORAGE_S3 || object_key)) {
+        char disposition[1200];
+        json_int_t bytes = json_integer_value(json_object_get(meta, "bytes"));
+        if (r->w->storage->backend != STORAGE_S3) {
+            reply_storage_status(r, STORAGE_GONE, "this evidence");
+            goto cleanup;
+        }
+        /* The store answers with these; an unsafe type is still a download. */
+        disposition_value(inline_safe(media_type), filename, r->ids[0], disposition,
+                          sizeof disposition);
+        storage_reply_s3_content(r, sha, object_key, bytes > 0 ? (uint64_t)bytes : 0,
+                                 inline_safe(media_type) ? media_type : "application/octet-stream",
+                                 disposition);
         goto cleanup;
     }
     if (!sha || store_path(r->w->cfg->data_dir, sha, path, sizeof path) < 0) {
@@ -409,8 +416,11 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) < 0) {
-        log_error("artifact %s: cannot open %s: %s", r->ids[0], path, strerror(errno));
-        reply_error(r, 500, "storage_failed", "the stored file is missing (logged on the server)");
+        int open_errno = errno;
+        log_error("artifact %s: cannot open %s: %s", r->ids[0], path, strerror(open_errno));
+        /* removed outside accord, or kept in object storage by another server */
+        reply_storage_status(r, open_errno == ENOENT ? STORAGE_GONE : STORAGE_FAILED,
+                             "this evidence");
         goto cleanup;
     }
     size = (uint64_t)sb.st_size;

@@ -38,6 +38,8 @@
 
 #include "log.h"
 #include "offload.h"
+#include "storage.h"
+#include "storage_reply.h"
 #include "router.h"
 #include "store.h"
 
@@ -57,9 +59,10 @@ struct tus_state {
     char kind[32], media_type[MAX_META_VALUE + 1], filename[MAX_META_VALUE + 1];
     char n1[24], n2[24]; /* numeric parameters as text */
     char n3[24];
-    int disk_failed;      /* set on the offload thread */
-    bool disk_full;       /* ... because the disk is (nearly) full: 507 */
-    char disk_error[512]; /* set on the offload thread */
+    int disk_failed;            /* set on the offload thread */
+    bool disk_full;             /* ... because the disk is (nearly) full: 507 */
+    enum storage_status stored; /* the finished file into the store (storage.h) */
+    char disk_error[512];       /* set on the offload thread */
 };
 
 static void tus_state_free(void *arg)
@@ -500,28 +503,30 @@ static void patch_store(void *arg)
 {
     struct request *r = arg;
     struct tus_state *st = r->state;
-    char path[4200], final_path[4096], sha[65];
+    char path[4200], sha[65], err[256];
     uint64_t bytes = 0;
-    struct stat sb;
 
     part_path(r, st, path, sizeof path);
-    if (store_put_file(r->w->cfg->data_dir, path, sha, &bytes, st->disk_error,
-                       sizeof st->disk_error) == 0) {
+    st->stored = storage_put_file(r->w->storage, path, st->media_type[0] ? st->media_type : NULL,
+                                  sha, &bytes, st->disk_error, sizeof st->disk_error);
+    if (st->stored == STORAGE_OK) {
         st->disk_full = false;
         if (strcmp(sha, st->sha256) != 0 || bytes != st->length) {
             snprintf(st->disk_error, sizeof st->disk_error,
                      "%.300s changed after its last chunk: sha256 %s, recorded %s", path, sha,
                      st->sha256);
+            st->stored = STORAGE_FAILED;
             st->disk_failed = 1;
         }
         return;
     }
-    st->disk_full = store_errno_is_full(store_last_errno());
+    st->disk_full = st->stored == STORAGE_FULL;
     /* An earlier try (or a concurrent one) already moved it: the store has it. */
     if (access(path, F_OK) < 0 && errno == ENOENT &&
-        store_path(r->w->cfg->data_dir, st->sha256, final_path, sizeof final_path) == 0 &&
-        stat(final_path, &sb) == 0 && (uint64_t)sb.st_size == st->length)
+        storage_check(r->w->storage, st->sha256, NULL, st->length, err, sizeof err) == STORAGE_OK) {
+        st->stored = STORAGE_OK;
         return;
+    }
     st->disk_failed = 1;
 }
 
@@ -562,6 +567,10 @@ static void patch_stored(void *arg)
             reply_storage_full(r);
             return;
         }
+        if (st->stored == STORAGE_UNAVAILABLE) {
+            reply_storage_status(r, STORAGE_UNAVAILABLE, "the upload");
+            return;
+        }
         reply_error(r, 500, "storage_failed",
                     "the server could not store the file; PATCH again with Upload-Offset %" PRIu64
                     " and an empty body to retry",
@@ -576,7 +585,8 @@ static void patch_stored(void *arg)
 
 static void finish(struct request *r)
 {
-    if (offload_submit(r->w->offload, r->w->base, patch_store, patch_stored, r) < 0)
+    if (offload_submit(r->w->storage->backend == STORAGE_S3 ? r->w->offload_net : r->w->offload,
+                       r->w->base, patch_store, patch_stored, r) < 0)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
 }
 

@@ -99,5 +99,10 @@ void handle_issuer(struct request *r);
 void handle_achievement(struct request *r);
 void handle_upload_delete(struct request *r);
 void handle_events(struct request *r);
+/* object storage (issue 13): s3_uploads.c */
+void handle_object_upload_create(struct request *r);
+void handle_object_upload_part_urls(struct request *r);
+void handle_object_upload_complete(struct request *r);
+void handle_object_upload_delete(struct request *r);
 
 #endif

@@ -43,12 +43,13 @@
 #include "password.h"
 #include "oidc_client.h"
 #include "router.h"
-#include "store.h"
+#include "storage.h"
 #include "upload_sweep.h"
 #include "worker.h"
 
-#define OFFLOAD_THREADS     2
-#define OFFLOAD_NET_THREADS 2
+#define OFFLOAD_THREADS 2
+/* outbound HTTP: OpenID providers and, under ACCORD_STORAGE=s3, the object store */
+#define OFFLOAD_NET_THREADS 4
 
 static void worker_exit_loop(struct worker *w)
 {
@@ -285,6 +286,7 @@ int cmd_serve(int argc, char **argv)
     struct event *ev_term = NULL, *ev_int = NULL;
     struct authlisten *listener = NULL;
     struct livelisten *live_listener = NULL;
+    static struct storage storage; /* read-only once open; every loop points at it */
     char err[512];
     int port = 0, n_started = 0, rc = 1;
     long i;
@@ -315,8 +317,8 @@ int cmd_serve(int argc, char **argv)
      */
     if (keys_ensure(&cfg) < 0)
         log_warn("badges cannot be signed until the key problem above is fixed");
-    if (store_init(cfg.data_dir, err, sizeof err) < 0) {
-        log_error("artifact store: %s", err);
+    if (storage_open(&storage, &cfg, err, sizeof err) < 0) {
+        log_error("evidence storage: %s", err);
         return 1;
     }
     main_base = event_base_new();
@@ -350,6 +352,7 @@ int cmd_serve(int argc, char **argv)
             log_error("cannot start event loop %ld", i);
             goto stop;
         }
+        workers[i].storage = &storage;
     }
     config_set_default_public_url(&cfg, port);
     /* completes on loop 0, which runs its last completions at shutdown (worker_release) */
@@ -366,9 +369,11 @@ int cmd_serve(int argc, char **argv)
     ev_int = evsignal_new(main_base, SIGINT, on_signal, main_base);
     if (!ev_term || !ev_int || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0)
         goto stop;
-    printf("accord: listening on http://%s%s%s:%d (%ld event loops, data in %s)\n",
+    printf("accord: listening on http://%s%s%s:%d (%ld event loops, data in %s%s%s)\n",
            strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
-           strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads, cfg.data_dir);
+           strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads, cfg.data_dir,
+           storage.backend == STORAGE_S3 ? ", evidence in S3 bucket " : "",
+           storage.backend == STORAGE_S3 ? storage.s3.bucket : "");
     fflush(stdout);
     if (!cfg.metrics_token && strcmp(cfg.listen_host, "127.0.0.1") != 0 &&
         strcmp(cfg.listen_host, "::1") != 0 && strcmp(cfg.listen_host, "localhost") != 0)

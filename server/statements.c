@@ -171,4 +171,32 @@ const struct statement statements[STMT_COUNT] = {
                                  "select api_submission_reviews($1, $2::uuid)", 2},
     [STMT_ADJUDICATION_LIST] = {"adjudication_list", "select api_adjudication_list($1)", 1},
     [STMT_RUBRIC_LIST] = {"rubric_list", "select api_rubric_list($1)", 1},
+    /* object storage (issue 13) */
+    [STMT_OBJECT_UPLOAD_CREATE] = {"object_upload_create",
+                                   "select api_object_upload_create($1, $2::jsonb, $3::bigint, "
+                                   "$4::bigint, $5::bigint, $6::bigint)",
+                                   6},
+    [STMT_OBJECT_UPLOAD_OPENED] = {"object_upload_opened",
+                                   "select object_upload_opened($1::uuid, $2)", 2},
+    [STMT_OBJECT_UPLOAD_DISCARD] = {"object_upload_discard",
+                                    "select object_upload_discard($1::uuid)", 1},
+    [STMT_OBJECT_UPLOAD_GET] = {"object_upload_get", "select api_object_upload_get($1, $2::uuid)",
+                                2},
+    [STMT_OBJECT_UPLOAD_PART_URLS] = {"object_upload_part_urls",
+                                      "select api_object_upload_part_urls($1, $2::uuid, $3::jsonb)",
+                                      3},
+    [STMT_OBJECT_UPLOAD_PART_DONE] = {"object_upload_part_done",
+                                      "select api_object_upload_part_done($1, $2::uuid, $3::jsonb)",
+                                      3},
+    [STMT_OBJECT_UPLOAD_COMPLETE_BEGIN] =
+        {"object_upload_complete_begin",
+         "select api_object_upload_complete_begin($1, $2::uuid, $3::bigint)", 3},
+    [STMT_OBJECT_UPLOAD_COMPLETE_FAILED] =
+        {"object_upload_complete_failed",
+         "select object_upload_complete_failed($1::uuid, $2::int[], $3::boolean)", 3},
+    [STMT_OBJECT_UPLOAD_COMPLETE_FINISH] =
+        {"object_upload_complete_finish",
+         "select api_object_upload_complete_finish($1, $2::uuid, $3, $4::bigint)", 4},
+    [STMT_OBJECT_UPLOAD_DELETE] = {"object_upload_delete",
+                                   "select api_object_upload_delete($1, $2::uuid)", 2},
 };

@@ -23,6 +23,7 @@ struct live_hub;
 struct intake;
 struct upload_sweep;
 struct offload;
+struct storage;
 
 struct worker {
     int id;
@@ -37,13 +38,14 @@ struct worker {
                                     so that a slow provider never holds up artifact writes */
     struct offload *hasher;      /* shared password-hashing threads (pwjob.h) */
     const struct config *cfg;
-    struct event *ev_stop;      /* activated from the main thread at shutdown */
-    struct event *ev_deadline;  /* ends the drain after cfg->shutdown_grace */
-    int inflight;               /* requests accepted and not yet answered */
-    struct intake *intake;      /* accept back-off and pause at the cap (intake.h) */
-    struct conntrack *conntrack; /* connections and body memory (conntrack.h) */
-    struct upload_sweep *sweep; /* worker 0 only: expired tus uploads (upload_sweep.h) */
-    struct live_hub *live;      /* live update streams (live.h) */
+    const struct storage *storage; /* where evidence bytes live (storage.h); shared, read-only */
+    struct event *ev_stop;         /* activated from the main thread at shutdown */
+    struct event *ev_deadline;     /* ends the drain after cfg->shutdown_grace */
+    int inflight;                  /* requests accepted and not yet answered */
+    struct intake *intake;         /* accept back-off and pause at the cap (intake.h) */
+    struct conntrack *conntrack;   /* connections and body memory (conntrack.h) */
+    struct upload_sweep *sweep;    /* worker 0 only: expired tus uploads (upload_sweep.h) */
+    struct live_hub *live;         /* live update streams (live.h) */
     bool draining;
 };
 
