@@ -70,7 +70,6 @@ struct objup {
     char error[512];
     /* parameter text */
     char n1[24], n2[24], n3[24], n4[24];
-    const char *params[4];
 };
 
 static void objup_free(void *arg)
@@ -162,7 +161,6 @@ static void create_done(void *arg)
     if (u->status != STORAGE_OK) {
         log_error("object upload %s: CreateMultipartUpload: %s", u->id, u->error);
         /* nothing of it is kept: the quota it held comes back */
-        u->params[0] = u->id;
         r->params[0] = u->id;
         request_query(r, STMT_OBJECT_UPLOAD_DISCARD, on_discarded);
         return;

@@ -199,4 +199,6 @@ const struct statement statements[STMT_COUNT] = {
          "select api_object_upload_complete_finish($1, $2::uuid, $3, $4::bigint)", 4},
     [STMT_OBJECT_UPLOAD_DELETE] = {"object_upload_delete",
                                    "select api_object_upload_delete($1, $2::uuid)", 2},
+    [STMT_OBJECT_UPLOAD_SWEEP] = {"object_upload_sweep", "select object_upload_sweep($1::bigint)",
+                                  1},
 };

@@ -22,6 +22,7 @@ struct conntrack;
 struct live_hub;
 struct intake;
 struct upload_sweep;
+struct storage_sweep;
 struct offload;
 struct storage;
 
@@ -46,6 +47,7 @@ struct worker {
     struct conntrack *conntrack;   /* connections and body memory (conntrack.h) */
     struct upload_sweep *sweep;    /* worker 0 only: expired tus uploads (upload_sweep.h) */
     struct live_hub *live;         /* live update streams (live.h) */
+    struct storage_sweep *storage_sweep; /* worker 0 only: expired multipart uploads */
     bool draining;
 };
 

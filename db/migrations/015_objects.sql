@@ -394,3 +394,29 @@ BEGIN
     RETURN json_build_object('object_key', _object_upload_key(u.id),
                              'store_upload_id', u.store_upload_id);
 END $$;
+
+-- Unfinished multipart uploads untouched for p_seconds (--upload-expiry) go,
+-- as tus uploads do (009's upload_sweep); the server then aborts them in the
+-- store. Audited; at most 500 a call.
+CREATE FUNCTION object_upload_sweep(p_seconds bigint) RETURNS json
+LANGUAGE sql AS $$
+    WITH gone AS (
+        DELETE FROM object_uploads
+         WHERE id IN (SELECT id FROM object_uploads
+                       WHERE state <> 'done'
+                         AND updated_at < now() - make_interval(secs => p_seconds)
+                         AND (lease_until IS NULL OR lease_until < now())
+                       ORDER BY updated_at
+                       LIMIT 500
+                         FOR UPDATE SKIP LOCKED)
+        RETURNING id, owner_id, bytes, store_upload_id),
+    audited AS (
+        INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+        SELECT NULL, 'object_upload.expire', 'object_upload', id,
+               jsonb_build_object('owner_id', owner_id, 'bytes', bytes)
+          FROM gone)
+    SELECT coalesce(json_agg(json_build_object('object_key', _object_upload_key(id),
+                                               'store_upload_id', store_upload_id)),
+                    '[]'::json)
+      FROM gone WHERE store_upload_id IS NOT NULL
+$$;

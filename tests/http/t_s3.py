@@ -15,7 +15,8 @@ these tests, ~13 s, stopped when the run ends).
 - bad input: someone else's upload (403), complete with a missing part (409),
   a wrong recorded ETag (409, part forgotten), a wrong announced sha256 (422),
   an object deleted behind accord's back (410, the submission intact), the
-  store down (503 + Retry-After, nothing lost).
+  store down (503 + Retry-After, nothing lost); abandoned uploads expire
+  (rows audited and gone, the store told to abort them).
 """
 
 import atexit
@@ -26,6 +27,7 @@ import http.client
 import os
 import socket
 import sys
+import time
 import urllib.parse
 
 from harness import HOST, check, eq, expect, sha256, sql, test
@@ -411,3 +413,32 @@ def s3_tus_upload(env):
     check(st == 200 and body == data, "the tus upload is in the bucket (%d)" % st)
     _, (st, _, body) = content(c, aid)
     check(st == 200 and body == data, "the tus upload reads back through a presigned URL")
+
+
+@test
+def s3_abandoned_multipart_uploads_expire(env):
+    rgw, _ = store(env)
+    # a server that sweeps every second and expires uploads untouched for 3 s
+    srv = env.start_server("s3expiry", s3_env(rgw, ACCORD_UPLOAD_EXPIRY="3"))
+    earner = env.user(["earner"])
+    c = earner.on(srv)
+    data = os.urandom(1000)
+    u = new_upload(c, data)
+    urls = part_urls(c, u["id"], [1])
+    st, h, _ = fetch(urls[1]["url"], "PUT", data)
+    eq(st, 200, "PUT of the only part")
+    key = "/%s/uploads/%s" % (rgw.bucket, u["id"])
+    upload_id = urllib.parse.parse_qs(urllib.parse.urlsplit(urls[1]["url"]).query)["uploadId"][0]
+    listing = "%s?uploadId=%s" % (key, urllib.parse.quote(upload_id, safe=""))
+    eq(rgw.request("GET", listing)[0], 200, "the store lists the upload's parts")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if c.get("/v1/object-uploads/" + u["id"]).status == 404:
+            break
+        time.sleep(0.5)
+    expect(c.get("/v1/object-uploads/" + u["id"]), 404, "not_found")
+    eq(sql(env, "select count(*) from audit_log where action = 'object_upload.expire' "
+                "and object_id = '%s'" % u["id"]), "1", "the expiry is audited")
+    while time.monotonic() < deadline and rgw.request("GET", listing)[0] != 404:
+        time.sleep(0.5)
+    eq(rgw.request("GET", listing)[0], 404, "the store aborted the expired upload")
