@@ -420,3 +420,30 @@ LANGUAGE sql AS $$
                     '[]'::json)
       FROM gone WHERE store_upload_id IS NOT NULL
 $$;
+
+-- Before a submission or a resubmission under ACCORD_STORAGE=s3: the objects
+-- holding the caller's own listed artifacts, so the server can check they
+-- are still in the store before the submission is made (409
+-- evidence_missing otherwise, nothing made). Validation and authorization of
+-- the body stay with the call that follows; a malformed body gives [].
+CREATE FUNCTION api_artifacts_stored(p_token text, p_body jsonb) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_me users := _auth(p_token);
+    v_ids uuid[];
+BEGIN
+    IF p_body IS NULL OR jsonb_typeof(p_body) <> 'object'
+       OR jsonb_typeof(p_body -> 'artifact_ids') IS DISTINCT FROM 'array'
+       OR jsonb_array_length(p_body -> 'artifact_ids') > 100
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(p_body -> 'artifact_ids') e
+                   WHERE jsonb_typeof(e) <> 'string' OR NOT _is_uuid(e #>> '{}')) THEN
+        RETURN '[]'::json;
+    END IF;
+    SELECT array_agg((e #>> '{}')::uuid) INTO v_ids
+      FROM jsonb_array_elements(p_body -> 'artifact_ids') e;
+    RETURN (SELECT coalesce(json_agg(json_build_object('id', a.id, 'sha256', a.sha256,
+                                                       'object_key', a.object_key,
+                                                       'bytes', a.bytes)), '[]'::json)
+              FROM artifacts a
+             WHERE a.id = ANY(v_ids) AND a.owner_id = v_me.id AND a.sha256 IS NOT NULL);
+END $$;
