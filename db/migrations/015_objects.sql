@@ -113,6 +113,18 @@ BEGIN
     RETURN u;
 END $$;
 
+-- Parts, records and completes need the store's upload id: not before the
+-- store made the upload (a server that died in between leaves the row to the
+-- sweep).
+CREATE FUNCTION _object_upload_ready(u object_uploads) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF u.state = 'creating' THEN
+        RAISE EXCEPTION 'this upload is still being created in the store; try again shortly'
+            USING ERRCODE = 'AC409', DETAIL = 'upload_not_ready';
+    END IF;
+END $$;
+
 CREATE FUNCTION _object_upload_json(u object_uploads) RETURNS json
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -226,6 +238,7 @@ DECLARE
     b jsonb := _body(p_body);
     v_numbers int[];
 BEGIN
+    PERFORM _object_upload_ready(u);
     IF u.state = 'done' THEN
         RAISE EXCEPTION 'this upload is complete: it is artifact %', u.artifact_id
             USING ERRCODE = 'AC409', DETAIL = 'upload_complete';
@@ -263,6 +276,7 @@ DECLARE
     v_n int := _j_int(b -> 'part_number', 'part_number', true);
     v_etag text := _j_text(b -> 'etag', 'etag', true, 102);
 BEGIN
+    PERFORM _object_upload_ready(u);
     IF u.state = 'done' THEN
         RAISE EXCEPTION 'this upload is complete: it is artifact %', u.artifact_id
             USING ERRCODE = 'AC409', DETAIL = 'upload_complete';
@@ -293,6 +307,7 @@ DECLARE
     u object_uploads := _object_upload_own(v_me, p_id);
     v_missing int[];
 BEGIN
+    PERFORM _object_upload_ready(u);
     IF u.state = 'done' THEN
         RAISE EXCEPTION 'this upload is complete: it is artifact %', u.artifact_id
             USING ERRCODE = 'AC409', DETAIL = 'upload_complete';

@@ -305,6 +305,16 @@ def s3_multipart_refusals(env):
     expect(c.get("/v1/object-uploads/" + w["id"]), 404, "not_found")
     eq(rgw.request("HEAD", "/%s/uploads/%s" % (rgw.bucket, w["id"]))[0], 404,
        "the mismatched object is removed from the store")
+    # an upload whose server died before the store made it: no URLs, no records, no complete
+    x = new_upload(c, data)
+    sql(env, "update object_uploads set state = 'creating', store_upload_id = NULL "
+             "where id = '%s'" % x["id"])
+    expect(c.post("/v1/object-uploads/%s/part-urls" % x["id"], {"part_numbers": [1]}), 409,
+           "upload_not_ready")
+    expect(c.post("/v1/object-uploads/%s/parts" % x["id"], {"part_number": 1, "etag": "x"}),
+           409, "upload_not_ready")
+    expect(c.post("/v1/object-uploads/%s/complete" % x["id"]), 409, "upload_not_ready")
+    expect(c.delete("/v1/object-uploads/" + x["id"]), 204)
     # cancelling: the row goes and the store forgets the parts
     expect(c.delete("/v1/object-uploads/" + u["id"]), 204)
     expect(c.get("/v1/object-uploads/" + u["id"]), 404, "not_found")
