@@ -83,6 +83,29 @@ static const struct numeric_setting numeric_settings[] = {
     /* under the 30-60 s idle timeouts of common proxies and load balancers */
     {"live-heartbeat", "ACCORD_LIVE_HEARTBEAT", 20, 1, 3600,
      offsetof(struct config, live_heartbeat), "seconds between a live stream's heartbeats"},
+    /* notifications (issue 14) */
+    {"outbox-threads", "ACCORD_OUTBOX_THREADS", 1, 0, 16, offsetof(struct config, outbox_threads),
+     "notification delivery threads (0: this server delivers none)"},
+    {"outbox-attempts", "ACCORD_OUTBOX_ATTEMPTS", 12, 1, 100,
+     offsetof(struct config, outbox_attempts), "attempts before a delivery is dead-lettered"},
+    {"outbox-retry-ms", "ACCORD_OUTBOX_RETRY_MS", 30000, 10, 86400000L,
+     offsetof(struct config, outbox_retry_ms),
+     "first retry after this many ms, doubling, with jitter"},
+    {"outbox-retry-max", "ACCORD_OUTBOX_RETRY_MAX", 21600, 1, 7L * 86400,
+     offsetof(struct config, outbox_retry_max), "longest retry back-off in seconds"},
+    {"webhook-timeout-ms", "ACCORD_WEBHOOK_TIMEOUT_MS", 10000, 100, 60000,
+     offsetof(struct config, webhook_timeout_ms), "one webhook delivery attempt, ms"},
+    {"webhook-allow-private", "ACCORD_WEBHOOK_ALLOW_PRIVATE", 0, 0, 1,
+     offsetof(struct config, webhook_allow_private),
+     "1: webhooks may reach loopback, private and link-local addresses"},
+    {"mail-interval", "ACCORD_MAIL_INTERVAL", 3600, 0, 7L * 86400,
+     offsetof(struct config, mail_interval), "seconds between two mails to one person (digest)"},
+    {"mail-delay-ms", "ACCORD_MAIL_DELAY_MS", 60000, 0, 3600000L,
+     offsetof(struct config, mail_delay_ms), "ms a notification waits for others to join its mail"},
+    {"lease-warn", "ACCORD_LEASE_WARN", 900, 0, 86400, offsetof(struct config, lease_warn),
+     "seconds before a review lease ends that the assessor is mailed (0: never)"},
+    {"turnaround-hours", "ACCORD_TURNAROUND_HOURS", 336, 1, 8760,
+     offsetof(struct config, turnaround_hours), "leads hear of submissions waiting longer"},
 };
 #define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
 
@@ -190,6 +213,17 @@ static const struct string_setting string_settings[] = {
      sizeof(((struct config *)0)->issuer_url)},
     {"issuer-email", "ACCORD_ISSUER_EMAIL", offsetof(struct config, issuer_email),
      sizeof(((struct config *)0)->issuer_email)},
+    /* mail (issue 14); the password is ACCORD_SMTP_PASSWORD only */
+    {"smtp-url", "ACCORD_SMTP_URL", offsetof(struct config, smtp_url),
+     sizeof(((struct config *)0)->smtp_url)},
+    {"smtp-user", "ACCORD_SMTP_USER", offsetof(struct config, smtp_user),
+     sizeof(((struct config *)0)->smtp_user)},
+    {"smtp-from", "ACCORD_SMTP_FROM", offsetof(struct config, smtp_from),
+     sizeof(((struct config *)0)->smtp_from)},
+    {"smtp-tls", "ACCORD_SMTP_TLS", offsetof(struct config, smtp_tls),
+     sizeof(((struct config *)0)->smtp_tls)},
+    {"smtp-ca-file", "ACCORD_SMTP_CA_FILE", offsetof(struct config, smtp_ca_file),
+     sizeof(((struct config *)0)->smtp_ca_file)},
 };
 #define N_STRING (sizeof string_settings / sizeof string_settings[0])
 
@@ -198,6 +232,44 @@ static const struct string_setting string_settings[] = {
  * public URL derived from the listening address, or one that is not https
  * (badge verifiers fetch the issuer's keys from it).
  */
+/* Mail (issue 14): a usable URL, a sender, and TLS unless said otherwise. */
+static int check_notify_settings(struct config *cfg)
+{
+    const char *pw = getenv("ACCORD_SMTP_PASSWORD");
+    cfg->smtp_password = pw && *pw ? pw : NULL;
+    if (!cfg->smtp_tls[0])
+        strcpy(cfg->smtp_tls, "require");
+    if (strcmp(cfg->smtp_tls, "require") != 0 && strcmp(cfg->smtp_tls, "try") != 0 &&
+        strcmp(cfg->smtp_tls, "off") != 0) {
+        fprintf(stderr, "accord: ACCORD_SMTP_TLS must be require, try or off, got '%s'\n",
+                cfg->smtp_tls);
+        return -1;
+    }
+    if (!cfg->smtp_url[0])
+        return 0;
+    if ((strncmp(cfg->smtp_url, "smtp://", 7) != 0 && strncmp(cfg->smtp_url, "smtps://", 8) != 0) ||
+        strpbrk(cfg->smtp_url, " \r\n\"'<>")) {
+        fprintf(stderr,
+                "accord: ACCORD_SMTP_URL must be smtp://HOST[:PORT] or smtps://HOST[:PORT], "
+                "got '%s'\n",
+                cfg->smtp_url);
+        return -1;
+    }
+    if (!cfg->smtp_from[0] || !strchr(cfg->smtp_from, '@') ||
+        strpbrk(cfg->smtp_from, " \r\n<>\"")) {
+        fprintf(stderr, "accord: mail needs ACCORD_SMTP_FROM, the sender's address "
+                        "(e.g. accord@district.example.org)\n");
+        return -1;
+    }
+    if (cfg->production && strcmp(cfg->smtp_tls, "off") == 0 &&
+        strncmp(cfg->smtp_url, "smtps://", 8) != 0) {
+        fprintf(stderr, "accord: production mode sends mail over TLS only "
+                        "(ACCORD_SMTP_TLS=require or an smtps:// URL)\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int check_badge_settings(const struct config *cfg)
 {
     if (cfg->production && !cfg->public_url_set) {
@@ -291,7 +363,14 @@ void config_usage(FILE *out)
         "  --cors-origins LIST   ACCORD_CORS_ORIGINS   (default none; comma-separated origins\n"
         "                                               such as https://app.example.org, or *)\n"
         "  --metrics-token TOKEN ACCORD_METRICS_TOKEN  (default none: /metrics is open;\n"
-        "                                               set: /metrics wants Bearer TOKEN)\n");
+        "                                               set: /metrics wants Bearer TOKEN)\n"
+        "  --smtp-url URL        ACCORD_SMTP_URL       (default none: no mail; smtp://HOST:PORT\n"
+        "                                               or smtps://HOST:PORT)\n"
+        "  --smtp-user USER      ACCORD_SMTP_USER      (the password: ACCORD_SMTP_PASSWORD)\n"
+        "  --smtp-from ADDRESS   ACCORD_SMTP_FROM      (the sender; required with a URL)\n"
+        "  --smtp-tls MODE       ACCORD_SMTP_TLS       (default require: STARTTLS or fail;\n"
+        "                                               try; off)\n"
+        "  --smtp-ca-file FILE   ACCORD_SMTP_CA_FILE   (default the system's CA store)\n");
     for (size_t i = 0; i < N_NUMERIC; i++)
         fprintf(out, "  --%-19s ACCORD_%-14s (default %ld; %s)\n", numeric_settings[i].flag,
                 numeric_settings[i].env + 7, numeric_settings[i].def, numeric_settings[i].help);
@@ -524,6 +603,8 @@ int config_load(struct config *cfg, int argc, char **argv)
     if (export_db_settings(cfg) < 0)
         return -1;
     if (check_badge_settings(cfg) < 0)
+        return -1;
+    if (check_notify_settings(cfg) < 0)
         return -1;
     if (cfg->session_idle > cfg->session_lifetime) {
         fprintf(stderr, "accord: --session-idle (%ld) is longer than --session-lifetime (%ld)\n",

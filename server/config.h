@@ -55,6 +55,23 @@ struct config {
     bool log_json;           /* JSON lines instead of text */
     char cors_origins[4096]; /* comma-separated allowed origins; "" = no CORS */
     const char *metrics_token; /* /metrics wants "Bearer <this>" when set (not owned) */
+    /* notifications (issue 14): the outbox's delivery threads, webhooks, mail */
+    long outbox_threads;        /* delivery threads of this server (0: delivers nothing) */
+    long outbox_attempts;       /* attempts before a delivery is dead */
+    long outbox_retry_ms;       /* first retry's back-off; doubles each attempt, with jitter */
+    long outbox_retry_max;      /* longest back-off, seconds */
+    long webhook_timeout_ms;    /* one webhook attempt */
+    long webhook_allow_private; /* 1: webhooks may reach loopback and private addresses */
+    long mail_interval;         /* seconds between two mails to one person (the digest) */
+    long mail_delay_ms;         /* a notification waits this long for others to join its mail */
+    long lease_warn;            /* seconds before a lease ends that its assessor is told */
+    long turnaround_hours;      /* submissions waiting longer are reported to leads */
+    char smtp_url[512];         /* smtp://host:port or smtps://host:port; "" = no mail */
+    char smtp_user[256];
+    const char *smtp_password; /* ACCORD_SMTP_PASSWORD only (not a flag: ps shows flags) */
+    char smtp_from[320];
+    char smtp_tls[16];       /* require (STARTTLS), try, off */
+    char smtp_ca_file[1024]; /* CA bundle for the SMTP server's certificate ("" = system) */
 };
 
 /*

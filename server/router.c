@@ -173,6 +173,21 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/submissions/{id}/reviews", NULL, STMT_SUBMISSION_REVIEWS, 0, 200},
     {EVHTTP_REQ_GET, "/v1/adjudications", NULL, STMT_ADJUDICATION_LIST, 0, 200},
     {EVHTTP_REQ_GET, "/v1/rubrics", NULL, STMT_RUBRIC_LIST, 0, 200},
+    /* notifications (issue 14): webhooks, the dead letters, mail preferences */
+    {EVHTTP_REQ_POST, "/v1/webhooks", handle_webhook_create, STMT_WEBHOOK_CREATE, ROUTE_BODY, 201},
+    {EVHTTP_REQ_GET, "/v1/webhooks", NULL, STMT_WEBHOOK_LIST, 0, 200},
+    {EVHTTP_REQ_GET, "/v1/webhooks/{id}", NULL, STMT_WEBHOOK_GET, 0, 200},
+    {EVHTTP_REQ_DELETE, "/v1/webhooks/{id}", NULL, STMT_WEBHOOK_DELETE, 0, 204},
+    {EVHTTP_REQ_GET, "/v1/webhooks/{id}/deliveries", NULL, STMT_WEBHOOK_DELIVERIES, ROUTE_QUERY,
+     200},
+    {EVHTTP_REQ_GET, "/v1/outbox/dead", NULL, STMT_OUTBOX_DEAD, ROUTE_QUERY, 200},
+    {EVHTTP_REQ_POST, "/v1/outbox/retry", NULL, STMT_OUTBOX_RETRY, ROUTE_BODY, 200},
+    {EVHTTP_REQ_GET, "/v1/me/notifications", NULL, STMT_MY_NOTIFICATIONS, 0, 200},
+    {EVHTTP_REQ_PUT, "/v1/me/notifications", NULL, STMT_MY_NOTIFICATIONS_PUT, ROUTE_BODY, 200},
+    {EVHTTP_REQ_GET, "/v1/unsubscribe", NULL, STMT_UNSUBSCRIBE_GET, ROUTE_PUBLIC | ROUTE_QUERY,
+     200},
+    {EVHTTP_REQ_POST, "/v1/unsubscribe", NULL, STMT_UNSUBSCRIBE_POST, ROUTE_PUBLIC | ROUTE_QUERY,
+     200},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

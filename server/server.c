@@ -42,6 +42,7 @@
 #include "offload.h"
 #include "password.h"
 #include "oidc_client.h"
+#include "outbox.h"
 #include "router.h"
 #include "storage.h"
 #include "storage_sweep.h"
@@ -291,6 +292,7 @@ int cmd_serve(int argc, char **argv)
     struct authlisten *listener = NULL;
     struct livelisten *live_listener = NULL;
     static struct storage storage; /* read-only once open; every loop points at it */
+    struct outbox *outbox = NULL;
     char err[512];
     int port = 0, n_started = 0, rc = 1;
     long i;
@@ -359,6 +361,9 @@ int cmd_serve(int argc, char **argv)
         workers[i].storage = &storage;
     }
     config_set_default_public_url(&cfg, port);
+    /* notifications (issue 14): delivery threads with their own connections */
+    if (!(outbox = outbox_start(&cfg)))
+        goto stop;
     /* completes on loop 0, which runs its last completions at shutdown (worker_release) */
     if (offload_submit(hasher, workers[0].base, warm_password_work, warm_password_done, NULL) < 0)
         goto stop;
@@ -386,6 +391,7 @@ int cmd_serve(int argc, char **argv)
     event_base_dispatch(main_base);
     rc = 0;
 stop:
+    outbox_stop(outbox);
     for (i = 0; i < n_started; i++)
         event_active(workers[i].ev_stop, EV_TIMEOUT, 0);
     for (i = 0; i < n_started; i++)

@@ -150,6 +150,9 @@ def main():
     # badges (issue 12): signing keys of this run's own (the servers that issue
     # badges are started with ACCORD_PUBLIC_URL, see tests/http/badges.py)
     base_env["ACCORD_KEY_DIR"] = os.path.join(workdir, "keys")
+    # notifications (issue 14): the servers share one database, so only the
+    # servers of the notification tests deliver (their settings, their receivers)
+    base_env["ACCORD_OUTBOX_THREADS"] = "0"
     env = Env(ROOT, binary, workdir, cluster, base_env)
     passed = failed = 0
     try:

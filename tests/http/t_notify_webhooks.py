@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Webhooks (issue 14 items 1 and 4): signed deliveries from the transactional
+outbox to a real HTTP receiver on loopback, retries after 500, the dead-letter
+state and its retry, the delivery log, the address check, and kill -9 between
+commit and delivery (and during one) with every event processed once per
+idempotency key at the receiver.
+
+The servers here run one delivery thread each (the harness's other servers run
+none: ACCORD_OUTBOX_THREADS=0 in run.py), may reach loopback
+(ACCORD_WEBHOOK_ALLOW_PRIVATE=1) except where the refusal is the point, and
+retry after 100 ms doubling with jitter drawn from ACCORD_RANDOM_SEED: the
+assertions hold for any draw (they wait for outcomes, never for times).
+"""
+
+import json
+import time
+
+from harness import check, eq, expect, is_uuid, test
+from t_notify_receiver import Receiver
+
+EVENTS = ["submission.queued", "review.claimed", "submission.result", "award.issued"]
+
+
+def delivering(env, name, **extra):
+    e = {"ACCORD_OUTBOX_THREADS": "1", "ACCORD_WEBHOOK_ALLOW_PRIVATE": "1",
+         "ACCORD_OUTBOX_RETRY_MS": "100", "ACCORD_OUTBOX_RETRY_MAX": "1",
+         "ACCORD_WEBHOOK_TIMEOUT_MS": "3000", "ACCORD_RANDOM_SEED": "14"}
+    e.update({k: str(v) for k, v in extra.items()})
+    return env.start_server(name, e)
+
+
+def register(admin_c, url, events, status=201, code=None):
+    return expect(admin_c.post("/v1/webhooks", {"url": url, "events": events,
+                                                "description": "district HR system"}),
+                  status, code, what="register webhook %s" % url)
+
+
+def flag(lead, user, rubric_id, status):
+    return expect(lead.c.post("/v1/assessors/%s/qualifications" % user.id,
+                              {"rubric_id": rubric_id, "status": status,
+                               "reason": "set by the notification tests"}), 201)
+
+
+@test
+def notify_webhook_signed_retried_logged(env):
+    s = delivering(env, "notify-webhooks")
+    admin = env.admin.on(s)
+    # the first attempt of every message fails with 500; the receiver wants the retry
+    rx = Receiver(mode=lambda msg_id, n: 500 if n == 1 else 200)
+    hook = None
+    try:
+        lead = env.user(["lead"], server=s)
+        earner = env.user(["earner"], server=s)
+        assessor = env.user(["assessor"], server=s)
+        # who may register, and what
+        expect(lead.c.post("/v1/webhooks", {"url": rx.url(), "events": EVENTS}), 403, "forbidden")
+        register(admin, "ftp://example.org/x", EVENTS, 400, "invalid_url")
+        register(admin, "https://user:pw@example.org/x", EVENTS, 400, "invalid_url")
+        register(admin, rx.url(), ["nonsense.event"], 400, "invalid_events")
+        expect(admin.post("/v1/webhooks", {"url": rx.url(), "events": EVENTS,
+                                           "secret": "not-a-secret"}), 400, "invalid_secret")
+        hook = register(admin, rx.url(), EVENTS)
+        check(is_uuid(hook["id"]), "webhook id %r" % hook.get("id"))
+        check(hook["secret"].startswith("whsec_") and len(hook["secret"]) >= 40,
+              "a secret is made: %r" % hook["secret"])
+        rx.secret = hook["secret"]
+        listed = expect(admin.get("/v1/webhooks"), 200)["webhooks"]
+        mine = [w for w in listed if w["id"] == hook["id"]]
+        eq(len(mine), 1, "the webhook is listed")
+        check("secret" not in mine[0] and "secret" not in json.dumps(listed),
+              "the secret is shown once, never listed")
+
+        # the story: submitted, claimed, scored pass, awarded
+        rubric = env.rubric(lead)
+        cred = env.credential(lead, rubric["id"], title="Morning Meeting for SEL (webhooks %d)"
+                              % env.uniq())
+        env.grant(lead, cred["id"], assessor)
+        ev = env.evidence(earner.c, video_size=256)
+        sub = env.submit(earner.c, cred["id"], [a["id"] for a, _ in ev])
+        cl = expect(assessor.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200)
+        secret_feedback = "Private feedback %d that no webhook may carry" % env.uniq()
+        expect(assessor.c.post("/v1/reviews/%s/scores" % cl["id"],
+                               {"scores": env.scores({}, "webhook-score-comment"),
+                                "feedback": secret_feedback}), 200)
+
+        def all_types():
+            return all(any(b.get("type") == t and b["data"].get("submission_id") == sub["id"]
+                           for b in rx.processed.values()) for t in EVENTS)
+        rx.wait(all_types, 60, "every event type of the story processed")
+        with rx.lock:
+            attempts = list(rx.attempts)
+            processed = dict(rx.processed)
+        for a in attempts:
+            check(a["sig_ok"], "every delivery carries a valid signature: %r" % a)
+            eq(a["ctype"], "application/json", "content type")
+            eq(a["path"], "/hook", "delivered to the registered path")
+            check(abs(int(a["timestamp"]) - a["at"]) < 300, "webhook-timestamp is now")
+        for msg_id, body in processed.items():
+            tries = [a for a in attempts if a["id"] == msg_id]
+            check(len(tries) >= 2 and tries[0]["status"] == 500 and tries[-1]["status"] == 200,
+                  "%s: answered 500 first, then retried with the same webhook-id: %s"
+                  % (msg_id, [(a["nth"], a["status"]) for a in tries]))
+            check(is_uuid(msg_id), "webhook-id is the event's id: %r" % msg_id)
+            check(set(body) == {"type", "timestamp", "data"}, "body shape %s" % body)
+        bodies = json.dumps(list(processed.values()))
+        for leak in (secret_feedback, "webhook-score-comment", earner.email, earner.name,
+                     assessor.email):
+            check(leak not in bodies, "webhook bodies must not carry %r" % leak)
+        result = [b for b in processed.values() if b["type"] == "submission.result"
+                  and b["data"]["submission_id"] == sub["id"]][0]
+        eq(result["data"]["verdict"], "pass", "submission.result verdict")
+        award = [b for b in processed.values() if b["type"] == "award.issued"
+                 and b["data"]["submission_id"] == sub["id"]][0]
+        eq(award["data"]["earner_id"], earner.id, "award.issued names the earner's id")
+
+        # the delivery log: both attempts of each message, newest first
+        log = expect(admin.get("/v1/webhooks/%s/deliveries" % hook["id"]), 200)
+        statuses = [d["status"] for d in log["deliveries"]]
+        check(500 in statuses and 200 in statuses, "the log shows the 500s and the 200s: %s"
+              % statuses)
+        check(all(d["delivery_status"] in ("done", "pending") for d in log["deliveries"]),
+              "log rows: %s" % log["deliveries"][:3])
+        expect(lead.c.get("/v1/webhooks/%s/deliveries" % hook["id"]), 403, "forbidden")
+        expect(admin.get("/v1/webhooks/%s/deliveries?bogus=1" % hook["id"]), 400)
+    finally:
+        if hook:
+            expect(admin.delete("/v1/webhooks/%s" % hook["id"]), 204)
+            expect(admin.get("/v1/webhooks/%s" % hook["id"]), 404, "not_found")
+        rx.close()
+        s.stop()
+
+
+@test
+def notify_dead_letters_listed_and_retried(env):
+    s = delivering(env, "notify-dead", ACCORD_OUTBOX_ATTEMPTS=2)
+    admin = env.admin.on(s)
+    healthy = {"on": False}
+    rx = Receiver(mode=lambda msg_id, n: 200 if healthy["on"] else 500)
+    hook = None
+    try:
+        lead = env.user(["lead"], server=s)
+        assessor = env.user(["assessor"], server=s)
+        earner = env.user(["earner"], server=s)
+        rubric = env.rubric(lead)
+        hook = register(admin, rx.url(), ["assessor.recalibration_needed"])
+        rx.secret = hook["secret"]
+        flag(lead, assessor, rubric["id"], "needs_recalibration")
+        # two attempts, both 500: dead
+        dead = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and dead is None:
+            rows = expect(lead.c.get("/v1/outbox/dead"), 200)["deliveries"]
+            dead = next((d for d in rows if d["webhook_id"] == hook["id"]), None)
+            if dead is None:
+                time.sleep(0.1)
+        check(dead is not None, "the delivery is dead-lettered after 2 attempts")
+        eq(dead["attempts"], 2, "dead after ACCORD_OUTBOX_ATTEMPTS attempts")
+        eq(dead["last_status"], 500, "the last answer")
+        eq(dead["type"], "assessor.recalibration_needed", "type")
+        check("payload" not in dead, "a dead letter does not show its payload")
+        eq(sum(1 for a in rx.attempts if a["id"] == dead["event_id"]), 2, "two attempts")
+        expect(earner.c.get("/v1/outbox/dead"), 403, "forbidden")
+        expect(lead.c.post("/v1/outbox/retry", {}), 400)
+        expect(lead.c.post("/v1/outbox/retry", {"ids": [7]}), 400)
+        expect(earner.c.post("/v1/outbox/retry", {"ids": [dead["id"]]}), 403, "forbidden")
+        # the receiver is fixed; the lead retries it
+        healthy["on"] = True
+        eq(expect(lead.c.post("/v1/outbox/retry", {"ids": [dead["id"]]}), 200)["retried"], 1,
+           "one dead delivery retried")
+        rx.wait(lambda: dead["event_id"] in rx.processed, 30, "the retried delivery")
+        rows = expect(lead.c.get("/v1/outbox/dead"), 200)["deliveries"]
+        check(all(d["id"] != dead["id"] for d in rows), "no longer dead")
+        eq(expect(lead.c.post("/v1/outbox/retry", {"ids": [dead["id"]]}), 200)["retried"], 0,
+           "a delivered one is not retried again")
+    finally:
+        if hook:
+            expect(admin.delete("/v1/webhooks/%s" % hook["id"]), 204)
+        rx.close()
+        s.stop()
+
+
+@test
+def notify_webhook_refuses_private_addresses(env):
+    """Without ACCORD_WEBHOOK_ALLOW_PRIVATE a loopback URL is refused when it is
+    registered, and a name that resolves to loopback is refused when the
+    delivery connects (the address actually connected is checked)."""
+    strict = delivering(env, "notify-strict", ACCORD_WEBHOOK_ALLOW_PRIVATE=0)
+    lax = env.start_server("notify-lax", {"ACCORD_OUTBOX_THREADS": "0",
+                                          "ACCORD_WEBHOOK_ALLOW_PRIVATE": "1"})
+    rx = Receiver()
+    hook = None
+    try:
+        admin = env.admin.on(strict)
+        for url in (rx.url(), "http://localhost:%d/hook" % rx.port, "http://[::1]:9/x",
+                    "http://169.254.169.254/latest/meta-data", "http://10.0.0.7/x",
+                    "http://192.168.1.1/x", "http://[::ffff:127.0.0.1]:9/x"):
+            register(admin, url, ["assessor.recalibration_needed"], 400, "invalid_url")
+        # registered where it is allowed, by a name (not an address)
+        hook = register(env.admin.on(lax), "http://localhost:%d/hook" % rx.port,
+                        ["assessor.recalibration_needed"])
+        rx.secret = hook["secret"]
+        lead = env.user(["lead"], server=strict)
+        assessor = env.user(["assessor"], server=strict)
+        rubric = env.rubric(lead)
+        flag(lead, assessor, rubric["id"], "needs_recalibration")
+        log = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not log:
+            log = expect(admin.get("/v1/webhooks/%s/deliveries" % hook["id"]), 200)["deliveries"]
+            if not log:
+                time.sleep(0.1)
+        check(log, "the strict server attempted the delivery")
+        check("refused to connect to 127.0.0.1" in (log[-1]["error"] or "")
+              or "refused to connect to ::1" in (log[-1]["error"] or ""),
+              "the delivery was refused at connect: %s" % log[-1])
+        eq(log[-1]["status"], None, "no answer: nothing was sent")
+        eq(rx.attempts, [], "the receiver saw nothing")
+    finally:
+        if hook:
+            expect(env.admin.on(lax).delete("/v1/webhooks/%s" % hook["id"]), 204)
+        rx.close()
+        strict.stop()
+        lax.stop()
+
+
+@test
+def notify_kill9_delivers_once_per_key(env):
+    """kill -9 between commit and delivery, and again in the middle of one: every
+    event is still delivered, and processed once per webhook-id."""
+    held = {"id": None, "release": False}
+
+    def mode(msg_id, n):
+        if held["id"] is None:
+            held["id"] = msg_id  # hold the first delivery of the second round
+        if msg_id == held["id"] and n == 1 and held["armed"]:
+            deadline = time.monotonic() + 10
+            while not held["release"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return 200
+
+    held["armed"] = False
+    rx = Receiver(mode=mode)
+    quiet = env.start_server("notify-quiet", {"ACCORD_OUTBOX_THREADS": "0",
+                                              "ACCORD_WEBHOOK_ALLOW_PRIVATE": "1"})
+    hook = None
+    servers = [quiet]
+    try:
+        admin = env.admin.on(quiet)
+        hook = register(admin, rx.url(), ["assessor.recalibration_needed",
+                                          "assessor.qualification_regained"])
+        rx.secret = hook["secret"]
+        lead = env.user(["lead"], server=quiet)
+        assessors = [env.user(["assessor"], server=quiet) for _ in range(3)]
+        rubric = env.rubric(lead)
+        # 1: committed, not delivered (no delivery thread), then kill -9
+        for a in assessors:
+            flag(lead, a, rubric["id"], "needs_recalibration")
+        quiet.kill()
+        s1 = delivering(env, "notify-after-kill")
+        servers.append(s1)
+        rx.wait(lambda: len(rx.processed) >= 3, 30, "the 3 events committed before the kill")
+        # 2: kill -9 while a delivery is in flight (the receiver holds it)
+        held["id"] = None
+        held["armed"] = True
+        lead2 = env.user(["lead"], server=s1)
+        for a in assessors:
+            flag(lead2, a, rubric["id"], "qualified")
+        rx.wait(lambda: held["id"] is not None, 30, "the held delivery")
+        s1.kill()
+        held["release"] = True
+        s2 = delivering(env, "notify-after-kill2")
+        servers.append(s2)
+        rx.wait(lambda: len(rx.processed) >= 6, 60, "all 6 events after the second kill")
+        # the cut delivery's lease ends; the next server sends it again, same id
+        rx.wait(lambda: sum(1 for a in rx.attempts if a["id"] == held["id"]) >= 2, 60,
+                "the cut delivery sent again")
+        with rx.lock:
+            ids = [a["id"] for a in rx.attempts]
+            processed = dict(rx.processed)
+        eq(len(processed), 6, "six events, each processed once (by its webhook-id)")
+        types = sorted(b["type"] for b in processed.values())
+        eq(types, ["assessor.qualification_regained"] * 3 + ["assessor.recalibration_needed"] * 3,
+           "the events")
+        check(ids.count(held["id"]) >= 2, "the cut delivery was sent again with its id: %s" % ids)
+    finally:
+        if hook:
+            expect(env.admin.on(servers[-1]).delete("/v1/webhooks/%s" % hook["id"]), 204)
+        held["release"] = True
+        rx.close()
+        for srv in servers:
+            srv.stop() if srv.alive() else None
