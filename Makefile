@@ -23,7 +23,8 @@ PKGS       := libevent libevent_pthreads jansson libpq uuid libcrypto libcurl li
 RUN_PKGS   := gcc libc6-dev make pkg-config libevent-dev libjansson-dev libpq-dev uuid-dev libssl-dev \
               libcurl4-openssl-dev libsodium-dev libxml2-dev postgresql postgresql-contrib
 TEST_PKGS  := python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas \
-              r-cran-psych prometheus curl chromium
+              r-cran-psych prometheus curl chromium \
+              python3-aiosmtpd openssl
 # The real S3 of the object-storage tests (tests/s3/rgw.py: Ceph mon + OSD +
 # radosgw), without recommends (ceph-mgr and its Python stack are not needed).
 S3_TEST_PKGS := ceph-mon ceph-osd radosgw
@@ -162,6 +163,15 @@ $(BUILD)/asan/tests/test_s3_sign: tests/unit/test_s3_sign.c $(BUILD)/asan/obj/se
 	@mkdir -p $(dir $@)
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/s3_sign.o $(LDLIBS)
+
+# test_webhook checks server/webhook.c (signatures, address checks) and the
+# outbox's back-off: OpenSSL and libcurl, no database.
+$(BUILD)/asan/tests/test_webhook: tests/unit/test_webhook.c $(BUILD)/asan/obj/server/webhook.o \
+                                  $(BUILD)/asan/obj/server/outbox_backoff.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/webhook.o \
+	    $(BUILD)/asan/obj/server/outbox_backoff.o $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(RUBRIC_OBJ)
 	@mkdir -p $(dir $@)

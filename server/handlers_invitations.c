@@ -33,6 +33,7 @@ struct invitation_state {
     char old_hash[AUTH_HASH_LEN + 1];
     char idle[24], lifetime[24];
     char addr[64];
+    char url[600]; /* the link, when it is mailed */
 };
 
 static void invitation_state_free(void *arg)
@@ -89,6 +90,13 @@ void handle_invitation_create(struct request *r)
     r->params[0] = r->token_hash;
     r->params[1] = r->body;
     r->params[2] = st->secret_hash;
+    /* with SMTP settings the link is mailed too (issue 14: the outbox, in this transaction) */
+    if (r->w->cfg->smtp_url[0]) {
+        snprintf(st->url, sizeof st->url, "%s/invite#%s", r->w->cfg->public_url, st->secret);
+        r->params[3] = st->url;
+        request_query(r, STMT_INVITATION_CREATE_MAIL, on_invitation_created);
+        return;
+    }
     request_query(r, STMT_INVITATION_CREATE, on_invitation_created);
 }
 

@@ -216,4 +216,6 @@ const struct statement statements[STMT_COUNT] = {
                                    "select api_my_notifications_put($1, $2::jsonb)", 2},
     [STMT_UNSUBSCRIBE_GET] = {"unsubscribe_get", "select api_unsubscribe($1::jsonb, false)", 1},
     [STMT_UNSUBSCRIBE_POST] = {"unsubscribe_post", "select api_unsubscribe($1::jsonb, true)", 1},
+    [STMT_INVITATION_CREATE_MAIL] = {"invitation_create_mail",
+                                     "select api_invitation_create_mail($1, $2::jsonb, $3, $4)", 4},
 };

@@ -122,7 +122,17 @@ CREATE FUNCTION _outbox_emit(p_type text, p_payload jsonb, p_mail jsonb,
 LANGUAGE plpgsql AS $$
 DECLARE
     v_id uuid;
+    n_hooks int;
+    n_mail int;
 BEGIN
+    -- nobody to tell (the common case for claims without webhooks): no rows,
+    -- no NOTIFY (it serialises commits)
+    IF coalesce(jsonb_array_length(p_mail), 0) = 0
+       AND NOT EXISTS (SELECT 1 FROM webhooks w
+                        WHERE w.disabled_at IS NULL AND p_type = ANY(_event_types())
+                          AND (p_type = ANY(w.events) OR '*' = ANY(w.events))) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO events (type, payload, dedupe_key) VALUES (p_type, p_payload, p_dedupe)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id INTO v_id;
@@ -131,15 +141,21 @@ BEGIN
     END IF;
     INSERT INTO outbox (event_id, channel, webhook_id)
     SELECT v_id, 'webhook', w.id FROM webhooks w
-     WHERE w.disabled_at IS NULL AND (p_type = ANY(w.events) OR '*' = ANY(w.events));
+     WHERE w.disabled_at IS NULL AND p_type = ANY(_event_types())
+       AND (p_type = ANY(w.events) OR '*' = ANY(w.events));
+    GET DIAGNOSTICS n_hooks = ROW_COUNT;
     INSERT INTO outbox (event_id, channel, user_id, reason)
     SELECT DISTINCT ON (m.user_id) v_id, 'email', m.user_id, m.reason
       FROM (SELECT (x ->> 'user_id')::uuid AS user_id, x ->> 'reason' AS reason
               FROM jsonb_array_elements(coalesce(p_mail, '[]')) x LIMIT 1000) m
       JOIN users u ON u.id = m.user_id AND u.disabled_at IS NULL
      ORDER BY m.user_id;
-    -- wakes the delivery threads of every server at commit
-    PERFORM pg_notify('accord_outbox', '');
+    GET DIAGNOSTICS n_mail = ROW_COUNT;
+    -- wakes the delivery threads of every server at commit (webhooks at
+    -- once; mail waits for its digest anyway, and the threads poll)
+    IF n_hooks > 0 THEN
+        PERFORM pg_notify('accord_outbox', '');
+    END IF;
     RETURN v_id;
 END $$;
 
@@ -355,7 +371,24 @@ BEGIN
             n := n + 1;
         END IF;
     END LOOP;
-    -- housekeeping: unsubscribe links older than a year stop working
+    -- housekeeping, bounded per call: mail no server took within a week (no
+    -- SMTP settings anywhere) is dropped; settled deliveries, their log and
+    -- their events go after 90 days; unsubscribe links stop after a year
+    UPDATE outbox SET status = 'skipped', done_at = now(),
+                      last_error = 'no server mailed it within 7 days (no SMTP settings?)'
+     WHERE id IN (SELECT id FROM outbox
+                   WHERE status = 'pending' AND channel = 'email'
+                     AND created_at < now() - interval '7 days' LIMIT 1000);
+    DELETE FROM webhook_attempts
+     WHERE id IN (SELECT id FROM webhook_attempts WHERE at < now() - interval '90 days' LIMIT 1000);
+    DELETE FROM outbox o
+     WHERE o.id IN (SELECT id FROM outbox WHERE status IN ('done', 'skipped')
+                       AND created_at < now() - interval '90 days' LIMIT 1000)
+       AND NOT EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.outbox_id = o.id);
+    DELETE FROM events e
+     WHERE e.id IN (SELECT id FROM events WHERE created_at < now() - interval '90 days'
+                     ORDER BY created_at LIMIT 1000)
+       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id);
     DELETE FROM unsubscribe_tokens WHERE created_at < now() - interval '365 days';
     RETURN n;
 END $$;
@@ -787,4 +820,28 @@ BEGIN
                                         LEFT JOIN notify_prefs p ON p.user_id = v_user),
                              'unsubscribed', p_do OR NOT coalesce((SELECT email FROM notify_prefs
                                                                     WHERE user_id = v_user), true));
+END $$;
+
+-- Invitations (issue 10) are mailed when the server has SMTP settings: POST
+-- /v1/invitations then calls this instead of api_invitation_create (same
+-- answer). The link (with its secret) stays in the event only until the mail
+-- has gone (outbox_mail_result wipes it); never to webhooks.
+CREATE FUNCTION api_invitation_create_mail(p_token text, p_body jsonb, p_secret_hash text,
+                                           p_url text) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v json := api_invitation_create(p_token, p_body, p_secret_hash);
+    v_event uuid;
+BEGIN
+    INSERT INTO events (type, payload)
+    VALUES ('invitation.created',
+            jsonb_build_object('invitation_id', v ->> 'id', 'url', p_url,
+                               'organisation', v ->> 'org',
+                               'invited_by', (SELECT name FROM users
+                                               WHERE id = (v ->> 'invited_by')::uuid)))
+    RETURNING id INTO v_event;
+    INSERT INTO outbox (event_id, channel, address, reason)
+    VALUES (v_event, 'email', v ->> 'email', 'invitee');
+    PERFORM pg_notify('accord_outbox', '');
+    RETURN v;
 END $$;
