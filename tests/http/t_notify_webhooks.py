@@ -15,7 +15,7 @@ assertions hold for any draw (they wait for outcomes, never for times).
 import json
 import time
 
-from harness import check, eq, expect, is_uuid, test
+from harness import check, eq, expect, is_uuid, sql, test
 from t_notify_receiver import Receiver
 
 EVENTS = ["submission.queued", "review.claimed", "submission.result", "award.issued"]
@@ -225,42 +225,51 @@ def notify_webhook_refuses_private_addresses(env):
 
 @test
 def notify_kill9_delivers_once_per_key(env):
-    """kill -9 between commit and delivery, and again in the middle of one: every
-    event is still delivered, and processed once per webhook-id."""
-    held = {"id": None, "release": False}
+    """kill -9 between commit and delivery: two servers then share the
+    deliveries (SKIP LOCKED: each sent once); kill -9 in the middle of a
+    delivery: it is sent again with its id, and every event is processed once
+    per webhook-id."""
+    held = {"id": None, "release": False, "armed": False}
 
     def mode(msg_id, n):
-        if held["id"] is None:
+        if held["armed"] and held["id"] is None:
             held["id"] = msg_id  # hold the first delivery of the second round
-        if msg_id == held["id"] and n == 1 and held["armed"]:
+        if held["armed"] and msg_id == held["id"] and n == 1:
             deadline = time.monotonic() + 10
             while not held["release"] and time.monotonic() < deadline:
                 time.sleep(0.02)
         return 200
 
-    held["armed"] = False
     rx = Receiver(mode=mode)
     quiet = env.start_server("notify-quiet", {"ACCORD_OUTBOX_THREADS": "0",
                                               "ACCORD_WEBHOOK_ALLOW_PRIVATE": "1"})
     hook = None
     servers = [quiet]
+    n = 5
     try:
         admin = env.admin.on(quiet)
         hook = register(admin, rx.url(), ["assessor.recalibration_needed",
                                           "assessor.qualification_regained"])
         rx.secret = hook["secret"]
         lead = env.user(["lead"], server=quiet)
-        assessors = [env.user(["assessor"], server=quiet) for _ in range(3)]
+        assessors = [env.user(["assessor"], server=quiet) for _ in range(n)]
         rubric = env.rubric(lead)
         # 1: committed, not delivered (no delivery thread), then kill -9
         for a in assessors:
             flag(lead, a, rubric["id"], "needs_recalibration")
         quiet.kill()
         s1 = delivering(env, "notify-after-kill")
-        servers.append(s1)
-        rx.wait(lambda: len(rx.processed) >= 3, 30, "the 3 events committed before the kill")
+        s1b = delivering(env, "notify-after-kill-b")
+        servers += [s1, s1b]
+        rx.wait(lambda: len(rx.processed) >= n, 30, "the events committed before the kill")
+        with rx.lock:
+            first = list(rx.processed)
+            attempts = [a["id"] for a in rx.attempts]
+        for msg_id in first:
+            eq(attempts.count(msg_id), 1, "two servers, no failures: %s sent once" % msg_id)
+        msg = s1b.stop()
+        check(msg is None, msg)
         # 2: kill -9 while a delivery is in flight (the receiver holds it)
-        held["id"] = None
         held["armed"] = True
         lead2 = env.user(["lead"], server=s1)
         for a in assessors:
@@ -270,22 +279,83 @@ def notify_kill9_delivers_once_per_key(env):
         held["release"] = True
         s2 = delivering(env, "notify-after-kill2")
         servers.append(s2)
-        rx.wait(lambda: len(rx.processed) >= 6, 60, "all 6 events after the second kill")
+        rx.wait(lambda: len(rx.processed) >= 2 * n, 60, "every event after the second kill")
         # the cut delivery's lease ends; the next server sends it again, same id
         rx.wait(lambda: sum(1 for a in rx.attempts if a["id"] == held["id"]) >= 2, 60,
                 "the cut delivery sent again")
         with rx.lock:
-            ids = [a["id"] for a in rx.attempts]
             processed = dict(rx.processed)
-        eq(len(processed), 6, "six events, each processed once (by its webhook-id)")
+        eq(len(processed), 2 * n, "every event, each processed once (by its webhook-id)")
         types = sorted(b["type"] for b in processed.values())
-        eq(types, ["assessor.qualification_regained"] * 3 + ["assessor.recalibration_needed"] * 3,
+        eq(types, ["assessor.qualification_regained"] * n + ["assessor.recalibration_needed"] * n,
            "the events")
-        check(ids.count(held["id"]) >= 2, "the cut delivery was sent again with its id: %s" % ids)
+        check(held["id"] in rx.duplicates, "the receiver saw the cut delivery's id again")
     finally:
-        if hook:
-            expect(env.admin.on(servers[-1]).delete("/v1/webhooks/%s" % hook["id"]), 204)
         held["release"] = True
+        if hook:
+            live = [x for x in servers if x.alive()]
+            expect(env.admin.on(live[-1] if live else env.server).delete(
+                "/v1/webhooks/%s" % hook["id"]), 204)
         rx.close()
         for srv in servers:
-            srv.stop() if srv.alive() else None
+            if srv.alive() and not srv.finished:
+                srv.stop()
+
+
+@test
+def notify_webhook_adjudication_lease_overdue(env):
+    """The events of double scoring and of time: a disagreement waits for
+    adjudication; a claim's lease nears its end (--lease-warn longer than the
+    lease: at once); a submission outgrows the turnaround target (its age moved
+    back by SQL, the only way to move time). The last two come from the scan
+    every server runs; each is sent once however many scans see it."""
+    s = delivering(env, "notify-scan", ACCORD_LEASE_WARN=86400, ACCORD_TURNAROUND_HOURS=1)
+    admin = env.admin.on(s)
+    rx = Receiver()
+    hook = None
+    try:
+        hook = register(admin, rx.url(), ["adjudication.waiting", "review.lease_expiring",
+                                          "submission.overdue"])
+        rx.secret = hook["secret"]
+        lead = env.user(["lead"], server=s)
+        peer = env.user(["assessor"], server=s)
+        expert = env.user(["expert"], server=s)
+        earner = env.user(["earner"], server=s)
+        rubric = env.rubric(lead)
+        cred = env.credential(lead, rubric["id"], review_policy={
+            "validity_rate": 0, "second_score_rate": 1.0, "second_score_floor": 1.0})
+        env.grant(lead, cred["id"], peer)
+        env.grant(lead, cred["id"], expert, pool="expert", waive_award=None)
+        ev = env.evidence(earner.c, video_size=128)
+        sub = env.submit(earner.c, cred["id"], [a["id"] for a, _ in ev])
+        c1 = expect(peer.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200)
+        rx.wait(lambda: any(b["type"] == "review.lease_expiring"
+                            and b["data"]["review_id"] == c1["id"] for b in rx.processed.values()),
+                30, "review.lease_expiring for the claim")
+        expect(peer.c.post("/v1/reviews/%s/scores" % c1["id"],
+                           {"scores": env.scores({}, "a"), "feedback": "A"}), 200)
+        c2 = expect(expert.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200)
+        expect(expert.c.post("/v1/reviews/%s/scores" % c2["id"],
+                             {"scores": env.scores({"meeting-structure": 1,
+                                                    "sel-connection": 1}, "b"),
+                              "feedback": "B"}), 200)
+        rx.wait(lambda: any(b["type"] == "adjudication.waiting"
+                            and b["data"]["submission_id"] == sub["id"]
+                            for b in rx.processed.values()), 30, "adjudication.waiting")
+        sql(env, "UPDATE submissions SET created_at = created_at - interval '2 hours' "
+                 "WHERE id = '%s'" % sub["id"])
+        rx.wait(lambda: any(b["type"] == "submission.overdue"
+                            and b["data"]["submission_id"] == sub["id"]
+                            for b in rx.processed.values()), 30, "submission.overdue")
+        time.sleep(6)  # more scans (every 5 s): none sends either again
+        with rx.lock:
+            kinds = [(b["type"], b["data"].get("submission_id")) for b in rx.processed.values()]
+        eq(kinds.count(("submission.overdue", sub["id"])), 1, "overdue, once")
+        eq(sum(1 for b in rx.processed.values() if b["type"] == "review.lease_expiring"
+               and b["data"]["review_id"] == c1["id"]), 1, "lease warning, once")
+    finally:
+        if hook:
+            expect(admin.delete("/v1/webhooks/%s" % hook["id"]), 204)
+        rx.close()
+        msg = s.stop()
+    check(msg is None, msg)
