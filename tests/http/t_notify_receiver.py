@@ -56,7 +56,7 @@ class Receiver:
                     sig, signature(receiver.secret, msg_id, ts, body))
                 with receiver.lock:
                     nth = 1 + sum(1 for a in receiver.attempts if a["id"] == msg_id)
-                    rec = {"id": msg_id, "timestamp": ts, "sig_ok": ok, "body": body,
+                    rec = {"id": msg_id, "timestamp": ts, "sig_ok": ok, "body": body, "sig": sig,
                            "path": self.path, "ctype": self.headers.get("Content-Type"),
                            "status": None, "at": time.time(), "nth": nth}
                     receiver.attempts.append(rec)

@@ -13,12 +13,26 @@ assertions hold for any draw (they wait for outcomes, never for times).
 """
 
 import json
+import os
+import re
 import time
 
 from harness import check, eq, expect, is_uuid, sql, test
 from t_notify_receiver import Receiver
 
 EVENTS = ["submission.queued", "review.claimed", "submission.result", "award.issued"]
+
+
+def readme_verify():
+    """The README's verification example, as written."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        m = re.search(r"```python\n(import base64, hashlib, hmac, time\ndef verify.*?)```",
+                      f.read(), re.S)
+    check(m, "README.md: the webhook verification example is missing")
+    ns = {}
+    exec(m.group(1), ns)
+    return ns["verify"]
 
 
 def delivering(env, name, **extra):
@@ -102,6 +116,13 @@ def notify_webhook_signed_retried_logged(env):
                   % (msg_id, [(a["nth"], a["status"]) for a in tries]))
             check(is_uuid(msg_id), "webhook-id is the event's id: %r" % msg_id)
             check(set(body) == {"type", "timestamp", "data"}, "body shape %s" % body)
+        # the README's example accepts every delivery, and no tampered one
+        verify = readme_verify()
+        for a in attempts:
+            h = {"webhook-id": a["id"], "webhook-timestamp": a["timestamp"],
+                 "webhook-signature": a["sig"]}
+            check(verify(hook["secret"], h, a["body"]), "README verify() refuses %r" % a["id"])
+            check(not verify(hook["secret"], h, a["body"] + b" "), "README verify(): tampering")
         bodies = json.dumps(list(processed.values()))
         for leak in (secret_feedback, "webhook-score-comment", earner.email, earner.name,
                      assessor.email):
