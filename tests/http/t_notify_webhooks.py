@@ -374,6 +374,11 @@ def notify_webhook_adjudication_lease_overdue(env):
         eq(kinds.count(("submission.overdue", sub["id"])), 1, "overdue, once")
         eq(sum(1 for b in rx.processed.values() if b["type"] == "review.lease_expiring"
                and b["data"]["review_id"] == c1["id"]), 1, "lease warning, once")
+        # the lead adjudicates: no open adjudication is left for later tests' leads
+        adj = expect(lead.c.post("/v1/reviews/claim", {"credential_id": cred["id"]}), 200)
+        eq(adj["submission"]["id"], sub["id"], "the lead claims the adjudication")
+        expect(lead.c.post("/v1/reviews/%s/scores" % adj["id"],
+                           {"scores": env.scores({}, "adj"), "feedback": "Adjudicated."}), 200)
     finally:
         if hook:
             expect(admin.delete("/v1/webhooks/%s" % hook["id"]), 204)
