@@ -136,6 +136,72 @@ static void send_and_free(struct request *r, int status, struct evbuffer *buf)
     request_free(r);
 }
 
+/* Streamed answers (request.h) ------------------------------------------- */
+
+static void stream_log(struct request *r, size_t bytes)
+{
+    double seconds = seconds_since(&r->started);
+    struct log_access a = {
+        .method = request_method_name(evhttp_request_get_command(r->req)),
+        .route = r->route ? r->route->pattern : NULL,
+        .status = r->ok_status,
+        .bytes = bytes,
+        .duration_ms = seconds * 1000.0,
+        .user_id = r->user_id,
+        .request_id = r->request_id,
+        .worker = r->w->id,
+    };
+    metrics_count_response(r->ok_status);
+    metrics_observe_request(r->route, r->ok_status, seconds);
+    log_access(&a);
+}
+
+void reply_stream_start(struct request *r, int status, const char *content_type,
+                        void (*gone)(struct evhttp_connection *, void *), void *arg)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+
+    if (content_type)
+        evhttp_add_header(h, "Content-Type", content_type);
+    if (r->w->draining)
+        evhttp_add_header(h, "Connection", "close");
+    evhttp_add_header(h, "X-Request-Id", r->request_id);
+    r->ok_status = status;
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, gone, arg);
+    evhttp_send_reply_start(r->req, status, NULL);
+}
+
+void reply_stream_chunk(struct request *r, struct evbuffer *buf,
+                        void (*sent)(struct evhttp_connection *, void *), void *arg)
+{
+    evhttp_send_reply_chunk_with_cb(r->req, buf, sent, arg);
+}
+
+void reply_stream_end(struct request *r, size_t bytes)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    stream_log(r, bytes);
+    evhttp_send_reply_end(r->req); /* frees a request whose client went away */
+    request_free(r);
+}
+
+void reply_stream_abort(struct request *r, size_t bytes)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+    stream_log(r, bytes);
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_connection_free(evcon); /* frees the request with it */
+    } else {
+        evhttp_send_reply_end(r->req);
+    }
+    request_free(r);
+}
+
 void reply_buffer(struct request *r, int status, const char *content_type, struct evbuffer *buf)
 {
     if (content_type)

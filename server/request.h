@@ -76,6 +76,24 @@ void reply_error(struct request *r, int status, const char *code, const char *fm
 void reply_db_failure(struct request *r, const struct db_result *res);
 /* 507 insufficient_storage with Retry-After: the disk is (nearly) full; nothing was kept. */
 void reply_storage_full(struct request *r);
+/*
+ * A streamed answer (chunked transfer encoding), for bodies too large to
+ * hold: reply_stream_start sends the status line and headers and registers
+ * gone(), called when the client goes away (its connection is freed right
+ * after: gone() must end the stream with reply_stream_end unless a callback
+ * still in flight will); reply_stream_chunk queues a buffer (drained) and
+ * calls sent() once it has gone to the socket (ask for more only then: the
+ * server holds one chunk per stream); reply_stream_end finishes the answer
+ * and frees the context; reply_stream_abort closes the connection instead,
+ * so that a failed stream cannot pass for a whole one.
+ */
+void reply_stream_start(struct request *r, int status, const char *content_type,
+                        void (*gone)(struct evhttp_connection *, void *), void *arg);
+void reply_stream_chunk(struct request *r, struct evbuffer *buf,
+                        void (*sent)(struct evhttp_connection *, void *), void *arg);
+void reply_stream_end(struct request *r, size_t bytes);
+void reply_stream_abort(struct request *r, size_t bytes);
+
 /* Answers with no body (e.g. 204). */
 void reply_empty(struct request *r, int status);
 /* Sends a prepared evbuffer with the given status and content type (the buffer is drained). */

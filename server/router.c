@@ -133,11 +133,11 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/me/qualifications", NULL, STMT_MY_QUALIFICATIONS, 0, 200},
     {EVHTTP_REQ_POST, "/v1/assessors/{id}/qualifications", NULL, STMT_QUALIFICATION_SET, ROUTE_BODY,
      201},
-    {EVHTTP_REQ_GET, "/v1/reports/agreement", handle_report_agreement, STMT_REPORT_AGREEMENT_ROWS,
+    {EVHTTP_REQ_GET, "/v1/reports/agreement", handle_report_agreement, STMT_REPORT_AGREEMENT_DATA,
      ROUTE_QUERY, 200},
     {EVHTTP_REQ_GET, "/v1/reports/assessors", NULL, STMT_REPORT_ASSESSORS, ROUTE_QUERY, 200},
     {EVHTTP_REQ_GET, "/v1/reports/routing", NULL, STMT_REPORT_ROUTING, 0, 200},
-    {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv, STMT_REPORT_RATINGS_CSV,
+    {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv, STMT_REPORT_RATINGS_PAGE,
      ROUTE_QUERY, 200},
     /* single sign-on (issue 10 item 4) */
     {EVHTTP_REQ_POST, "/v1/identity-providers", NULL, STMT_OIDC_PROVIDER_CREATE, ROUTE_BODY, 201},

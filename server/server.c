@@ -43,6 +43,7 @@
 #include "password.h"
 #include "oidc_client.h"
 #include "outbox.h"
+#include "report_cache.h"
 #include "router.h"
 #include "storage.h"
 #include "storage_sweep.h"
@@ -52,6 +53,7 @@
 #define OFFLOAD_THREADS 2
 /* outbound HTTP: OpenID providers and, under ACCORD_STORAGE=s3, the object store */
 #define OFFLOAD_NET_THREADS 4
+#define REPORT_THREADS      1 /* reports at a time per server (their bootstrap uses every core) */
 
 static void worker_exit_loop(struct worker *w)
 {
@@ -286,7 +288,7 @@ int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
     struct worker *workers = NULL;
-    struct offload *off = NULL, *off_net = NULL, *hasher = NULL;
+    struct offload *off = NULL, *off_net = NULL, *hasher = NULL, *reports = NULL;
     struct event_base *main_base = NULL;
     struct event *ev_term = NULL, *ev_int = NULL;
     struct authlisten *listener = NULL;
@@ -334,10 +336,11 @@ int cmd_serve(int argc, char **argv)
     }
     off = offload_new(OFFLOAD_THREADS);
     off_net = offload_new(OFFLOAD_NET_THREADS);
+    reports = offload_new(REPORT_THREADS);
     /* argon2id is CPU-bound: at most half the cores, so sign-ins never starve the loops. */
     hasher = offload_new(cfg.threads > 2 ? (int)cfg.threads / 2 : 1);
     workers = calloc((size_t)cfg.threads, sizeof *workers);
-    if (!main_base || !off || !off_net || !hasher || !workers)
+    if (!main_base || !off || !off_net || !hasher || !reports || !workers)
         goto cleanup;
     listener = authlisten_start(main_base, cfg.database_url);
     live_listener = livelisten_start(main_base, cfg.database_url);
@@ -352,6 +355,7 @@ int cmd_serve(int argc, char **argv)
     for (i = 0; i < cfg.threads; i++) {
         /* The first socket may pick the port (port 0); the others join it. */
         int fd = open_listener(cfg.listen_host, port, i == 0 ? &port : NULL);
+        workers[i].reports = reports;
         if (fd < 0 || worker_init(&workers[i], (int)i, &cfg, off, off_net, hasher, fd) < 0) {
             if (fd >= 0 && !workers[i].bound)
                 close(fd);
@@ -403,6 +407,8 @@ stop:
     off_net = NULL;
     offload_free(hasher);
     hasher = NULL;
+    offload_free(reports);
+    reports = NULL;
     for (i = 0; i < cfg.threads; i++)
         worker_release(&workers[i]);
     log_info("stopped");
@@ -416,6 +422,8 @@ cleanup:
     offload_free(off);
     offload_free(off_net);
     offload_free(hasher);
+    offload_free(reports);
+    report_cache_clear();
     oidc_client_cleanup();
     free(workers);
     if (main_base)

@@ -38,6 +38,8 @@ struct worker {
     struct offload *offload_net; /* shared threads for outbound HTTP (OpenID providers), apart
                                     so that a slow provider never holds up artifact writes */
     struct offload *hasher;      /* shared password-hashing threads (pwjob.h) */
+    struct offload *reports;     /* the report pool: statistics, apart from the disk's threads
+                                    so that a report never holds up an upload's fsync */
     const struct config *cfg;
     const struct storage *storage; /* where evidence bytes live (storage.h); shared, read-only */
     struct event *ev_stop;         /* activated from the main thread at shutdown */

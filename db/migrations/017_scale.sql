@@ -121,6 +121,91 @@ BEGIN
            submission_id = EXCLUDED.submission_id, moved_at = now();
 END $$;
 
+-- An assessor with many grants walks the whole queue instead (one probe
+-- per grant would cost a probe per grant). A walk cursor says: every queued
+-- submission before this point of the whole queue is not claimable by this
+-- user for a first score while their first-score credentials are the set
+-- hashed in grants_sig and they belong to org_id (a new grant, a lapsed or
+-- restored qualification, a paused peer pool or a change of roles changes
+-- the set, and the cursor no longer applies). Releases lower it, as above.
+CREATE TABLE claim_walk_cursors (
+    user_id       uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    org_id        uuid,
+    grants_sig    text NOT NULL,
+    queued_at     timestamptz NOT NULL,
+    submission_id uuid NOT NULL,
+    moved_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION _grants_sig(p_creds uuid[]) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT md5(string_agg(c::text, ',' ORDER BY c)) FROM unnest(p_creds) AS c
+$$;
+
+-- The oldest eligible queued submission of any of p_creds, walking
+-- submissions_queue_idx from the user's walk cursor (unlocked; NULLs when
+-- there is none), and the cursor moved past what the walk passed (when at
+-- least 32 rows, older than the margin). Planned per call (EXECUTE), so that
+-- "credential_id = ANY(p_creds)" is a hashed lookup per row.
+CREATE FUNCTION _queue_walk(v_me users, p_creds uuid[], p_sig text,
+                            OUT credential_id uuid, OUT queued_at timestamptz, OUT id uuid)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_at timestamptz := '-infinity';
+    v_id uuid := '00000000-0000-0000-0000-000000000000';
+    v_to_at timestamptz;
+    v_to_id uuid;
+    v_n int;
+    t record;
+BEGIN
+    IF v_me.org_id IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT w.queued_at, w.submission_id INTO t
+      FROM claim_walk_cursors w
+     WHERE w.user_id = v_me.id AND w.org_id = v_me.org_id AND w.grants_sig = p_sig;
+    IF FOUND THEN
+        v_at := t.queued_at;
+        v_id := t.submission_id;
+    END IF;
+    EXECUTE 'SELECT x.credential_id, x.queued_at, x.id
+               FROM submissions x
+              WHERE x.status = ''queued'' AND (x.queued_at, x.id) >= ($1, $2)
+                AND x.credential_id = ANY ($3)
+                AND x.earner_id <> $4
+                AND _independent($5, x.earner_org_id)
+                AND NOT EXISTS (SELECT 1 FROM reviews rv
+                                 WHERE rv.submission_id = x.id AND rv.assessor_id = $4)
+              ORDER BY x.queued_at, x.id
+              LIMIT 1'
+       INTO credential_id, queued_at, id
+      USING v_at, v_id, p_creds, v_me.id, v_me.org_id;
+    v_to_at := coalesce(queued_at, 'infinity');
+    v_to_id := coalesce(id, 'ffffffff-ffff-ffff-ffff-ffffffffffff');
+    SELECT count(*) INTO v_n
+      FROM (SELECT 1 FROM submissions x
+             WHERE x.status = 'queued' AND (x.queued_at, x.id) >= (v_at, v_id)
+               AND (x.queued_at, x.id) < (v_to_at, v_to_id)
+             LIMIT 32) z;
+    IF v_n < 32 THEN
+        RETURN;
+    END IF;
+    SELECT x.queued_at, x.id INTO t
+      FROM submissions x
+     WHERE x.status = 'queued' AND (x.queued_at, x.id) <= (v_to_at, v_to_id)
+       AND x.queued_at < now() - _cursor_margin()
+     ORDER BY x.queued_at DESC, x.id DESC
+     LIMIT 1;
+    IF FOUND AND (t.queued_at, t.id) > (v_at, v_id) THEN
+        INSERT INTO claim_walk_cursors (user_id, org_id, grants_sig, queued_at, submission_id)
+        VALUES (v_me.id, v_me.org_id, p_sig, t.queued_at, t.id)
+        ON CONFLICT (user_id) DO UPDATE
+           SET org_id = EXCLUDED.org_id, grants_sig = EXCLUDED.grants_sig,
+               queued_at = EXCLUDED.queued_at, submission_id = EXCLUDED.submission_id,
+               moved_at = now();
+    END IF;
+END $$;
+
 -- Takes (locks) the oldest eligible queued submission of p_cred at or after
 -- the head (p_at, p_id) that no other claim holds, and moves the user's
 -- cursor past the work before the head; NULL when every one is held.
@@ -189,6 +274,9 @@ BEGIN
            SET queued_at = s.queued_at, submission_id = s.id, moved_at = now()
          WHERE cc.credential_id = v_cid AND s.stage = 'first'
            AND (cc.queued_at, cc.submission_id) > (s.queued_at, s.id);
+        UPDATE claim_walk_cursors w
+           SET queued_at = s.queued_at, submission_id = s.id, moved_at = now()
+         WHERE s.stage = 'first' AND (w.queued_at, w.submission_id) > (s.queued_at, s.id);
         PERFORM pg_notify('accord_queue', v_cid::text);
     END IF;
     RETURN json_build_object('id', r.id, 'status', 'released');
@@ -232,6 +320,9 @@ DECLARE
     v_qc uuid[];        -- the queues walked for first scores: credential ...
     v_qbefore timestamptz[];  -- ... and the newest queued_at it may take
     h record;
+    v_walk_cred uuid;   -- the many-grants walk's head
+    v_walk_at timestamptz;
+    v_walk_id uuid;
 BEGIN
     IF v_lease < 1 OR v_lease > 30 * 86400 THEN
         PERFORM _bad('the lease must be between 1 second and 30 days');
@@ -304,34 +395,35 @@ BEGIN
             UNION ALL
             SELECT w.cid, now() - make_interval(secs => w.hours * 3600)
               FROM unnest(v_waitc, v_waith) AS w (cid, hours)) q;
-    -- Many grants: the first 64 rows of the whole queue (one
-    -- index range; with many credentials granted, the oldest eligible row is
-    -- almost always among them) before one probe per grant.
-    IF cardinality(v_qc) > 32 THEN
-        SELECT x.credential_id, g.before, x.queued_at, x.id INTO h
-          FROM (SELECT s1.credential_id, s1.queued_at, s1.id, s1.earner_id, s1.earner_org_id
-                  FROM submissions s1
-                 WHERE s1.status = 'queued'
-                 ORDER BY s1.queued_at, s1.id
-                 LIMIT 64) x
-          JOIN unnest(v_qc, v_qbefore) AS g (cid, before) ON g.cid = x.credential_id
-         WHERE x.queued_at < g.before
-           AND x.earner_id <> v_me.id
-           AND _independent(v_me.org_id, x.earner_org_id)
-           AND NOT EXISTS (SELECT 1 FROM reviews rv
-                            WHERE rv.submission_id = x.id AND rv.assessor_id = v_me.id)
-         ORDER BY x.queued_at, x.id
-         LIMIT 1;
-        IF FOUND THEN
-            s := _queue_take(v_me, h.credential_id, h.queued_at, h.id, h.before);
-        END IF;
+    -- Many grants (more than 32 first-score credentials): one walk of the
+    -- whole queue from the user's walk cursor stands for their probes.
+    IF cardinality(v_first) > 32 THEN
+        SELECT * INTO v_walk_cred, v_walk_at, v_walk_id
+          FROM _queue_walk(v_me, v_first, _grants_sig(v_first));
+        SELECT array_agg(w.cid), array_agg(now() - make_interval(secs => w.hours * 3600))
+          INTO v_qc, v_qbefore
+          FROM unnest(v_waitc, v_waith) AS w (cid, hours);
     END IF;
-    IF v_qc IS NOT NULL AND s.id IS NULL THEN
-        FOR h IN SELECT * FROM _queue_heads(v_me.id, v_me.org_id, v_qc, v_qbefore) hd
-                  ORDER BY hd.queued_at, hd.id LOOP
+    IF v_qc IS NOT NULL OR v_walk_id IS NOT NULL THEN
+        FOR h IN SELECT v_walk_cred AS credential_id, 'infinity'::timestamptz AS before,
+                        v_walk_at AS queued_at, v_walk_id AS id
+                  WHERE v_walk_id IS NOT NULL
+                 UNION ALL
+                 SELECT * FROM _queue_heads(v_me.id, v_me.org_id, v_qc, v_qbefore)
+                  ORDER BY 3, 4 LOOP
             s := _queue_take(v_me, h.credential_id, h.queued_at, h.id, h.before);
             EXIT WHEN s.id IS NOT NULL;
         END LOOP;
+        IF s.id IS NULL AND v_walk_id IS NOT NULL THEN
+            -- every row from the walk's head on held by other claims: the probes
+            FOR h IN SELECT * FROM _queue_heads(v_me.id, v_me.org_id, v_first,
+                                                array_fill('infinity'::timestamptz,
+                                                           ARRAY[cardinality(v_first)])) hd
+                      ORDER BY hd.queued_at, hd.id LOOP
+                s := _queue_take(v_me, h.credential_id, h.queued_at, h.id, h.before);
+                EXIT WHEN s.id IS NOT NULL;
+            END LOOP;
+        END IF;
         IF s.id IS NULL THEN
             -- no first score for this user: pass for good what never can be
             FOR h IN SELECT g.cid, g.before
@@ -475,3 +567,170 @@ BEGIN
     RETURN _review_json(r, s);
 END $$;
 
+
+-- ===========================================================================
+-- Reports (items 3-5)
+-- ===========================================================================
+--
+-- A report reads the scored rows of one credential. Every review now carries
+-- its credential (copied from its submission on insert: a submission never
+-- changes credential) and its levels in criterion order (set when its scores
+-- are inserted: scores are never changed), so the rows of a report are one
+-- range of a partial index on scored reviews, whatever else the database
+-- holds; no join, no hash of every score in the database.
+ALTER TABLE reviews ADD COLUMN credential_id uuid REFERENCES credentials (id);
+ALTER TABLE reviews ADD COLUMN levels int[];
+UPDATE reviews r SET credential_id = s.credential_id FROM submissions s WHERE s.id = r.submission_id;
+UPDATE reviews r SET levels = x.levels
+  FROM (SELECT review_id, array_agg(level ORDER BY position) AS levels
+          FROM review_scores GROUP BY review_id) x
+ WHERE x.review_id = r.id;
+-- the rows in the reports' order (ratings.csv pages by submission) ...
+CREATE INDEX reviews_scored_credential_idx ON reviews (credential_id, submission_id, assessor_id)
+    WHERE status = 'submitted' AND stage <> 'validity';
+-- ... and the newest score of a credential (the report cache's stamp)
+CREATE INDEX reviews_scored_at_idx ON reviews (credential_id, scored_at)
+    WHERE status = 'submitted' AND stage <> 'validity';
+
+CREATE FUNCTION _review_credential() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.credential_id := (SELECT s.credential_id FROM submissions s WHERE s.id = NEW.submission_id);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER reviews_credential BEFORE INSERT ON reviews
+    FOR EACH ROW EXECUTE FUNCTION _review_credential();
+
+CREATE FUNCTION _review_levels() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE reviews r SET levels = x.levels
+      FROM (SELECT n.review_id, array_agg(n.level ORDER BY n.position) AS levels
+              FROM new_scores n GROUP BY n.review_id) x
+     WHERE r.id = x.review_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER review_scores_levels AFTER INSERT ON review_scores
+    REFERENCING NEW TABLE AS new_scores
+    FOR EACH STATEMENT EXECUTE FUNCTION _review_levels();
+
+-- 005's _live_scores (still read by other code) with a plan per call: after
+-- five calls a cached generic plan hashed every score of the database even
+-- for a small credential.
+ALTER FUNCTION _live_scores(uuid, text, timestamptz) SET plan_cache_mode = force_custom_plan;
+
+-- The agreement report's data: 006's checks and audit row, then a header
+-- line (JSON: credential_id, pool, since, criteria, levels, stamp,
+-- cacheable, unchanged) and, unless unchanged, one line per scored review:
+-- "submission assessor level1,level2,..." (criterion order), ordered by
+-- submission and assessor (string_agg of an ordered subquery: the rows
+-- come in index order or sorted in memory, not spilled). stamp names the
+-- newest score; unchanged is true
+-- when it equals p_known (the server's cached copy is still the answer);
+-- cacheable is false while a score could still commit with an older time
+-- (the newest is less than a minute old).
+CREATE FUNCTION api_report_agreement_data(p_token text, p_query jsonb, p_known text) RETURNS text
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+SET work_mem = '32MB' AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+    q jsonb := _body(p_query);
+    c credentials;
+    rb rubrics;
+    v_pool text;
+    v_since timestamptz;
+    v_newest timestamptz;
+    v_stamp text;
+    v_same boolean;
+BEGIN
+    PERFORM _only_keys(q, '{credential_id,pool,since}', 'query parameter');
+    c := _query_credential(q);
+    v_pool := coalesce(_j_text(q -> 'pool', 'pool', false, 16), 'all');
+    IF v_pool NOT IN ('peer','expert','all') THEN
+        PERFORM _bad('pool must be peer, expert or all');
+    END IF;
+    v_since := _q_time(q -> 'since', 'since');
+    SELECT * INTO rb FROM rubrics WHERE id = c.rubric_id;
+    PERFORM _audit_read(v_me.id, 'report.read', 'credential', c.id, NULL,
+                        jsonb_build_object('report', 'agreement', 'query', q));
+    SELECT max(r.scored_at) INTO v_newest
+      FROM reviews r
+     WHERE r.credential_id = c.id AND r.status = 'submitted' AND r.stage <> 'validity';
+    v_stamp := format('%s/%s/%s/%s', c.id, v_pool, coalesce(_ts(v_since), ''), coalesce(_ts(v_newest), 'none'));
+    v_same := p_known IS NOT NULL AND p_known = v_stamp;
+    RETURN json_build_object(
+        'credential_id', c.id, 'pool', v_pool, 'since', _ts(v_since),
+        'criteria', (SELECT json_agg(x ->> 'key' ORDER BY o)
+                       FROM jsonb_array_elements(rb.criteria) WITH ORDINALITY t(x, o)),
+        'levels', (SELECT coalesce(json_agg(DISTINCT (l ->> 'value')::int ORDER BY (l ->> 'value')::int), '[]'::json)
+                     FROM jsonb_array_elements(rb.criteria) cr, jsonb_array_elements(cr -> 'levels') l),
+        'stamp', v_stamp,
+        'cacheable', v_newest IS NULL OR v_newest < now() - interval '1 minute',
+        'unchanged', v_same)::text
+        || E'\n'
+        || CASE WHEN v_same THEN '' ELSE coalesce(
+               (SELECT string_agg(x.line, E'\n')
+                  FROM (SELECT r.submission_id || ' ' || r.assessor_id || ' '
+                               || array_to_string(r.levels, ',', '') AS line
+                          FROM reviews r
+                         WHERE r.credential_id = c.id AND r.status = 'submitted'
+                           AND r.stage <> 'validity'
+                           AND (v_pool = 'all' OR r.pool = v_pool)
+                           AND (v_since IS NULL OR r.scored_at >= v_since)
+                         ORDER BY r.submission_id, r.assessor_id) x), '') END;
+END $$;
+
+-- ratings.csv, a page at a time: the rows of up to p_limit (1..5000)
+-- submissions after p_after (NULL: from the first, with the CSV header and
+-- the audit row), as "unit,rater,score" lines in 006's order. The first
+-- line of the answer is the last submission id of the page ('' when the
+-- page was not full: the last page).
+CREATE FUNCTION api_report_ratings_page(p_token text, p_query jsonb, p_after uuid, p_limit int)
+RETURNS text
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+    q jsonb := _body(p_query);
+    c credentials;
+    v_keys text[];
+    v_last uuid;
+    v_n int;
+    v_csv text;
+BEGIN
+    PERFORM _only_keys(q, '{credential_id}', 'query parameter');
+    c := _query_credential(q);
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 5000 THEN
+        PERFORM _bad('page size out of range');
+    END IF;
+    IF p_after IS NULL THEN
+        PERFORM _audit_read(v_me.id, 'report.read', 'credential', c.id, NULL,
+                            jsonb_build_object('report', 'ratings.csv', 'query', q));
+    END IF;
+    SELECT array_agg(x ->> 'key' ORDER BY o) INTO v_keys
+      FROM credentials c2 JOIN rubrics rb ON rb.id = c2.rubric_id,
+           jsonb_array_elements(rb.criteria) WITH ORDINALITY t(x, o)
+     WHERE c2.id = c.id;
+    WITH subs AS (
+        SELECT DISTINCT r.submission_id
+          FROM reviews r
+         WHERE r.credential_id = c.id AND r.status = 'submitted' AND r.stage <> 'validity'
+           AND (p_after IS NULL OR r.submission_id > p_after)
+         ORDER BY r.submission_id
+         LIMIT p_limit)
+    SELECT (array_agg(subs.submission_id ORDER BY subs.submission_id DESC))[1], count(*)
+      INTO v_last, v_n FROM subs;
+    SELECT string_agg(r.submission_id || ':' || v_keys[k.pos] || ',' || r.assessor_id || ',' || k.level,
+                      E'\n' ORDER BY r.submission_id, k.pos, r.assessor_id)
+      INTO v_csv
+      FROM reviews r
+      CROSS JOIN LATERAL unnest(r.levels) WITH ORDINALITY AS k (level, pos)
+     WHERE r.credential_id = c.id AND r.status = 'submitted' AND r.stage <> 'validity'
+       AND (p_after IS NULL OR r.submission_id > p_after)
+       AND r.submission_id <= v_last
+       AND k.level IS NOT NULL;
+    RETURN CASE WHEN v_n = p_limit THEN v_last::text ELSE '' END || E'\n'
+        || CASE WHEN p_after IS NULL THEN 'unit,rater,score' || E'\n' ELSE '' END
+        || coalesce(v_csv || E'\n', '');
+END $$;

@@ -99,6 +99,8 @@ def oldest_eligible(url, name):
 
 @test
 def scale_many_grants_probe_each_credential(env):
+    """Up to 32 grants: one probe of the per-credential index per grant; more:
+    one walk of the whole queue from a cursor (the probes stay the fallback)."""
     url, server = scale_env(env)
     n, plan = heads_plan(url, "g500")
     eq(n, 200, "grants of g500 in the small database")
@@ -109,10 +111,19 @@ def scale_many_grants_probe_each_credential(env):
            "the heads' scan of submissions (%s) uses the per-credential queue index"
            % p.get("Node Type"))
     # and the claims themselves take the oldest eligible work, with 1, 10 and 200 grants
-    for name in ("g1", "g10", "g500"):
+    for name in ("g1", "g10", "g500", "g500"):
         want = oldest_eligible(url, name)
         got = claim(server, name)
         eq(got["submission"]["id"], want, "%s claims the oldest eligible submission" % name)
+    # 200 grants walk the whole queue instead of 200 probes; the 6,000 submissions of
+    # credentials g500 holds no grant on, at the head of the queue, are passed once
+    uid, _ = user_id(url, "g500")
+    eq(psql(url, "SELECT count(*) FROM claim_walk_cursors w WHERE w.user_id = '%s'"
+                 " AND w.queued_at > (SELECT max(s.queued_at) FROM submissions s"
+                 " JOIN credentials c ON c.id = s.credential_id"
+                 " WHERE c.title IN ('scale-own', 'scale-released') AND s.queued_at"
+                 " < now() - interval '10 days')" % uid), "1",
+       "g500's walk cursor is past the head it can never claim")
 
 
 def visited(url, name):
