@@ -2,10 +2,10 @@
 -- tests/bench/scaling_reports.sql - the report-scaling database (issue 15,
 -- items 3-5), filled with plain bulk SQL into a migrated, empty database.
 --
---   psql "$URL" -v big=100000 -v small=1000 -f tests/bench/scaling_reports.sql
+--   psql "$URL" -v big=100000 -v mid=10000 -v small=1000 -f tests/bench/scaling_reports.sql
 --
--- Credentials "report-big" (:big scored submissions) and "report-small"
--- (:small), both on a rubric of 4 criteria with levels 1..4. Each scored
+-- Credentials "report-big" (:big scored submissions), "report-mid" (:mid)
+-- and "report-small" (:small), all on a rubric of 4 criteria with levels 1..4. Each scored
 -- submission has two submitted reviews (a peer and an expert of 40
 -- assessors, 4 scores each; the expert agrees with the peer 70% of the time,
 -- else is one level off), is passed, and is seeded by its number, so the
@@ -14,6 +14,10 @@
 \if :{?big}
 \else
 \set big 100000
+\endif
+\if :{?mid}
+\else
+\set mid 0
 \endif
 \if :{?small}
 \else
@@ -38,22 +42,23 @@ SELECT 'Report rubric', 'four criteria, four levels',
 INSERT INTO credentials (title, description, stakes, rubric_id, evidence, min_level_each, created_by,
                          validity_rate, second_score_rate)
 SELECT t, NULL, 'low', r.id, '[]', 1, r.created_by, 0, 0
-  FROM rubrics r, unnest(ARRAY['report-big', 'report-small']) t WHERE r.title = 'Report rubric';
+  FROM rubrics r, unnest(ARRAY['report-big', 'report-mid', 'report-small']) t WHERE r.title = 'Report rubric';
 INSERT INTO users (email, name, roles, org_id)
 SELECT 'report-assessor-' || i || '@example.org', 'Assessor ' || i, '{assessor,expert}', o.id
   FROM organisations o, generate_series(1, 40) i WHERE o.name = 'report-assessors';
 INSERT INTO users (email, name, roles, org_id)
 SELECT 'report-earner-' || i || '@example.org', 'Earner ' || i, '{earner}', o.id
-  FROM organisations o, generate_series(1, greatest(:big, :small)) i WHERE o.name = 'report-earners';
+  FROM organisations o, generate_series(1, greatest(:big, :mid, :small)) i WHERE o.name = 'report-earners';
 
 CREATE TEMP TABLE subs ON COMMIT DROP AS
 SELECT gen_random_uuid() AS id, c.id AS cred, u.id AS earner, u.org_id AS org, n,
        gen_random_uuid() AS peer_review, gen_random_uuid() AS expert_review,
        now() - interval '30 days' + n * interval '1 second' AS at
   FROM credentials c
-  JOIN LATERAL generate_series(1, CASE c.title WHEN 'report-big' THEN :big ELSE :small END) n ON true
+  JOIN LATERAL generate_series(1, CASE c.title WHEN 'report-big' THEN :big
+                                               WHEN 'report-mid' THEN :mid ELSE :small END) n ON true
   JOIN users u ON u.email = 'report-earner-' || n || '@example.org'
- WHERE c.title IN ('report-big', 'report-small');
+ WHERE c.title IN ('report-big', 'report-mid', 'report-small');
 CREATE TEMP TABLE assessors ON COMMIT DROP AS
 SELECT id, row_number() OVER (ORDER BY email) - 1 AS k FROM users WHERE email LIKE 'report-assessor-%';
 
