@@ -15,9 +15,10 @@
 -- order is permanently ineligible for this user while they belong to org_id
 -- (their own work, their organisation's work, work they reviewed before:
 -- none of that ever changes for a submission). Two events can put eligible
--- work before a cursor, and both lower it: a release (the submission goes
--- back to the queue with its old queued_at; api_review_release below) and a
--- submission committed late with an older queued_at (a cursor only passes
+-- work before a cursor, and both lower it: work going back to the queue with
+-- its old queued_at (a release, a revoked grant's leases: the trigger
+-- submissions_back_in_queue below) and a submission committed late with an
+-- older queued_at (a cursor only passes
 -- work queued more than _cursor_margin() ago, and no transaction lives that
 -- long: statement_timeout is 30 s).
 CREATE TABLE claim_cursors (
@@ -127,7 +128,8 @@ END $$;
 -- user for a first score while their first-score credentials are the set
 -- hashed in grants_sig and they belong to org_id (a new grant, a lapsed or
 -- restored qualification, a paused peer pool or a change of roles changes
--- the set, and the cursor no longer applies). Releases lower it, as above.
+-- the set, and the cursor no longer applies). Work put back in the queue
+-- lowers it (below).
 CREATE TABLE claim_walk_cursors (
     user_id       uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     org_id        uuid,
@@ -233,54 +235,25 @@ BEGIN
     RETURN s;
 END $$;
 
--- 006's release (carried forward exactly), plus: the submission goes back
--- to the queue at its old place, so every cursor of its credential beyond
--- that place comes back to it.
-CREATE OR REPLACE FUNCTION api_review_release(p_token text, p_id uuid) RETURNS json
+-- Work that goes back to the queue (a release, a revoked grant's ended
+-- leases, whatever else may in future) returns at its old place: every
+-- cursor beyond it comes back to it. One trigger for every path, so that no
+-- path can forget.
+CREATE FUNCTION _queue_returned() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_me users := _auth(p_token);
-    r reviews;
-    s submissions;
-    l record;
-    v_cid uuid;
-    v_n int;
 BEGIN
-    SELECT * INTO l FROM _review_lock_active(v_me, p_id);
-    r := l.r;
-    s := l.s;
-    UPDATE reviews SET status = 'released', ended_at = now() WHERE id = r.id;
-    UPDATE submissions
-       SET status = CASE WHEN status = 'validity' THEN 'validity'
-                         WHEN stage = 'first' THEN 'queued' ELSE 'in_review' END,
-           lease_expires_at = NULL, current_review_id = NULL,
-           updated_at = now()
-     WHERE id = r.submission_id AND current_review_id = r.id
-    RETURNING CASE WHEN status <> 'validity' THEN credential_id END INTO v_cid;
-    INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
-    VALUES (v_me.id, 'review.release', 'review', r.id,
-            jsonb_build_object('submission_id', r.submission_id));
-    INSERT INTO churn_events (user_id, review_id, kind, claimed_at)
-    VALUES (v_me.id, r.id, 'released', r.claimed_at);
-    v_n := _churn_count(v_me.id);
-    IF v_n = _max_releases() THEN
-        INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
-        VALUES (v_me.id, 'review.churn_limit', 'user', v_me.id,
-                jsonb_build_object('unscored_24h', v_n, 'limit', _max_releases(),
-                                   'last_review_id', r.id));
-    END IF;
-    IF v_cid IS NOT NULL THEN
-        UPDATE claim_cursors cc
-           SET queued_at = s.queued_at, submission_id = s.id, moved_at = now()
-         WHERE cc.credential_id = v_cid AND s.stage = 'first'
-           AND (cc.queued_at, cc.submission_id) > (s.queued_at, s.id);
-        UPDATE claim_walk_cursors w
-           SET queued_at = s.queued_at, submission_id = s.id, moved_at = now()
-         WHERE s.stage = 'first' AND (w.queued_at, w.submission_id) > (s.queued_at, s.id);
-        PERFORM pg_notify('accord_queue', v_cid::text);
-    END IF;
-    RETURN json_build_object('id', r.id, 'status', 'released');
+    UPDATE claim_cursors cc
+       SET queued_at = NEW.queued_at, submission_id = NEW.id, moved_at = now()
+     WHERE cc.credential_id = NEW.credential_id
+       AND (cc.queued_at, cc.submission_id) > (NEW.queued_at, NEW.id);
+    UPDATE claim_walk_cursors w
+       SET queued_at = NEW.queued_at, submission_id = NEW.id, moved_at = now()
+     WHERE (w.queued_at, w.submission_id) > (NEW.queued_at, NEW.id);
+    RETURN NULL;
 END $$;
+CREATE TRIGGER submissions_back_in_queue AFTER UPDATE OF status ON submissions
+    FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status IS DISTINCT FROM 'queued')
+    EXECUTE FUNCTION _queue_returned();
 -- 006's claim (issue 7: churn cap, leases, validity items, routing), carried
 -- forward; what changed is how the first-score queue is read (and the
 -- validity draws, computed in one statement).
