@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 
 #include "log.h"
@@ -37,6 +38,7 @@
 #include "store.h"
 
 #define MAX_HEADER_TEXT 255
+#define SENDFILE_PIECE  (4 << 20) /* bytes per sendfile(2) call */
 
 struct upload_state {
     struct evbuffer *data;
@@ -373,6 +375,7 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     char path[4096], header[128];
     struct evkeyvalq *out_h = evhttp_request_get_output_headers(r->req);
     struct evbuffer *buf = NULL;
+    struct evhttp_connection *evcon;
     struct stat sb;
     uint64_t first = 0, last = 0, size;
     int fd = -1, range;
@@ -446,6 +449,15 @@ static void on_content_authorized(const struct db_result *res, void *arg)
         reply_error(r, 503, "busy", "out of memory");
         goto cleanup;
     }
+    /* Bytes go from the file to the socket with sendfile(2): without this
+     * flag libevent maps the whole range into memory and writes it in 16 KiB
+     * pieces (the server's RSS grew by the file). */
+    evbuffer_set_flags(buf, EVBUFFER_FLAG_DRAINS_TO_FD);
+    /* ... and in large pieces: libevent's default is 16 KiB per send, i.e.
+     * 65,536 sendfile calls for a gigabyte */
+    evcon = evhttp_request_get_connection(r->req);
+    if (evcon && evhttp_connection_get_bufferevent(evcon))
+        bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(evcon), SENDFILE_PIECE);
     if (size > 0) {
         /* The buffer takes the descriptor and closes it when sent. */
         if (evbuffer_add_file(buf, fd, (ev_off_t)first, (ev_off_t)(last - first + 1)) < 0) {

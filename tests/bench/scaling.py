@@ -13,8 +13,14 @@ ratio with the issue's target:
            (their own organisation's; claimed and released by them); then one
            assessor looping claim -> release 1,600 times (last 100 against
            the first 100). Targets: <= 1.5x for grants, <= 2x for the heads.
+  reports  the agreement report at 10^3 (the anchor), 10^4 and 10^5 scored
+           submissions (linear; <= 2 s at 10^5) and kept until new scores;
+           a 10^3 credential's agreement report and ratings.csv in the 10^5
+           database against the same credential in a database of its own
+           (<= 1.2x); ratings.csv at 10^5: the server's peak RSS and another
+           client's GET /v1/me meanwhile (never delayed > 20 ms).
 
-    python3 tests/bench/scaling.py --bin build/accord [--parts claims]
+    python3 tests/bench/scaling.py --bin build/accord [--parts claims,reports]
 
 Everything runs on a throwaway cluster (db/cluster.sh, default durability)
 and servers on 127.0.0.1:<free port>; all is stopped and removed at exit.
@@ -100,7 +106,7 @@ class Stack:
         os.makedirs(keys, mode=0o700, exist_ok=True)
         env = dict(os.environ, DATABASE_URL=self.url, ACCORD_KEY_DIR=keys)
         self.server = harness.Server(self.binary, self.workdir, os.path.join(self.workdir, "data"),
-                                     env, name="scaling", extra_env=extra_env)
+                                     env, name="scaling-%x" % id(self), extra_env=extra_env)
         self.server.start()
         return self.server.port
 
@@ -181,13 +187,314 @@ def part_claims(stack, args):
         pct(loop[:k], 50), 1.5)
 
 
-PARTS = {"claims": part_claims}
+def lead_token():
+    import hashlib
+    h = hashlib.md5(b"report-lead").hexdigest()
+    return "acc_" + h + h
+
+
+def timed_get(port, path, token, sink=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    t0 = time.perf_counter()
+    conn.request("GET", path, headers={"Authorization": "Bearer " + token})
+    r = conn.getresponse()
+    n = 0
+    while True:
+        b = r.read(1 << 16)
+        if not b:
+            break
+        n += len(b)
+        if sink is not None:
+            sink(n)
+    dt = time.perf_counter() - t0
+    conn.close()
+    if r.status != 200:
+        raise RuntimeError("GET %s: %d" % (path, r.status))
+    return dt, r.getheader("X-Report-Cache"), n
+
+
+def rss_kib(pid, field="VmHWM"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def loop_probe(port, token, stop, out):
+    """GET /v1/me every 20 ms until stop is set; latencies (ms) into out."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        conn.request("GET", "/v1/me", headers={"Authorization": "Bearer " + token})
+        conn.getresponse().read()
+        out.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.02)
+    conn.close()
+
+
+def part_reports(stack, args):
+    import threading
+    log("reports: filling (10^5, 10^4 and 10^3 scored submissions)")
+    t0 = time.time()
+    psql(stack.url, path=os.path.join(HERE, "scaling_reports.sql"),
+         variables={"big": 100000, "mid": 10000, "small": 1000})
+    small_url = stack.url.replace("dbname=accord", "dbname=accord_small")
+    psql(stack.url, "CREATE DATABASE accord_small")
+    subprocess.run([stack.binary, "migrate"], env=dict(os.environ, DATABASE_URL=small_url),
+                   check=True, capture_output=True)
+    psql(small_url, path=os.path.join(HERE, "scaling_reports.sql"),
+         variables={"big": 0, "mid": 0, "small": 1000})
+    log("reports: filled in %.0f s" % (time.time() - t0))
+    tok = lead_token()
+    cred = {}
+    for url, tag in ((stack.url, "big"), (small_url, "smalldb")):
+        for line in psql(url, "SELECT title, id FROM credentials WHERE title LIKE 'report-%'").split():
+            t, i = line.split("|")
+            cred[(tag, t)] = i
+    port = stack.start_server()
+    pid = stack.server.proc.pid
+    small_stack = Stack(stack.binary, stack.workdir)
+    small_stack.url = small_url
+    small_port = small_stack.start_server()
+
+    def agreement(p, c, k):   # k: a distinct query each time, so nothing is kept
+        return timed_get(p, "/v1/reports/agreement?credential_id=%s&since=2000-01-%02dT00:00:00Z"
+                         % (c, k), tok)[0]
+
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    k = iter(range(1, 28))
+    times = {}
+    for size, title in ((1000, "report-small"), (10000, "report-mid"), (100000, "report-big")):
+        n = 3 if size < 100000 else 2
+        times[size] = med([agreement(port, cred[("big", title)], next(k)) for _ in range(n)])
+    kept = med([timed_get(port, "/v1/reports/agreement?credential_id=%s" % cred[("big", "report-big")],
+                          tok)[0] for _ in range(3)])
+    # the small credential: in the big database against a database of its own
+    k2 = iter(range(1, 28))
+    small_big = [agreement(port, cred[("big", "report-small")], next(k2)) for _ in range(5)]
+    k3 = iter(range(1, 28))
+    small_own = [agreement(small_port, cred[("smalldb", "report-small")], next(k3)) for _ in range(5)]
+    csv_big = [timed_get(port, "/v1/reports/ratings.csv?credential_id=%s" % cred[("big", "report-small")],
+                         tok)[0] for _ in range(5)]
+    csv_own = [timed_get(small_port, "/v1/reports/ratings.csv?credential_id=%s"
+                         % cred[("smalldb", "report-small")], tok)[0] for _ in range(5)]
+    # ratings.csv at 10^5: peak memory and another client's wait on the loop
+    idle = []
+    stop = threading.Event()
+    th = threading.Thread(target=loop_probe, args=(port, tok, stop, idle))
+    th.start()
+    time.sleep(2)
+    stop.set()
+    th.join()
+    hwm0 = rss_kib(pid)
+    busy = []
+    stop = threading.Event()
+    th = threading.Thread(target=loop_probe, args=(port, tok, stop, busy))
+    th.start()
+    dt, _, nbytes = timed_get(port, "/v1/reports/ratings.csv?credential_id=%s"
+                              % cred[("big", "report-big")], tok)
+    stop.set()
+    th.join()
+    hwm1 = rss_kib(pid)
+    # a 4 KiB upload alone, and next to two agreement reports at 10^5
+
+    def upload():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        t = time.perf_counter()
+        conn.request("POST", "/v1/artifacts", body=os.urandom(4096),
+                     headers={"Authorization": "Bearer " + tok, "Content-Type": "application/pdf",
+                              "X-Artifact-Kind": "plan", "X-Filename": "plan.pdf"})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        if r.status != 201:
+            raise RuntimeError("upload: %d" % r.status)
+        return time.perf_counter() - t
+    up_idle = med([upload() for _ in range(5)])
+    reps = [threading.Thread(target=agreement, args=(port, cred[("big", "report-big")], 20 + i))
+            for i in range(2)]
+    for t in reps:
+        t.start()
+    time.sleep(0.5)
+    up_busy = med([upload() for _ in range(5)])
+    for t in reps:
+        t.join()
+    stack.server.stop()
+    small_stack.server.stop()
+    print("\nscaling: reports (anchor: the same report at 10^3 scored submissions;"
+          " the same credential in a database of its own)")
+    row("agreement, 10^3 scored submissions (anchor)", times[1000] * 1000, times[1000] * 1000)
+    row("agreement, 10^4 (linear: 10x)", times[10000] * 1000, times[1000] * 1000, 10 * 1.5)
+    row("agreement, 10^5 (linear: 100x; target <= 2 s)", times[100000] * 1000, times[1000] * 1000,
+        100 * 1.5)
+    print("  %-44s %9.2f s    target <= 2 s: %s" % ("agreement, 10^5, seconds", times[100000],
+                                                    "met" if times[100000] <= 2 else "NOT met"))
+    row("agreement, 10^5, kept until new scores", kept * 1000, times[100000] * 1000)
+    row("agreement, 10^3 credential in the 10^5 database", med(small_big) * 1000,
+        med(small_own) * 1000, 1.2)
+    row("ratings.csv, 10^3 credential in the 10^5 database", med(csv_big) * 1000,
+        med(csv_own) * 1000, 1.2)
+    print("  ratings.csv at 10^5: %.1f MB in %.1f s; server peak RSS %.0f -> %.0f MiB"
+          % (nbytes / 1e6, dt, hwm0 / 1024, hwm1 / 1024))
+    row("4 KiB upload next to two 10^5 reports", up_busy * 1000, up_idle * 1000, 1.5)
+    print("  GET /v1/me on the same server meanwhile: max %.1f ms, p99 %.1f ms (idle: max %.1f ms);"
+          " target: never delayed > 20 ms" % (max(busy), pct(busy, 99), max(idle)))
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def curl_speed(url, token=None, rng=None):
+    cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{speed_download} %{time_total}"]
+    if token:
+        cmd += ["-H", "Authorization: Bearer " + token]
+    if rng:
+        cmd += ["-H", "Range: bytes=%d-%d" % rng]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout.split()
+    if out[0] not in ("200", "206"):
+        raise RuntimeError("GET %s: %s" % (url, out[0]))
+    return float(out[1]), float(out[2])
+
+
+def part_bytes(stack, args):
+    """1 GiB of evidence: download against nginx on the same file, 1 MB Range
+    reads, and a tus upload against dd conv=fsync on the same filesystem."""
+    import hashlib
+    import threading
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise RuntimeError("nginx is missing (make bench installs nginx-light)")
+    size = args.bytes_mb << 20
+    data = os.path.join(stack.workdir, "data")
+    srcdir = os.path.join(stack.workdir, "www")
+    os.makedirs(srcdir, exist_ok=True)
+    src = os.path.join(srcdir, "big.mp4")
+    log("bytes: writing a %d MiB file" % args.bytes_mb)
+    h = hashlib.sha256()
+    with open(src, "wb") as f:
+        block = os.urandom(1 << 20)
+        for i in range(args.bytes_mb):
+            b = bytes([i & 0xff]) + block[1:]
+            h.update(b)
+            f.write(b)
+    sha = h.hexdigest()
+    os.makedirs(os.path.join(data, sha[:2]), exist_ok=True)
+    os.link(src, os.path.join(data, sha[:2], sha))
+    os.chmod(src, 0o644)
+    for d in (stack.workdir, srcdir):
+        os.chmod(d, 0o755)
+    tok = bench_token("bytes-lead")
+    art = psql(stack.url, """
+        INSERT INTO organisations (name) VALUES ('bytes-org');
+        INSERT INTO users (email, name, roles, org_id)
+        SELECT 'bytes-lead@example.org', 'Bytes Lead', '{lead,earner}', id FROM organisations WHERE name = 'bytes-org';
+        INSERT INTO tokens (token_hash, user_id)
+        SELECT encode(sha256(convert_to('%s', 'UTF8')), 'hex'), id FROM users WHERE email = 'bytes-lead@example.org';
+        INSERT INTO artifacts (owner_id, kind, media_type, filename, bytes, sha256)
+        SELECT id, 'video', 'video/mp4', 'big.mp4', %d, '%s' FROM users WHERE email = 'bytes-lead@example.org'
+        RETURNING id""" % (tok, size, sha)).split()[-1]
+    port = stack.start_server({"ACCORD_MAX_BODY": str(64 << 20)})
+    pid = stack.server.proc.pid
+    nport = free_port()
+    conf = os.path.join(stack.workdir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("worker_processes 2; pid %s/nginx.pid; error_log %s/nginx.err;\n"
+                "events { worker_connections 64; }\n"
+                "http { access_log off; sendfile on; tcp_nopush on;\n"
+                "  server { listen 127.0.0.1:%d; root %s; } }\n"
+                % (stack.workdir, stack.workdir, nport, srcdir))
+    ng = subprocess.Popen([nginx, "-c", conf, "-p", stack.workdir, "-g", "daemon off;"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        a_url = "http://127.0.0.1:%d/v1/artifacts/%s/content" % (port, art)
+        n_url = "http://127.0.0.1:%d/big.mp4" % nport
+        rss0 = rss_kib(pid, "VmRSS")
+        acc, ngx = [], []
+        for _ in range(3):                      # alternating: background load hits both alike
+            ngx.append(curl_speed(n_url)[0])
+            acc.append(curl_speed(a_url, tok)[0])
+        rss1 = rss_kib(pid, "VmHWM")
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        ra, rn = [], []
+        for i in range(40):
+            off = (i * 7919 << 20) % (size - (1 << 20))
+            rn.append(curl_speed(n_url, rng=(off, off + (1 << 20) - 1))[1])
+            ra.append(curl_speed(a_url, tok, rng=(off, off + (1 << 20) - 1))[1])
+        audits = psql(stack.url, "SELECT count(*) FROM audit_log WHERE action = 'artifact.read'")
+    finally:
+        ng.terminate()
+        ng.wait(10)
+    # tus upload of the same size against dd conv=fsync into the same filesystem
+    t0 = time.perf_counter()
+    subprocess.run(["dd", "if=%s" % src, "of=%s" % os.path.join(stack.workdir, "dd.out"),
+                    "bs=4M", "conv=fsync"], check=True, capture_output=True)
+    dd_s = time.perf_counter() - t0
+    os.unlink(os.path.join(stack.workdir, "dd.out"))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    import base64
+    meta = "kind %s,filename %s,filetype %s" % tuple(
+        base64.b64encode(x.encode()).decode() for x in ("video", "up.mp4", "video/mp4"))
+    hdr = {"Authorization": "Bearer " + tok, "Tus-Resumable": "1.0.0"}
+    conn.request("POST", "/v1/uploads", headers=dict(hdr, **{"Upload-Length": str(size),
+                                                             "Upload-Metadata": meta}))
+    r = conn.getresponse()
+    r.read()
+    if r.status != 201:
+        raise RuntimeError("tus create: %d" % r.status)
+    loc = r.getheader("Location")
+    chunk = 64 << 20
+    t0 = time.perf_counter()
+    hwm_before = rss_kib(pid, "VmHWM")
+    with open(src, "rb") as f:
+        off = 0
+        while off < size:
+            body = f.read(chunk)
+            conn.request("PATCH", loc, body=body, headers=dict(hdr, **{
+                "Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"}))
+            r = conn.getresponse()
+            r.read()
+            if r.status != 204:
+                raise RuntimeError("tus PATCH at %d: %d" % (off, r.status))
+            off += len(body)
+    tus_s = time.perf_counter() - t0
+    hwm_after = rss_kib(pid, "VmHWM")
+    conn.close()
+    stack.server.stop()
+    mib = size / (1 << 20)
+    print("\nscaling: evidence bytes (%d MiB file; anchors: nginx from Debian on the same file,"
+          " dd conv=fsync on the same filesystem)" % args.bytes_mb)
+    print("  %-44s %9.0f MiB/s" % ("nginx download (anchor)", med(ngx) / (1 << 20)))
+    print("  %-44s %9.0f MiB/s %6.2fx  target >= 0.9x: %s"
+          % ("accord download", med(acc) / (1 << 20), med(acc) / med(ngx),
+             "met" if med(acc) / med(ngx) >= 0.9 else "NOT met"))
+    print("  accord RSS %.0f MiB before the downloads, peak %.0f MiB (flat: the file is not held)"
+          % (rss0 / 1024, rss1 / 1024))
+    row("1 MB Range read, p50 (anchor: nginx)", pct(ra, 50) * 1000, pct(rn, 50) * 1000, 1.5)
+    print("  %-44s %9s rows" % ("artifact.read audit rows for 3 + 40 reads", audits))
+    print("  %-44s %9.0f MiB/s" % ("dd conv=fsync (anchor)", mib / dd_s))
+    print("  %-44s %9.0f MiB/s %6.2fx  target >= 0.8x: %s"
+          % ("tus upload, 64 MiB PATCHes", mib / tus_s, dd_s / tus_s,
+             "met" if dd_s / tus_s >= 0.8 else "NOT met"))
+    print("  accord peak RSS %.0f -> %.0f MiB during the upload" % (hwm_before / 1024, hwm_after / 1024))
+    del threading
+
+
+PARTS = {"claims": part_claims, "reports": part_reports, "bytes": part_bytes}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "accord"))
-    ap.add_argument("--parts", default="claims")
+    ap.add_argument("--parts", default="claims,reports,bytes")
+    ap.add_argument("--bytes-mb", type=int, default=1024, help="the evidence file's size (MiB)")
     ap.add_argument("--claims", type=int, default=100, help="claims per scenario")
     ap.add_argument("--loop", type=int, default=1600, help="claim -> release cycles")
     ap.add_argument("--keep", action="store_true")
