@@ -28,6 +28,9 @@ TEST_PKGS  := python3 python3-numpy python3-sklearn python3-statsmodels python3-
 # The real S3 of the object-storage tests (tests/s3/rgw.py: Ceph mon + OSD +
 # radosgw), without recommends (ceph-mgr and its Python stack are not needed).
 S3_TEST_PKGS := ceph-mon ceph-osd radosgw
+# BENCH_PKGS: what `make bench` adds (nginx serves the same file as accord
+# in the scaling part's download comparison, issue 15).
+BENCH_PKGS := nginx-light
 # Commands the tests need that another source may provide (nodesource's
 # nodejs bundles npm): COMMAND:DEBIAN_PACKAGE, installed only when missing.
 TEST_CMDS  := node:nodejs npm:npm
@@ -306,6 +309,7 @@ run: deps-run
 	db/run-embedded.sh $(BUILD)/accord
 
 bench: deps-test
+	$(call apt_install,$(BENCH_PKGS),,--no-install-recommends)
 	$(MAKE) all $(BENCH_BIN)
 	tests/bench/run.sh
 
