@@ -4,7 +4,7 @@ shapes, the claim cursors and their correctness. Not timed.
 
 Runs in a database of its own on the test cluster (accord_scale, filled by
 tests/bench/scaling_claims.sql at a small size: 200 credentials x 20 queued,
-3,000 ineligible submissions at the head of two queues), with a server of its
+1,000 ineligible submissions at the head of two queues), with a server of its
 own on it, so that the bulk rows never meet the other tests' queues.
 """
 
@@ -17,7 +17,7 @@ from harness import check, eq, expect, fail, run_cli, test, Client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-HEADS = 3000
+HEADS = 1000
 
 
 def bench_token(name):
@@ -115,7 +115,7 @@ def scale_many_grants_probe_each_credential(env):
         want = oldest_eligible(url, name)
         got = claim(server, name)
         eq(got["submission"]["id"], want, "%s claims the oldest eligible submission" % name)
-    # 200 grants walk the whole queue instead of 200 probes; the 6,000 submissions of
+    # 200 grants walk the whole queue instead of 200 probes; the 2,000 submissions of
     # credentials g500 holds no grant on, at the head of the queue, are passed once
     uid, _ = user_id(url, "g500")
     eq(psql(url, "SELECT count(*) FROM claim_walk_cursors w WHERE w.user_id = '%s'"

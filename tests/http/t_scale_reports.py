@@ -5,7 +5,7 @@ same bytes as 006's one-piece CSV), a download cut short, and the agreement
 report kept until new scores arrive. Not timed.
 
 Runs in a database of its own on the test cluster (accord_scale_reports,
-filled by tests/bench/scaling_reports.sql: a 3,000-submission credential and
+filled by tests/bench/scaling_reports.sql: a 2,500-submission credential and
 a 30-submission one, two scored reviews each), with a server of its own.
 """
 
@@ -19,7 +19,7 @@ from harness import HOST, check, eq, expect, fail, run_cli, test, Client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BIG, SMALL = 3000, 30
+BIG, SMALL = 2500, 30
 
 
 def lead_token():
