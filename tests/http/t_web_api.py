@@ -611,3 +611,33 @@ def web_anchor_masters_name_criteria_and_levels(env):
     eq([(s["criterion_title"], s["level_label"]) for s in got["master"]["scores"]],
        [(TITLES[k], LABELS[v]) for k, v in zip(CRITERION_KEYS, [2, 3, 4, 1])],
        "master scores with titles and labels")
+
+
+@test
+def web_concurrent_draft_saves(env):
+    """Saves racing from several devices with the same version: exactly one wins and
+    the others get 409 draft_conflict (the save runs under the submission's row
+    lock, so the version check cannot be passed twice)."""
+    import threading
+    lead, assessor, earner, rubric, cred, sub = setup_review(env)
+    rv = claim(assessor, cred["id"])
+    expect(put_draft(assessor.c, rv["id"], {"feedback": "start"}, 0), 200)
+    results = []
+    lock = threading.Lock()
+
+    def save(i):
+        r = put_draft(assessor.c, rv["id"], {"feedback": "device %d" % i}, 1)
+        with lock:
+            results.append((r.status, r.json.get("error", {}).get("code") if r.status != 200 else i))
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    eq(len(results), 8, "every save answered")
+    won = [x for s, x in results if s == 200]
+    eq(len(won), 1, "exactly one save wins: %s" % results)
+    eq(sorted(x for s, x in results if s != 200), ["draft_conflict"] * 7, "the others conflict")
+    d = expect(assessor.c.get("/v1/reviews/%s/draft" % rv["id"]), 200)
+    eq((d["version"], d["draft"]["feedback"]), (2, "device %d" % won[0]), "the winner's text is kept")
