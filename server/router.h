@@ -105,5 +105,6 @@ void handle_object_upload_part_urls(struct request *r);
 void handle_object_upload_complete(struct request *r);
 void handle_object_upload_delete(struct request *r);
 void handle_webhook_create(struct request *r); /* webhook_api.c */
+void handle_submission_evidence_checked(struct request *r); /* storage_submit.c */
 
 #endif

@@ -219,4 +219,5 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_UNSUBSCRIBE_POST] = {"unsubscribe_post", "select api_unsubscribe($1::jsonb, true)", 1},
     [STMT_INVITATION_CREATE_MAIL] = {"invitation_create_mail",
                                      "select api_invitation_create_mail($1, $2::jsonb, $3, $4)", 4},
+    [STMT_ARTIFACTS_STORED] = {"artifacts_stored", "select api_artifacts_stored($1, $2::jsonb)", 2},
 };

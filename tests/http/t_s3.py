@@ -14,7 +14,8 @@ these tests, ~13 s, stopped when the run ends).
   independent SigV4 implementation in Python);
 - bad input: someone else's upload (403), complete with a missing part (409),
   a wrong recorded ETag (409, part forgotten), a wrong announced sha256 (422),
-  an object deleted behind accord's back (410, the submission intact), the
+  an object deleted behind accord's back (410 on reads, the submission intact;
+  409 evidence_missing when it is submitted again, nothing made), the
   store down (503 + Retry-After, nothing lost); abandoned uploads expire
   (rows audited and gone, the store told to abort them).
 """
@@ -353,6 +354,20 @@ def s3_object_deleted_behind_accords_back(env):
     eq(st, 200, "the assessor reads the evidence still there")
     check(body == ev[1][1], "other evidence intact")
     expect(a.get("/v1/artifacts/%s/content" % video["id"]), 410, "evidence_gone")
+    # submitting it again: refused before anything is made, and the message says which
+    cred2 = env.credential(lead, rub["id"])
+    before = sql(env, "select count(*) from submissions where earner_id = '%s'" % earner.id)
+    r = c.post("/v1/submissions", {"credential_id": cred2["id"],
+                                   "artifact_ids": [a2["id"] for a2, _ in ev]})
+    expect(r, 409, "evidence_missing")
+    check(video["id"] in r.json["error"]["message"], "the missing artifact is named: %s" % r.text)
+    eq(sql(env, "select count(*) from submissions where earner_id = '%s'" % earner.id), before,
+       "nothing was submitted")
+    # with the video uploaded again, the same submission goes through
+    again = env.upload(c, "video", os.urandom(3000), "video/mp4", "again.mp4")
+    ids = [again["id"]] + [a2["id"] for a2, _ in ev[1:]]
+    expect(c.post("/v1/submissions", {"credential_id": cred2["id"], "artifact_ids": ids}), 201,
+           what="submit with the evidence uploaded again")
 
 
 @test
