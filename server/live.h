@@ -62,6 +62,15 @@ void live_post_flush(void);
 /* The listener (re)connected: every stream of every hub looks again. */
 void live_post_resync_all(void);
 
+/* Streams open in this process (the listener reports it: db/migrations/014_live.sql). */
+int live_streams_open(void);
+
+/*
+ * hook(arg) runs (on whichever thread opened or ended the stream) when the
+ * process's first stream opens or its last one ends. Set once, before serving.
+ */
+void live_set_watch_hook(void (*hook)(void *arg), void *arg);
+
 /* Appends the streams' counters (Prometheus text) to out. */
 void live_render_metrics(struct evbuffer *out);
 

@@ -470,6 +470,43 @@ def live_every_server_sees_every_change(env):
     check(srv2.stop() is None, "the second server should stop cleanly")
 
 
+def wait_watched(env, want, what):
+    deadline = time.monotonic() + WAIT
+    while True:
+        got = sql(env, "SELECT _live_watched()")
+        if got == ("t" if want else "f"):
+            return
+        if time.monotonic() > deadline:
+            raise Failure("%s: _live_watched() stayed %r for %.0f s; live_servers: %s"
+                          % (what, got, WAIT, sql(env, "SELECT * FROM live_servers")))
+        time.sleep(0.05)
+
+
+@test
+def live_announces_only_while_watched(env):
+    """A NOTIFY serialises commits, so changes are announced only while some
+    server has a stream open: each server reports its count, at once when its
+    first stream opens and its last one ends, and at shutdown."""
+    wait_watched(env, False, "no stream open anywhere")
+    u = env.user(["earner"])
+    s = Stream(env.server, token=u.token)
+    try:
+        s.wait(is_ready, "a stream: ready")
+        wait_watched(env, True, "a stream is open")
+    finally:
+        s.close()
+    wait_watched(env, False, "its client closed the only stream")
+    srv = env.start_server("live-watch")
+    s = Stream(srv, token=u.token)
+    try:
+        s.wait(is_ready, "a stream on another server: ready")
+        wait_watched(env, True, "a stream is open on another server")
+        check(srv.stop() is None, "the server should stop cleanly")
+        wait_watched(env, False, "the server with the only stream stopped")
+    finally:
+        s.close()
+
+
 @test
 def live_end_at_shutdown(env):
     """SIGTERM: every stream gets `end` {"reason": "shutdown"} and is closed;
