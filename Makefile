@@ -310,8 +310,9 @@ run: deps-run
 
 bench: deps-test
 	$(call apt_install,$(BENCH_PKGS),,--no-install-recommends)
-	$(MAKE) all $(BENCH_BIN)
+	$(MAKE) all $(BENCH_BIN) browser-deps
 	tests/bench/run.sh
+	python3 tests/browser/run.py --bin $(BUILD)/accord --bench
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS from its seed corpus.
 FUZZ_SECONDS ?= 60

@@ -79,3 +79,19 @@ def seed_reliability(env, lead):
                 "scores": [{"criterion": k, "level": v} for k, v in zip(keys, levels)],
                 "feedback": "seeded"}), 200, what="seed: score by %s" % who.name)
     return {"id": cred["id"], "title": cred["title"]}
+
+
+def make_bench(env):
+    """make bench: an earner (who records and submits three 50 MB videos in
+    the browser), a qualified peer, a lead."""
+    lead = env.user(["lead"], name="Bea Benchlead")
+    rubric = env.rubric(lead)
+    cred = env.credential(lead, rubric["id"], videos=3, title="Bench: Morning Meeting")
+    peer = env.user(["assessor"], name="Ben Benchpeer", session=True)
+    env.grant(lead, cred["id"], peer)
+    return {"bench": {
+        "credential": {"id": cred["id"], "title": cred["title"]},
+        "earner": person(env, ["earner"], "Eve Benchearner", "Bench School"),
+        "peer": {"email": peer.email, "password": peer.password},
+        "lead": person(env, ["lead"], "Lou Benchlead", ""),
+    }}

@@ -48,7 +48,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def setup(env, binary):
+def setup(env, binary, max_body=32 * 1024 * 1024):
     e = env.base_env
     rc, out, err = run_cli(binary, ["migrate"], e, timeout=120)
     if rc != 0:
@@ -65,7 +65,7 @@ def setup(env, binary):
         port = free_port()
         s = harness.Server(binary, env.workdir, env.data_dir, env.base_env, "main",
                            {"ACCORD_PUBLIC_URL": "http://%s:%d" % (harness.HOST, port),
-                            "ACCORD_MAX_BODY": str(32 * 1024 * 1024)})
+                            "ACCORD_MAX_BODY": str(max_body)})
         try:
             s.start(port=port)
         except RuntimeError:
@@ -88,6 +88,8 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--screenshots", default="", help="write README screenshots here")
     ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--bench", action="store_true",
+                    help="time the main pages and opening a review of 3 x 50 MB videos (bench.mjs)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     os.chdir(ROOT)
@@ -108,7 +110,19 @@ def main():
     t0 = time.monotonic()
     try:
         base_env["DATABASE_URL"] = cluster.start()
-        setup(env, binary)
+        # the bench posts each 50 MB video in one request
+        setup(env, binary, 64 * 1024 * 1024 if args.bench else 32 * 1024 * 1024)
+        if args.bench:
+            fx = fixtures.make_bench(env)
+            fx.update(base="http://%s:%d" % (harness.HOST, env.server.port), chromium=CHROMIUM)
+            path = os.path.join(workdir, "fixtures.json")
+            with open(path, "w") as f:
+                json.dump(fx, f)
+            p = subprocess.run(["node", os.path.join(HERE, "bench.mjs"), path], cwd=HERE,
+                               timeout=900, stdin=subprocess.DEVNULL)
+            failed += p.returncode != 0
+            passed += p.returncode == 0
+            return 1 if failed else 0
         if not args.filter or args.filter in "serving":
             t1 = time.monotonic()
             problems, numbers = serving.check(env, ROOT)

@@ -32,8 +32,14 @@ function home() {
   return '/account';
 }
 
+// A page whose data came back after the person moved on: it must not
+// replace the page they are on now.
+class Stale extends Error {}
+let renderedHash = null;
+
 // Every page: a heading that takes focus (screen readers announce the new page).
 export function page(title, ...kids) {
+  if (renderedHash !== null && location.hash !== renderedHash) throw new Stale('moved on');
   const main = document.getElementById('main');
   document.title = `${title} · accord`;
   const h1 = h('h1', { tabindex: '-1' }, title);
@@ -179,6 +185,7 @@ async function loadMe() {
 let rendering = 0;
 export async function render() {
   const n = ++rendering;
+  renderedHash = location.hash;
   if (location.pathname === '/invite') return invitePage();
   const path = location.hash.replace(/^#/, '') || '';
   if (path === '/sign-in' || !state.me) {
@@ -194,7 +201,7 @@ export async function render() {
     try {
       await r.render(...m.slice(1).map(decodeURIComponent));
     } catch (e) {
-      if (n === rendering) page('Something went wrong', notice('error', e.message || String(e)));
+      if (!(e instanceof Stale) && n === rendering) page('Something went wrong', notice('error', e.message || String(e)));
     }
     return;
   }

@@ -4,7 +4,7 @@
 // qualifications and the assessor's own reviews.
 import { ApiError, api, get, post } from './api.js';
 import { append, fmtPct, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.js';
-import { go, page, showError } from './app.js';
+import { go, hasRole, page, showError } from './app.js';
 import { evidencePlayer, resultView } from './earner.js';
 import { criterionTitle, levelLabel, scoringForm } from './rubric.js';
 
@@ -37,6 +37,18 @@ async function claimPage() {
     btn.disabled = false;
   });
   append(main, h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'claim-cred' }, 'Credential'), sel), btn, out));
+  if (hasRole('lead', 'expert')) {
+    try {
+      const { adjudications } = await get('/v1/adjudications');
+      append(main, h('h2', {}, 'Adjudication queue'), adjudications.length
+        ? h('table', {}, h('caption', { class: 'sr-only' }, 'Submissions waiting for adjudication'),
+          h('thead', {}, h('tr', {}, ['Credential', 'Attempt', 'Waiting since', 'Claimed', 'Why'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, adjudications.map((a) => h('tr', {}, h('td', {}, a.credential.title), h('td', {}, String(a.attempt)),
+            h('td', {}, fmtTime(a.waiting_since)), h('td', {}, a.claimed ? 'yes' : 'no'), h('td', {}, a.reason || '')))))
+        : h('p', {}, 'Nothing waits for adjudication.'),
+        h('p', { class: 'hint' }, '"Claim next review" takes the oldest one you may adjudicate.'));
+    } catch (e) { /* not offered by this server */ }
+  }
   const active = h('section', { 'aria-label': 'Reviews you hold' });
   append(main, active);
   try {
@@ -402,19 +414,26 @@ async function calibrationSessionPage(id) {
 
 async function qualificationsPage() {
   const main = page('My qualifications');
-  const { qualifications } = await get('/v1/me/qualifications');
+  const { qualifications, uncalibrated } = await get('/v1/me/qualifications');
+  if (uncalibrated && uncalibrated.length)
+    append(main, h('h2', {}, 'Not calibrated yet'), h('ul', {}, uncalibrated.map((u) => h('li', {},
+      `${u.rubric.title} (for ${u.credentials.map((c) => c.title).join(', ')}): `, h('a', { href: '#/calibration' }, 'take a calibration session')))));
   if (!qualifications.length) {
     append(main, h('p', {}, 'You have no qualification yet. ', h('a', { href: '#/calibration' }, 'Take a calibration session')));
     return;
   }
   const rows = [];
   for (const q of qualifications) {
-    let title = q.rubric_id;
-    try { title = (await rubricById(q.rubric_id)).title; } catch (e) { /* keep the id */ }
+    let title = q.rubric ? q.rubric.title : q.rubric_id;
+    if (!q.rubric) try { title = (await rubricById(q.rubric_id)).title; } catch (e) { /* keep the id */ }
     const w = q.window || {};
+    const t = q.thresholds || {};
     rows.push(h('tr', {}, h('th', { scope: 'row' }, title),
       h('td', {}, q.status === 'qualified' ? 'Qualified' : 'Needs recalibration'),
-      h('td', {}, String(w.items ?? 0)), h('td', {}, fmtPct(w.exact)), h('td', {}, fmtPct(w.adjacent)), h('td', {}, fmtPct(w.verdict_agreement)),
+      h('td', {}, `${w.items ?? 0}${t.min_items ? ` (judged from ${t.min_items})` : ''}`),
+      h('td', {}, `${fmtPct(w.exact)}${t.exact_min !== undefined ? ` (needs ${fmtPct(t.exact_min)})` : ''}`),
+      h('td', {}, `${fmtPct(w.adjacent)}${t.adjacent_min !== undefined ? ` (needs ${fmtPct(t.adjacent_min)})` : ''}`),
+      h('td', {}, `${fmtPct(w.verdict_agreement)}${t.verdict_min !== undefined ? ` (needs ${fmtPct(t.verdict_min)})` : ''}`),
       h('td', {}, q.reason || '')));
   }
   append(main, h('p', {}, 'The numbers are your agreement with the experts over your most recent checked items (the rolling window).'),

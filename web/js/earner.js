@@ -305,6 +305,8 @@ export function citedMoment(ev, artifacts, play) {
 export function resultView(result, rubric, artifacts, play) {
   return h('section', { class: 'result', 'aria-label': 'Result' },
     h('p', { class: `verdict v-${result.verdict}` }, result.verdict === 'pass' ? 'Verdict: Pass' : 'Verdict: Resubmit'),
+    result.override ? h('p', {}, `A program lead changed the verdict from “${result.override.previous_verdict}” to “${result.override.verdict}” on ${fmtTime(result.override.at)}.`,
+      result.override.feedback ? ` ${result.override.feedback}` : null) : null,
     h('ol', { class: 'scores' }, result.scores.map((s) => h('li', { class: 'score' },
       h('h3', {}, s.criterion_title || criterionTitle(rubric, s.criterion)),
       h('p', {}, 'Level reached: ', h('strong', {}, s.level_label || levelLabel(rubric, s.criterion, s.level))),

@@ -265,8 +265,10 @@ async function credentialPage(id) {
     try {
       const { assessors } = await get(`/v1/credentials/${id}/assessors`);
       put(grants, assessors.length ? h('table', {}, h('caption', { class: 'sr-only' }, 'Assessors of this credential'),
-        h('thead', {}, h('tr', {}, ['Name', 'Email', 'Pool', 'Granted', ''].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, assessors.map((a) => h('tr', {}, h('td', {}, a.name), h('td', {}, a.email), h('td', {}, a.pool), h('td', {}, fmtTime(a.created_at)),
+        h('thead', {}, h('tr', {}, ['Name', 'Email', 'Pool', 'Qualification', 'Reviews held', 'Granted', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, assessors.map((a) => h('tr', {}, h('td', {}, a.name), h('td', {}, a.email), h('td', {}, a.pool),
+          h('td', {}, a.qualification === 'qualified' ? 'Qualified' : a.qualification ? 'Needs recalibration' : 'Not calibrated'),
+          h('td', {}, String(a.active_reviews ?? 0)), h('td', {}, fmtTime(a.created_at)),
           h('td', {}, h('button', { type: 'button', class: 'link', onclick: async () => {
             try { await del(`/v1/credentials/${id}/assessors/${a.user_id}`); await drawGrants(); } catch (e) { showError(grants, e); }
           } }, `Revoke ${a.name}`)))))) : h('p', {}, 'Nobody may review this credential yet.'));
@@ -330,16 +332,22 @@ async function leadSubmissionPage(id) {
   const player = evidencePlayer(s.artifacts);
   if (s.result) append(main, h('h2', {}, 'Result'), resultView(s.result, rubric, s.artifacts, player.play));
   append(main, h('h2', {}, 'Who scored what'));
+  let overrides = [];
   try {
-    const { reviews } = await get(`/v1/submissions/${id}/reviews`);
+    const who = await get(`/v1/submissions/${id}/reviews`);
+    const { reviews } = who;
+    overrides = who.overrides || [];
     append(main, reviews.length ? h('table', {}, h('caption', { class: 'sr-only' }, 'Reviews of this submission'),
-      h('thead', {}, h('tr', {}, ['Assessor', 'Kind', 'Status', 'Scores', 'Scored'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, reviews.map((r) => h('tr', {}, h('td', {}, r.assessor?.name || ''), h('td', {}, r.kind), h('td', {}, r.status),
+      h('thead', {}, h('tr', {}, ['Assessor', 'Stage', 'Status', 'Verdict', 'Scores', 'Scored'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, reviews.map((r) => h('tr', {}, h('td', {}, `${r.assessor?.name || ''}${r.pool ? ` (${r.pool})` : ''}`), h('td', {}, r.stage || r.kind || ''), h('td', {}, r.status), h('td', {}, r.verdict || ''),
         h('td', {}, (r.scores || []).map((x) => `${x.criterion_title || criterionTitle(rubric, x.criterion)}: ${x.level_label || levelLabel(rubric, x.criterion, x.level)}`).join('; ')),
         h('td', {}, fmtTime(r.scored_at)))))) : h('p', {}, 'Nobody has scored it yet.'));
   } catch (e) {
     append(main, notice('info', e.status === 404 ? 'This server cannot show who scored what yet.' : e.message));
   }
+  if (overrides && overrides.length)
+    append(main, h('h2', {}, 'Overrides'), h('ul', {}, overrides.map((o) => h('li', {},
+      `${fmtTime(o.at)}: ${o.lead?.name || 'a lead'} changed ${o.previous_verdict} to ${o.verdict}. Reason: ${o.reason}`))));
   if (s.result) {
     const verdict = input('New verdict', { tag: 'select', options: [['pass', 'Pass'], ['resubmit', 'Resubmit']] });
     const reason = input('Reason for the override', { tag: 'textarea', required: true, maxlength: '2000' }, 'Required; kept in the audit log.');
@@ -385,7 +393,10 @@ async function reportsPage() {
   const csv = h('a', { class: 'button', download: 'ratings.csv' }, 'Download ratings.csv');
   append(main, h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'report-cred' }, 'Credential'), sel),
     h('div', { class: 'field' }, h('label', { for: 'report-pool' }, 'Scorers'), pool), csv), area);
+  let drawing = 0;
   const draw = async () => {
+    // a slower answer for the credential chosen before must not replace this one
+    const mine = ++drawing;
     const c = credentials.find((x) => x.id === sel.value);
     csv.href = `/v1/reports/ratings.csv?credential_id=${c.id}`;
     put(area, h('p', {}, 'Loading…'));
@@ -416,7 +427,7 @@ async function reportsPage() {
     } catch (e) {
       parts.push(notice('error', e.message));
     }
-    put(area, parts);
+    if (mine === drawing) put(area, parts);
   };
   sel.addEventListener('change', draw);
   pool.addEventListener('change', draw);
