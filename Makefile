@@ -24,7 +24,7 @@ RUN_PKGS   := gcc libc6-dev make pkg-config libevent-dev libjansson-dev libpq-de
               libcurl4-openssl-dev libsodium-dev libxml2-dev postgresql postgresql-contrib
 TEST_PKGS  := python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas \
               r-cran-psych prometheus curl chromium \
-              python3-aiosmtpd openssl
+              python3-aiosmtpd openssl pgbouncer
 # The real S3 of the object-storage tests (tests/s3/rgw.py: Ceph mon + OSD +
 # radosgw), without recommends (ceph-mgr and its Python stack are not needed).
 S3_TEST_PKGS := ceph-mon ceph-osd radosgw

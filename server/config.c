@@ -106,6 +106,12 @@ static const struct numeric_setting numeric_settings[] = {
      "seconds before a review lease ends that the assessor is mailed (0: never)"},
     {"turnaround-hours", "ACCORD_TURNAROUND_HOURS", 336, 1, 8760,
      offsetof(struct config, turnaround_hours), "leads hear of submissions waiting longer"},
+    /* scale-out (issue 13): PgBouncer in transaction mode (pooler.h) and the replica */
+    {"db-prepared", "ACCORD_DB_PREPARED", 1, 0, 1, offsetof(struct config, db_prepared),
+     "1: prepared statements; 0: behind a transaction pooler (PgBouncer)"},
+    {"replica-max-lag", "ACCORD_REPLICA_MAX_LAG", 30, 1, 86400,
+     offsetof(struct config, replica_max_lag),
+     "seconds the replica may be behind the primary and still serve reports"},
 };
 #define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
 
@@ -224,6 +230,12 @@ static const struct string_setting string_settings[] = {
      sizeof(((struct config *)0)->smtp_tls)},
     {"smtp-ca-file", "ACCORD_SMTP_CA_FILE", offsetof(struct config, smtp_ca_file),
      sizeof(((struct config *)0)->smtp_ca_file)},
+    /* scale-out (issue 13) */
+    {"direct-database-url", "ACCORD_DIRECT_DATABASE_URL",
+     offsetof(struct config, direct_database_url),
+     sizeof(((struct config *)0)->direct_database_url)},
+    {"replica-url", "ACCORD_REPLICA_URL", offsetof(struct config, replica_url),
+     sizeof(((struct config *)0)->replica_url)},
 };
 #define N_STRING (sizeof string_settings / sizeof string_settings[0])
 
@@ -306,6 +318,9 @@ static int check_badge_settings(const struct config *cfg)
 static int export_db_settings(const struct config *cfg)
 {
     char opts[1024];
+    /* A transaction pooler gets them as database defaults instead (pooler.h). */
+    if (!cfg->db_prepared)
+        return 0;
     const char *prev = getenv("PGOPTIONS");
     int n = snprintf(opts, sizeof opts, "%s%s-c accord.max_releases=%ld", prev ? prev : "",
                      prev && *prev ? " " : "", cfg->max_releases);
@@ -314,6 +329,24 @@ static int export_db_settings(const struct config *cfg)
                       cfg->random_seed);
     if (n < 0 || (size_t)n >= sizeof opts || setenv("PGOPTIONS", opts, 1) < 0) {
         fprintf(stderr, "accord: PGOPTIONS is too long to add accord's settings\n");
+        return -1;
+    }
+    return 0;
+}
+
+const char *config_direct_url(const struct config *cfg)
+{
+    return cfg->direct_database_url[0] ? cfg->direct_database_url : cfg->database_url;
+}
+
+/* Behind a transaction pooler, session-bound work needs a connection of its own. */
+static int check_pooler_settings(const struct config *cfg)
+{
+    if (!cfg->db_prepared && !cfg->direct_database_url[0]) {
+        fprintf(stderr,
+                "accord: --db-prepared 0 (a transaction pooler) needs --direct-database-url "
+                "(ACCORD_DIRECT_DATABASE_URL): PostgreSQL itself or a session-mode pool, for "
+                "migrations, database settings and LISTEN\n");
         return -1;
     }
     return 0;
@@ -357,6 +390,11 @@ void config_usage(FILE *out)
         "  --issuer-name NAME    ACCORD_ISSUER_NAME    (default accord)\n"
         "  --issuer-url URL      ACCORD_ISSUER_URL     (default the public URL)\n"
         "  --issuer-email E      ACCORD_ISSUER_EMAIL\n"
+        "  --direct-database-url URL  ACCORD_DIRECT_DATABASE_URL  (default --database-url;\n"
+        "                                               migrations, LISTEN, keys: needed\n"
+        "                                               behind a transaction pooler)\n"
+        "  --replica-url URL     ACCORD_REPLICA_URL    (default none; a streaming standby\n"
+        "                                               for reports, see --replica-max-lag)\n"
         "  --log-level LEVEL     ACCORD_LOG            (default info; debug, info, warn, error)\n"
         "  --log-format FORMAT   ACCORD_LOG_FORMAT     (default text; json: one JSON object a "
         "line)\n"
@@ -600,7 +638,7 @@ int config_load(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "accord: DATABASE_URL is not set (or pass --database-url)\n");
         return -1;
     }
-    if (export_db_settings(cfg) < 0)
+    if (check_pooler_settings(cfg) < 0 || export_db_settings(cfg) < 0)
         return -1;
     if (check_badge_settings(cfg) < 0)
         return -1;

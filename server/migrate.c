@@ -64,7 +64,7 @@ int migrate_apply(const char *conninfo, bool verbose)
         log_error("migrate: cannot connect to the database: %s", PQerrorMessage(c));
         goto cleanup;
     }
-    if (exec_ok(c, "SET client_min_messages = warning", "settings") < 0)
+    if (exec_ok(c, "SET client_min_messages = warning; SET statement_timeout = 0", "settings") < 0)
         goto cleanup;
     snprintf(lock_sql, sizeof lock_sql, "select pg_advisory_lock(%d)", MIGRATE_LOCK_KEY);
     if (exec_ok(c, lock_sql, "taking the migration lock") < 0)
@@ -103,17 +103,21 @@ static const char migrate_usage[] =
     "usage: accord migrate [--database-url URL]\n"
     "Applies the migrations compiled into this binary that the database lacks\n"
     "(each in its own transaction, under an advisory lock), then exits.\n"
-    "  --database-url URL   DATABASE_URL   (required; libpq conninfo or URI)\n"
+    "  --database-url URL   DATABASE_URL   (required; libpq conninfo or URI; when\n"
+    "                       ACCORD_DIRECT_DATABASE_URL is set, that one: not a pooler)\n"
     "  --help               this text\n";
 
 int cmd_migrate(int argc, char **argv)
 {
-    const char *url = getenv("DATABASE_URL");
+    const char *url = getenv("DATABASE_URL"), *direct = getenv("ACCORD_DIRECT_DATABASE_URL");
     static const struct option opts[] = {{"database-url", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, n;
 
+    /* the advisory lock is the session's: never through a transaction pooler */
+    if (direct && *direct)
+        url = direct;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h') {

@@ -37,7 +37,7 @@ static const char *const setup_sql[] = {
     "SET application_name = 'accord'",
 };
 #define N_SETUP_SQL       (int)(sizeof setup_sql / sizeof setup_sql[0])
-#define N_SETUP           (N_SETUP_SQL + STMT_COUNT)
+#define N_SETUP           (use_prepared ? N_SETUP_SQL + STMT_COUNT : 0)
 #define CONNECT_TIMEOUT_S 5
 #define BACKOFF_MIN_MS    50
 #define BACKOFF_MAX_MS    2000
@@ -78,7 +78,23 @@ struct pgpool {
     bool freeing;
 };
 
+/*
+ * Behind a transaction pooler (PgBouncer 1.18) consecutive statements may run
+ * on different server connections, so nothing may live in the session: no
+ * prepared statements, no SET. Then every query is sent with its text
+ * (PQsendQueryParams: an unnamed statement in one Parse/Bind/Execute/Sync),
+ * and the session settings come from the database's defaults (pooler.h).
+ * Written once at start, before any pool exists.
+ */
+static bool use_prepared = true;
+
+void pgpool_use_prepared(bool on)
+{
+    use_prepared = on;
+}
+
 static void conn_start(struct pgconn *c);
+static void conn_ready(struct pgconn *c);
 static void conn_on_io(evutil_socket_t fd, short what, void *arg);
 static void conn_dispatch(struct pgconn *c);
 
@@ -241,7 +257,10 @@ static void conn_connected(struct pgconn *c)
     event_add(c->ev_io, NULL);
     set_state(c, CONN_SETUP);
     c->setup_step = 0;
-    conn_send_setup_step(c);
+    if (N_SETUP == 0)
+        conn_ready(c);
+    else
+        conn_send_setup_step(c);
 }
 
 static void conn_wait_connect(struct pgconn *c, short what)
@@ -294,6 +313,19 @@ static void log_notice(void *arg, const PGresult *res)
     log_info("db[%d.%d]: %s", c->pool->worker, c->index, PQresultErrorMessage(res));
 }
 
+/* Set up: the connection takes work. */
+static void conn_ready(struct pgconn *c)
+{
+    event_del(c->ev_timer);
+    c->backoff_ms = BACKOFF_MIN_MS;
+    PQsetNoticeReceiver(c->conn, log_notice, c);
+    set_state(c, CONN_IDLE);
+    if (c->reported)
+        log_info("db[%d.%d]: connected again", c->pool->worker, c->index);
+    c->reported = false;
+    conn_dispatch(c);
+}
+
 /* One setup step or query has delivered all its results. */
 static void conn_step_done(struct pgconn *c)
 {
@@ -317,14 +349,7 @@ static void conn_step_done(struct pgconn *c)
             conn_send_setup_step(c);
             return;
         }
-        event_del(c->ev_timer);
-        c->backoff_ms = BACKOFF_MIN_MS;
-        PQsetNoticeReceiver(c->conn, log_notice, c);
-        set_state(c, CONN_IDLE);
-        if (c->reported)
-            log_info("db[%d.%d]: connected again", c->pool->worker, c->index);
-        c->reported = false;
-        conn_dispatch(c);
+        conn_ready(c);
         return;
     }
 
@@ -424,7 +449,9 @@ static void conn_send_query(struct pgconn *c, struct query *q)
                                           (double)(now.tv_nsec - q->enqueued.tv_nsec) / 1e9);
     c->current = q;
     set_state(c, CONN_BUSY);
-    if (!PQsendQueryPrepared(c->conn, s->name, s->nparams, q->params, NULL, NULL, 0)) {
+    if (!(use_prepared
+              ? PQsendQueryPrepared(c->conn, s->name, s->nparams, q->params, NULL, NULL, 0)
+              : PQsendQueryParams(c->conn, s->sql, s->nparams, NULL, q->params, NULL, NULL, 0))) {
         conn_broken(c, "send failed: ");
         return;
     }

@@ -17,6 +17,8 @@
 #ifndef ACCORD_PGPOOL_H
 #define ACCORD_PGPOOL_H
 
+#include <stdbool.h>
+
 #include <event2/event.h>
 
 #include "histogram.h"
@@ -68,6 +70,12 @@ void pgpool_free(struct pgpool *pool);
  */
 enum db_status pgpool_query(struct pgpool *pool, enum stmt_id stmt, const char *const *params,
                             db_callback cb, void *arg) __attribute__((warn_unused_result));
+
+/*
+ * false: no prepared statements and no session settings, for a transaction
+ * pooler (pooler.h). Process-wide; call before the first pgpool_new().
+ */
+void pgpool_use_prepared(bool on);
 
 void pgpool_get_stats(const struct pgpool *pool, struct pgpool_stats *out);
 

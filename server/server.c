@@ -44,6 +44,7 @@
 #include "oidc_client.h"
 #include "outbox.h"
 #include "report_cache.h"
+#include "pooler.h"
 #include "router.h"
 #include "storage.h"
 #include "storage_sweep.h"
@@ -316,7 +317,11 @@ int cmd_serve(int argc, char **argv)
         log_error("libevent lacks thread support");
         return 1;
     }
-    if (cfg.migrate && migrate_apply(cfg.database_url, false) < 0)
+    /* session-bound work (an advisory lock, LISTEN) never goes through a pooler */
+    if (cfg.migrate && migrate_apply(config_direct_url(&cfg), false) < 0)
+        return 1;
+    pgpool_use_prepared(cfg.db_prepared != 0);
+    if (!cfg.db_prepared && pooler_apply_settings(&cfg) < 0)
         return 1;
     /*
      * Without a usable signing key the review loop still serves: badges already
@@ -342,8 +347,9 @@ int cmd_serve(int argc, char **argv)
     workers = calloc((size_t)cfg.threads, sizeof *workers);
     if (!main_base || !off || !off_net || !hasher || !reports || !workers)
         goto cleanup;
-    listener = authlisten_start(main_base, cfg.database_url);
-    live_listener = livelisten_start(main_base, cfg.database_url);
+    /* LISTEN is a session's: never through a transaction pooler (pooler.h) */
+    listener = authlisten_start(main_base, config_direct_url(&cfg));
+    live_listener = livelisten_start(main_base, config_direct_url(&cfg));
     if (!listener || !live_listener)
         goto cleanup;
     port = cfg.listen_port;
