@@ -4,7 +4,12 @@
  *
  * The computation is O(pairs) (at most a few hundred pairs × criteria), so it
  * runs on the loop between the two queries without blocking it noticeably.
+ *
+ * Several servers (issue 13): each estimate carries the pair count it saw,
+ * so an older one never overwrites a newer (routing_update in
+ * 016_servers.sql); and a sweep finds what a dead server did not recompute.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +23,20 @@
 struct recompute {
     struct worker *w;
     char credential[37];
-    char pairs[16], kappa[40], lo[40], hi[40];
-    const char *params[5];
+    char pairs[16], kappa[40], lo[40], hi[40], seen[24];
+    const char *params[6];
+};
+
+/* Every SWEEP_SECONDS one loop per server asks for credentials left behind. */
+#define SWEEP_SECONDS 5
+#define SWEEP_BATCH   "20"
+
+struct reliability_sweep {
+    struct worker *w;
+    struct event *timer;
+    const char *params[1];
+    bool busy;    /* a query is under way */
+    bool stopped; /* freed while busy: the callback frees it */
 };
 
 int reliability_estimate(const char *pairs_json, int *pairs, int *defined, double *kappa,
@@ -78,6 +95,20 @@ cleanup:
     return rc;
 }
 
+/* The "seen" count of reliability_pairs_seen's answer, as text. */
+static int reliability_seen(const char *pairs_json, char *out, size_t cap)
+{
+    json_t *doc = json_loads(pairs_json, 0, NULL);
+    json_t *seen = json_object_get(doc, "seen");
+    int rc = -1;
+    if (json_is_integer(seen) && json_integer_value(seen) >= 0) {
+        snprintf(out, cap, "%lld", (long long)json_integer_value(seen));
+        rc = 0;
+    }
+    json_decref(doc);
+    return rc;
+}
+
 static void on_routing_updated(const struct db_result *res, void *arg)
 {
     struct recompute *rc = arg;
@@ -105,9 +136,15 @@ static void on_pairs(const struct db_result *res, void *arg)
         return;
     }
     snprintf(rc->pairs, sizeof rc->pairs, "%d", pairs);
+    if (reliability_seen(res->value, rc->seen, sizeof rc->seen) < 0) {
+        log_warn("reliability %s: the pairs carry no count", rc->credential);
+        free(rc);
+        return;
+    }
     rc->params[0] = rc->credential;
     rc->params[1] = rc->pairs;
     rc->params[2] = rc->params[3] = rc->params[4] = NULL; /* undefined: SQL NULL */
+    rc->params[5] = rc->seen;
     if (defined) {
         snprintf(rc->kappa, sizeof rc->kappa, "%.17g", kappa);
         snprintf(rc->lo, sizeof rc->lo, "%.17g", lo);
@@ -139,4 +176,76 @@ void reliability_recompute(struct worker *w, const char *credential_id)
         log_warn("reliability %s: database unavailable", credential_id);
         free(rc);
     }
+}
+
+static void sweep_arm(struct reliability_sweep *s)
+{
+    struct timeval tv = {SWEEP_SECONDS, 0};
+    evtimer_add(s->timer, &tv);
+}
+
+static void on_stale(const struct db_result *res, void *arg)
+{
+    struct reliability_sweep *s = arg;
+    json_t *ids = NULL, *id;
+    size_t i;
+
+    s->busy = false;
+    if (s->stopped) {
+        free(s);
+        return;
+    }
+    if (res->status == DB_OK && res->value)
+        ids = json_loads(res->value, 0, NULL);
+    else if (res->status == DB_ERROR)
+        log_warn("reliability sweep: %s %s", res->sqlstate ? res->sqlstate : "",
+                 res->message ? res->message : "");
+    json_array_foreach(ids, i, id)
+    {
+        const char *text = json_string_value(id);
+        if (text && strlen(text) == 36) {
+            log_info("reliability %s: recomputing an estimate that is behind its pairs", text);
+            reliability_recompute(s->w, text);
+        }
+    }
+    json_decref(ids);
+    sweep_arm(s);
+}
+
+static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct reliability_sweep *s = arg;
+    (void)fd;
+    (void)what;
+    s->params[0] = SWEEP_BATCH;
+    if (pgpool_query(s->w->pool, STMT_RELIABILITY_STALE, s->params, on_stale, s) == DB_OK)
+        s->busy = true;
+    else
+        sweep_arm(s);
+}
+
+struct reliability_sweep *reliability_sweep_start(struct worker *w)
+{
+    struct reliability_sweep *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->w = w;
+    s->timer = evtimer_new(w->base, on_sweep_timer, s);
+    if (!s->timer) {
+        free(s);
+        return NULL;
+    }
+    sweep_arm(s);
+    return s;
+}
+
+void reliability_sweep_free(struct reliability_sweep *s)
+{
+    if (!s)
+        return;
+    event_free(s->timer);
+    if (s->busy)
+        s->stopped = true; /* the query's callback frees it */
+    else
+        free(s);
 }

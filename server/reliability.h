@@ -27,4 +27,15 @@ void reliability_recompute(struct worker *w, const char *credential_id);
 int reliability_estimate(const char *pairs_json, int *pairs, int *defined, double *kappa,
                          double *lo, double *hi, char *why, size_t why_len);
 
+/*
+ * Several servers (issue 13): every few seconds, recompute the credentials
+ * whose estimate has not seen all their pairs (a server died before its
+ * recompute). One per server, on one loop. NULL when out of memory.
+ */
+struct reliability_sweep;
+struct reliability_sweep *reliability_sweep_start(struct worker *w);
+
+/* Stops the timer; a query under way frees the sweep when it completes. */
+void reliability_sweep_free(struct reliability_sweep *s);
+
 #endif

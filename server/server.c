@@ -45,6 +45,7 @@
 #include "outbox.h"
 #include "report_cache.h"
 #include "pooler.h"
+#include "reliability.h"
 #include "router.h"
 #include "storage.h"
 #include "storage_sweep.h"
@@ -211,6 +212,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
         return -1;
     if (id == 0 && !(w->storage_sweep = storage_sweep_start(w)))
         return -1;
+    if (id == 0 && !(w->reliability_sweep = reliability_sweep_start(w)))
+        return -1;
     return w->bound && intake_init(w) == 0 && conntrack_init(w) == 0 ? 0 : -1;
 }
 
@@ -221,6 +224,7 @@ static void worker_release(struct worker *w)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     upload_sweep_free(w->sweep);
     storage_sweep_free(w->storage_sweep);
+    reliability_sweep_free(w->reliability_sweep);
     /* Connections closed from here on must not try to end the loop again. */
     w->draining = false;
     /* Fails whatever still waits on the database (answers 503). */

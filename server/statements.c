@@ -66,13 +66,18 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_MY_QUALIFICATIONS] = {"my_qualifications", "select api_my_qualifications($1)", 1},
     [STMT_QUALIFICATION_SET] = {"qualification_set",
                                 "select api_qualification_set($1, $2::uuid, $3::jsonb)", 3},
-    [STMT_RELIABILITY_PAIRS] = {"reliability_pairs", "select reliability_pairs($1::uuid)", 1},
+    /* several servers (issue 13): estimates carry the pair count they saw */
+    [STMT_RELIABILITY_PAIRS] = {"reliability_pairs", "select reliability_pairs_seen($1::uuid)", 1},
     [STMT_ROUTING_UPDATE] = {"routing_update",
                              "select routing_update($1::uuid, $2::int, $3::float8, $4::float8, "
                              "$5::float8)",
                              5},
     [STMT_REPORT_AGREEMENT_DATA] = {"report_agreement_data",
                                     "select api_report_agreement_data($1, $2::jsonb, $3)", 3},
+                             "$5::float8, $6::bigint)",
+                             6},
+    [STMT_REPORT_AGREEMENT_ROWS] = {"report_agreement_rows",
+                                    "select api_report_agreement_rows($1, $2::jsonb)", 2},
     [STMT_REPORT_ASSESSORS] = {"report_assessors", "select api_report_assessors($1, $2::jsonb)", 2},
     [STMT_REPORT_ROUTING] = {"report_routing", "select api_report_routing($1)", 1},
     [STMT_REPORT_RATINGS_PAGE] = {"report_ratings_page",
@@ -220,4 +225,6 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_INVITATION_CREATE_MAIL] = {"invitation_create_mail",
                                      "select api_invitation_create_mail($1, $2::jsonb, $3, $4)", 4},
     [STMT_ARTIFACTS_STORED] = {"artifacts_stored", "select api_artifacts_stored($1, $2::jsonb)", 2},
+    /* several servers (issue 13) */
+    [STMT_RELIABILITY_STALE] = {"reliability_stale", "select reliability_stale($1::int)", 1},
 };

@@ -150,6 +150,8 @@ enum stmt_id {
     STMT_UNSUBSCRIBE_POST,
     STMT_INVITATION_CREATE_MAIL,
     STMT_ARTIFACTS_STORED,
+    /* several servers (issue 13) */
+    STMT_RELIABILITY_STALE,
     STMT_COUNT
 };
 

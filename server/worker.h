@@ -23,6 +23,7 @@ struct live_hub;
 struct intake;
 struct upload_sweep;
 struct storage_sweep;
+struct reliability_sweep;
 struct offload;
 struct storage;
 
@@ -50,6 +51,7 @@ struct worker {
     struct upload_sweep *sweep;    /* worker 0 only: expired tus uploads (upload_sweep.h) */
     struct live_hub *live;         /* live update streams (live.h) */
     struct storage_sweep *storage_sweep; /* worker 0 only: expired multipart uploads */
+    struct reliability_sweep *reliability_sweep; /* worker 0 only: reliability.h */
     bool draining;
 };
 
