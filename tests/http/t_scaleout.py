@@ -107,6 +107,24 @@ def scaleout_leases_and_limits(env):
                 what="p2 claims on B")
     check(c2["submission"]["id"] != c1["submission"]["id"],
           "B handed out the submission A leased: %s" % c2["submission"]["id"])
+    # a draft saved through A is read and continued through B (a second device);
+    # the stale writer on A gets 409 instead of overwriting B's newer text
+    draft = {"scores": [{"criterion": "reflection", "level": 3, "comment": "typed on A"}],
+             "feedback": "so far"}
+    v1 = expect(p1.c.request("PUT", "/v1/reviews/%s/draft" % c1["id"],
+                             json_body={"draft": draft, "version": 0}), 200,
+                what="save a draft through A")["version"]
+    got = expect(p1.on(b).get("/v1/reviews/%s/draft" % c1["id"]), 200, what="the draft on B")
+    eq((got["draft"], got["version"]), (draft, v1), "the draft saved on A, read on B")
+    draft_b = dict(draft, feedback="continued on B")
+    expect(p1.on(b).request("PUT", "/v1/reviews/%s/draft" % c1["id"],
+                            json_body={"draft": draft_b, "version": v1}), 200,
+           what="continue the draft through B")
+    expect(p1.c.request("PUT", "/v1/reviews/%s/draft" % c1["id"],
+                        json_body={"draft": draft, "version": v1}), 409, "draft_conflict",
+           "A's stale save after B's")
+    eq(expect(p1.c.get("/v1/reviews/%s/draft" % c1["id"]), 200)["draft"], draft_b,
+       "the draft on A after the conflict")
     # the lease opens the evidence on either server, release through B closes it on A
     art = c1["submission"]["artifacts"][0]["id"]
     expect(p1.on(b).get("/v1/artifacts/%s/content" % art), 200,
