@@ -6,6 +6,7 @@
 #   make test       every test: unit (rubric/) and HTTP against a throwaway PostgreSQL
 #   make run        serve on 127.0.0.1:8080 with an embedded cluster under var/
 #   make bench      benchmarks (minutes; not part of make test)
+#   make docker-test  the image and the compose file, with a dockerd of its own (minutes)
 #   make fuzz       libFuzzer targets for untrusted input (FUZZ_SECONDS each)
 #   make format     clang-format every C file
 #
@@ -63,7 +64,7 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all asan test unit-test sql-test irr-test http-test oidc-deps badge-deps lint-test lint-deps \
         browser-deps browser-test screenshots \
-        run bench fuzz deps deps-run deps-test format clean
+        run bench fuzz deps deps-run deps-test format clean docker-test
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/accord
@@ -313,6 +314,16 @@ bench: deps-test
 	$(MAKE) all $(BENCH_BIN) browser-deps
 	tests/bench/run.sh
 	python3 tests/browser/run.py --bin $(BUILD)/accord --bench
+
+# docker/: builds the image and runs docker/docker-compose.yml for real with a
+# dockerd of its own (no bridge, no iptables: host network, loopback only),
+# stopped when done; the Debian base image comes from debootstrap, cached in
+# /var/cache/accord-docker (docker/test.sh). Not part of `make test`: about
+# ten minutes cold, two warm.
+DOCKER_PKGS := docker.io docker-compose debootstrap curl python3
+docker-test:
+	$(call apt_install,$(DOCKER_PKGS),,--no-install-recommends)
+	docker/test.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS from its seed corpus.
 FUZZ_SECONDS ?= 60
