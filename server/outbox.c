@@ -90,7 +90,7 @@ static char *query_value(PGconn *db, const char *sql, int nparams, const char *c
 
 static PGconn *connect_db(struct outbox *o)
 {
-    PGconn *db = PQconnectdb(o->cfg->database_url);
+    PGconn *db = PQconnectdb(config_direct_url(o->cfg)); /* LISTEN: never via a pooler */
     PGresult *res;
     if (PQstatus(db) != CONNECTION_OK) {
         log_warn("outbox: cannot connect to the database: %s", PQerrorMessage(db));
