@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "badge.h"
+#include "html_escape.h"
 
 static const char *str(const json_t *obj, const char *key)
 {
@@ -292,38 +293,12 @@ json_t *badge_jwt_payload(const json_t *credential, const json_t *row)
     return p;
 }
 
-/* HTML text, escaped. */
-static void esc(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
 static void row_kv(FILE *f, const char *label, const char *value)
 {
     fputs("<tr><th scope=\"row\">", f);
-    esc(f, label);
+    html_escape(f, label);
     fputs("</th><td>", f);
-    esc(f, value);
+    html_escape(f, value);
     fputs("</td></tr>\n", f);
 }
 
@@ -331,13 +306,13 @@ static void row_kv(FILE *f, const char *label, const char *value)
 static void html_link(FILE *f, const char *href, const char *text)
 {
     if (strncmp(href, "https://", 8) != 0 && strncmp(href, "http://", 7) != 0) {
-        esc(f, text);
+        html_escape(f, text);
         return;
     }
     fputs("<a href=\"", f);
-    esc(f, href);
+    html_escape(f, href);
     fputs("\">", f);
-    esc(f, text);
+    html_escape(f, text);
     fputs("</a>", f);
 }
 
@@ -392,13 +367,13 @@ char *badge_html(const struct config *cfg, const json_t *row, const json_t *payl
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
           f);
-    esc(f, str_or(payload, "name", "Badge"));
+    html_escape(f, str_or(payload, "name", "Badge"));
     fputs(" - badge verification</title>\n</head>\n<body>\n<main>\n<h1>", f);
-    esc(f, str_or(payload, "name", "Badge"));
+    html_escape(f, str_or(payload, "name", "Badge"));
     fputs("</h1>\n<p id=\"status\"><strong>Status: ", f);
-    esc(f, strcmp(status, "revoked") == 0   ? "REVOKED: the issuer withdrew this badge"
-           : strcmp(status, "expired") == 0 ? "EXPIRED: this badge is past its validity"
-                                            : "VALID");
+    html_escape(f, strcmp(status, "revoked") == 0   ? "REVOKED: the issuer withdrew this badge"
+                   : strcmp(status, "expired") == 0 ? "EXPIRED: this badge is past its validity"
+                                                    : "VALID");
     fputs("</strong></p>\n<table>\n", f);
     row_kv(f, "Earned by", earner_name(subject));
     row_kv(f, "Issued by", str_or(issuer, "name", "?"));
@@ -409,9 +384,9 @@ char *badge_html(const struct config *cfg, const json_t *row, const json_t *payl
         row_kv(f, "Revoked on", str(row, "revoked_at"));
     row_kv(f, "Credential id", str_or(payload, "id", "?"));
     fputs("</table>\n<h2>What it certifies</h2>\n<p>", f);
-    esc(f, str_or(ach, "description", ""));
+    html_escape(f, str_or(ach, "description", ""));
     fputs("</p>\n<p>", f);
-    esc(f, str_or(json_object_get(ach, "criteria"), "narrative", ""));
+    html_escape(f, str_or(json_object_get(ach, "criteria"), "narrative", ""));
     fputs("</p>\n", f);
     if (json_array_size(json_object_get(subject, "result")) > 0) {
         fputs("<h2>Rubric results</h2>\n<table>\n<tr><th scope=\"col\">Criterion</th>"
@@ -433,21 +408,21 @@ char *badge_html(const struct config *cfg, const json_t *row, const json_t *payl
         if (str(ev, "id"))
             html_link(f, str(ev, "id"), str_or(ev, "name", "evidence"));
         else
-            esc(f, str_or(ev, "name", "evidence"));
+            html_escape(f, str_or(ev, "name", "evidence"));
         fputs("</strong>", f);
         if (str(ev, "narrative") || str(ev, "description")) {
             fputs(": ", f);
-            esc(f, str(ev, "narrative") ? str(ev, "narrative") : str(ev, "description"));
+            html_escape(f, str(ev, "narrative") ? str(ev, "narrative") : str(ev, "description"));
         }
         fputs("</li>\n", f);
     }
     fputs("</ul>\n<h2>How this page checked the badge</h2>\n<p>", f);
-    esc(f, check);
+    html_escape(f, check);
     fputs("</p>\n<p>Check it yourself: download the signed badge (", f);
     snprintf(href, sizeof href, "%s", str_or(payload, "id", ""));
-    esc(f, "GET ");
-    esc(f, href);
-    esc(f, " with Accept: application/vc+jwt), the issuer's keys (");
+    html_escape(f, "GET ");
+    html_escape(f, href);
+    html_escape(f, " with Accept: application/vc+jwt), the issuer's keys (");
     snprintf(href, sizeof href, "%s/.well-known/jwks.json", cfg->public_url);
     html_link(f, href, href);
     fputs(") and the revocation list (", f);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "html_escape.h"
 #include "mail_digest.h"
 
 struct out {
@@ -14,31 +15,6 @@ struct out {
     int lines;
 };
 
-static void html_escaped(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
 /* One thing said; link (optional) is where to act on it. */
 static void say(struct out *o, const char *line, const char *link, const char *link_text)
 {
@@ -46,13 +22,13 @@ static void say(struct out *o, const char *line, const char *link, const char *l
         snprintf(o->first, sizeof o->first, "%s", line);
     fprintf(o->text, "* %s\r\n", line);
     fputs("<li>", o->html);
-    html_escaped(o->html, line);
+    html_escape(o->html, line);
     if (link) {
         fprintf(o->text, "  %s: %s\r\n", link_text, link);
         fputs(" <a href=\"", o->html);
-        html_escaped(o->html, link);
+        html_escape(o->html, link);
         fputs("\">", o->html);
-        html_escaped(o->html, link_text);
+        html_escape(o->html, link_text);
         fputs("</a>", o->html);
     }
     fputs("</li>\r\n", o->html);
@@ -177,7 +153,7 @@ int mail_digest_render(json_t *recipient, const char *public_url, const char *un
     fputs("</ul>\r\n", o.html);
     fprintf(o.text, "\r\nOpen accord: %s/\r\n", public_url);
     fputs("<p><a href=\"", o.html);
-    html_escaped(o.html, link);
+    html_escape(o.html, link);
     fputs("\">Open accord</a></p>\r\n", o.html);
     if (unsubscribe_url) {
         fprintf(o.text,
@@ -187,7 +163,7 @@ int mail_digest_render(json_t *recipient, const char *public_url, const char *un
         fputs("<p style=\"color: #555; font-size: small\">You can choose which notifications you "
               "get in accord (Settings), or <a href=\"",
               o.html);
-        html_escaped(o.html, unsubscribe_url);
+        html_escape(o.html, unsubscribe_url);
         fputs("\">stop these emails</a>.</p>\r\n", o.html);
     }
     fputs("</body></html>\r\n", o.html);
