@@ -48,7 +48,6 @@
 #include "reliability.h"
 #include "router.h"
 #include "storage.h"
-#include "storage_sweep.h"
 #include "upload_sweep.h"
 #include "worker.h"
 
@@ -210,8 +209,6 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
     if (id == 0 && !(w->sweep = upload_sweep_start(w)))
         return -1;
-    if (id == 0 && !(w->storage_sweep = storage_sweep_start(w)))
-        return -1;
     if (id == 0 && !(w->reliability_sweep = reliability_sweep_start(w)))
         return -1;
     return w->bound && intake_init(w) == 0 && conntrack_init(w) == 0 ? 0 : -1;
@@ -223,7 +220,6 @@ static void worker_release(struct worker *w)
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     upload_sweep_free(w->sweep);
-    storage_sweep_free(w->storage_sweep);
     reliability_sweep_free(w->reliability_sweep);
     /* Connections closed from here on must not try to end the loop again. */
     w->draining = false;

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* upload_sweep.c - removing expired unfinished uploads (see upload_sweep.h). */
+/*
+ * upload_sweep.c - removing expired unfinished uploads (see upload_sweep.h):
+ * one loop over the kinds below; what differs between them is the statement,
+ * whether the kind applies to this server, and how the bytes behind each
+ * expired row are removed (on an offload thread).
+ */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,16 +17,80 @@
 #include "log.h"
 #include "offload.h"
 #include "pgpool.h"
+#include "s3.h"
+#include "storage.h"
 #include "upload_sweep.h"
+
+struct sweep_kind {
+    const char *what; /* for the log: "%zu expired <what> removed" */
+    enum stmt_id stmt;
+    bool (*applies)(const struct worker *w);
+    bool network; /* remove() talks to the store: the network threads, not the disk's */
+    /* BLOCKS (offload thread): the bytes behind the rows the statement deleted. */
+    void (*remove)(const struct worker *w, json_t *gone);
+};
+
+static bool always(const struct worker *w)
+{
+    (void)w;
+    return true;
+}
+
+static bool object_storage(const struct worker *w)
+{
+    return w->storage && w->storage->backend == STORAGE_S3;
+}
+
+/* tus: gone is [id, ...]; each has DATA/uploads/<id>.part. */
+static void remove_part_files(const struct worker *w, json_t *gone)
+{
+    size_t i;
+    json_t *id;
+    char path[4200];
+    json_array_foreach(gone, i, id)
+    {
+        const char *text = json_string_value(id);
+        if (!text || strlen(text) != 36 || strchr(text, '/'))
+            continue;
+        snprintf(path, sizeof path, "%s/uploads/%s.part", w->cfg->data_dir, text);
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_error("upload sweep: cannot remove %s: %s", path, strerror(errno));
+    }
+}
+
+/* Multipart: gone is [{object_key, store_upload_id}, ...]. */
+static void abort_in_store(const struct worker *w, json_t *gone)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(gone, i, u)
+    {
+        const char *key = json_string_value(json_object_get(u, "object_key"));
+        const char *id = json_string_value(json_object_get(u, "store_upload_id"));
+        struct s3_status st;
+        if (key && id && s3_multipart_abort(&w->storage->s3, key, id, &st) < 0 &&
+            st.outcome != S3_NOT_FOUND)
+            log_warn("upload sweep: %s not aborted in the store (%s); the bucket's lifecycle "
+                     "rule removes its parts",
+                     key, st.message);
+    }
+}
+
+static const struct sweep_kind kinds[] = {
+    {"tus uploads", STMT_UPLOAD_SWEEP, always, false, remove_part_files},
+    {"multipart uploads", STMT_OBJECT_UPLOAD_SWEEP, object_storage, true, abort_in_store},
+};
+#define N_KINDS (sizeof kinds / sizeof kinds[0])
 
 struct upload_sweep {
     struct worker *w;
     struct event *timer;
     char seconds[24];
     const char *params[1];
+    size_t kind;  /* the kind under way */
     bool busy;    /* a sweep is under way */
     bool stopped; /* freed while busy: the sweep frees it when done */
-    json_t *ids;  /* the ids whose part files go */
+    json_t *gone; /* what the kind's statement deleted */
 };
 
 static void arm(struct upload_sweep *s)
@@ -31,58 +100,65 @@ static void arm(struct upload_sweep *s)
     evtimer_add(s->timer, &tv);
 }
 
-static void finish(struct upload_sweep *s)
+static void on_swept(const struct db_result *res, void *arg);
+
+/* Runs the next kind that applies from s->kind on; re-arms after the last. */
+static void run_from(struct upload_sweep *s)
 {
-    json_decref(s->ids);
-    s->ids = NULL;
+    for (; s->kind < N_KINDS; s->kind++) {
+        if (s->w->draining)
+            break;
+        if (!kinds[s->kind].applies(s->w))
+            continue;
+        if (pgpool_query(s->w->pool, kinds[s->kind].stmt, s->params, on_swept, s) == DB_OK)
+            return;
+    }
     s->busy = false;
+    arm(s);
+}
+
+/* One kind is done: free when stopped meanwhile, else go on to the next. */
+static void kind_done(struct upload_sweep *s)
+{
+    json_decref(s->gone);
+    s->gone = NULL;
     if (s->stopped) {
         free(s);
         return;
     }
-    arm(s);
+    s->kind++;
+    run_from(s);
 }
 
-static void remove_parts(void *arg)
+static void remove_work(void *arg)
 {
     struct upload_sweep *s = arg;
-    size_t i;
-    json_t *id;
-    char path[4200];
-
-    json_array_foreach(s->ids, i, id)
-    {
-        const char *text = json_string_value(id);
-        if (!text || strlen(text) != 36 || strchr(text, '/'))
-            continue;
-        snprintf(path, sizeof path, "%s/uploads/%s.part", s->w->cfg->data_dir, text);
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_error("upload sweep: cannot remove %s: %s", path, strerror(errno));
-    }
+    kinds[s->kind].remove(s->w, s->gone);
 }
 
-static void parts_removed(void *arg)
+static void removed(void *arg)
 {
     struct upload_sweep *s = arg;
-    if (json_array_size(s->ids) > 0)
-        log_info("upload sweep: %zu expired unfinished uploads removed", json_array_size(s->ids));
-    finish(s);
+    log_info("upload sweep: %zu expired %s removed", json_array_size(s->gone), kinds[s->kind].what);
+    kind_done(s);
 }
 
 static void on_swept(const struct db_result *res, void *arg)
 {
     struct upload_sweep *s = arg;
+    const struct sweep_kind *k = &kinds[s->kind];
     if (res->status != DB_OK || !res->value) {
         if (res->status == DB_ERROR)
-            log_error("upload sweep: %s %s", res->sqlstate ? res->sqlstate : "",
+            log_error("upload sweep (%s): %s %s", k->what, res->sqlstate ? res->sqlstate : "",
                       res->message ? res->message : "");
-        finish(s);
+        kind_done(s);
         return;
     }
-    s->ids = json_loads(res->value, 0, NULL);
-    if (!json_is_array(s->ids) || json_array_size(s->ids) == 0 ||
-        offload_submit(s->w->offload, s->w->base, remove_parts, parts_removed, s) < 0)
-        finish(s);
+    s->gone = json_loads(res->value, 0, NULL);
+    if (!json_is_array(s->gone) || json_array_size(s->gone) == 0 ||
+        offload_submit(k->network ? s->w->offload_net : s->w->offload, s->w->base, remove_work,
+                       removed, s) < 0)
+        kind_done(s);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -90,13 +166,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct upload_sweep *s = arg;
     (void)fd;
     (void)what;
+    /* (a sweep under way re-arms when done) */
     if (s->busy || s->w->draining)
         return;
     s->busy = true;
-    if (pgpool_query(s->w->pool, STMT_UPLOAD_SWEEP, s->params, on_swept, s) != DB_OK) {
-        s->busy = false;
-        arm(s);
-    }
+    s->kind = 0;
+    run_from(s);
 }
 
 struct upload_sweep *upload_sweep_start(struct worker *w)

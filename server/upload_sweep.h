@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * upload_sweep.h - tus expiration: unfinished uploads untouched for
- * --upload-expiry seconds are deleted (upload_sweep() in SQL) and their part
- * files removed, every quarter of the expiry (1 s to 5 min). One loop per
- * process runs it; several processes may, since each row goes only once.
+ * upload_sweep.h - expiry of abandoned uploads, of both kinds, every quarter
+ * of --upload-expiry (1 s to 5 min):
+ *
+ *   tus uploads        upload_sweep() in SQL deletes the rows untouched for
+ *                      --upload-expiry seconds; their part files go from the
+ *                      data directory (disk threads)
+ *   multipart uploads  object_upload_sweep() deletes them (audited; their
+ *                      bytes no longer count against the quotas); the store
+ *                      is told to abort them, which drops their parts
+ *                      (network threads; ACCORD_STORAGE=s3 only)
+ *
+ * The two run one after the other from the same timer. One loop per process
+ * runs it; several processes may, since each row goes only once (SKIP LOCKED).
  */
 #ifndef ACCORD_UPLOAD_SWEEP_H
 #define ACCORD_UPLOAD_SWEEP_H

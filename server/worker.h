@@ -22,7 +22,6 @@ struct conntrack;
 struct live_hub;
 struct intake;
 struct upload_sweep;
-struct storage_sweep;
 struct reliability_sweep;
 struct offload;
 struct storage;
@@ -48,9 +47,8 @@ struct worker {
     int inflight;                  /* requests accepted and not yet answered */
     struct intake *intake;         /* accept back-off and pause at the cap (intake.h) */
     struct conntrack *conntrack;   /* connections and body memory (conntrack.h) */
-    struct upload_sweep *sweep;    /* worker 0 only: expired tus uploads (upload_sweep.h) */
+    struct upload_sweep *sweep;    /* worker 0 only: expired uploads, both kinds */
     struct live_hub *live;         /* live update streams (live.h) */
-    struct storage_sweep *storage_sweep; /* worker 0 only: expired multipart uploads */
     struct reliability_sweep *reliability_sweep; /* worker 0 only: reliability.h */
     bool draining;
 };
