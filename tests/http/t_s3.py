@@ -89,9 +89,10 @@ def content(client, artifact_id, headers=None):
     return loc, fetch(loc, headers=headers)
 
 
-def presign_py(r, method, key, expires, when):
+def presign_py(r, method, key, expires, when, extra=None):
     """SigV4 query signing written here from the AWS document, independent of
-    server/s3_sign.c: for URLs accord would never make (expired ones)."""
+    server/s3_sign.c: for URLs accord would never make (expired ones). extra:
+    more query parameters (partNumber, uploadId), signed too."""
     amz_date = when.strftime("%Y%m%dT%H%M%SZ")
     date = when.strftime("%Y%m%d")
     host = urllib.parse.urlsplit(r.endpoint).netloc
@@ -99,6 +100,7 @@ def presign_py(r, method, key, expires, when):
     q = {"X-Amz-Algorithm": "AWS4-HMAC-SHA256",
          "X-Amz-Credential": "%s/%s" % (r.access_key, scope),
          "X-Amz-Date": amz_date, "X-Amz-Expires": str(expires), "X-Amz-SignedHeaders": "host"}
+    q.update(extra or {})
     enc = lambda s: urllib.parse.quote(s, safe="-_.~")  # noqa: E731
     query = "&".join("%s=%s" % (enc(k), enc(v)) for k, v in sorted(q.items()))
     path = "/%s/%s" % (r.bucket, urllib.parse.quote(key, safe="-_.~/"))
