@@ -287,13 +287,13 @@ $(BROWSER_NODE): tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
-browser-test: $(BUILD)/asan/accord browser-deps
+browser-test: $(BUILD)/asan/accord browser-deps oidc-deps
 	python3 tests/browser/run.py --bin $(BUILD)/asan/accord
 
 # The README's screenshots of each role's main pages (web/screenshots/),
 # taken by the same stories.
 screenshots: deps-test
-	$(MAKE) all browser-deps
+	$(MAKE) all browser-deps oidc-deps
 	python3 tests/browser/run.py --bin $(BUILD)/accord --screenshots web/screenshots
 
 test: deps-test

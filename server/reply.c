@@ -239,10 +239,43 @@ void reply_empty(struct request *r, int status)
     send_and_free(r, status, NULL);
 }
 
+/* The client is a browser navigating (it asks for HTML first), not a script. */
+static int wants_html(struct request *r)
+{
+    const char *accept =
+        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Accept");
+    return accept && strncmp(accept, "text/html", 9) == 0;
+}
+
+/*
+ * A refusal on a ROUTE_NAVIGATION route, to a browser: 303 to the web app's
+ * sign-in page with the code only (never the message: a link carrying text
+ * the page shows would let anyone put words in accord's mouth). The page
+ * explains each code; the request id finds the server's log line.
+ */
+static int redirect_refusal(struct request *r, const char *code)
+{
+    char location[256];
+    size_t n = strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+    if (!r->route || !(r->route->flags & ROUTE_NAVIGATION) || !wants_html(r))
+        return 0;
+    if (code[n] != '\0' || n > 64)
+        code = "error";
+    snprintf(location, sizeof location, "/#/sign-in?sso_error=%s&request_id=%s", code,
+             r->request_id);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Location", location);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-store");
+    send_and_free(r, 303, NULL);
+    return 1;
+}
+
 void reply_error(struct request *r, int status, const char *code, const char *fmt, ...)
 {
     char message[1024];
     va_list ap;
+    if (redirect_refusal(r, code))
+        return;
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);

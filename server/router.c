@@ -151,9 +151,9 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/auth/oidc/providers", NULL, STMT_OIDC_PROVIDERS_PUBLIC, ROUTE_PUBLIC,
      200},
     {EVHTTP_REQ_GET, "/v1/auth/oidc/{id}/start", handle_oidc_start, STMT_OIDC_LOGIN_BEGIN,
-     ROUTE_PUBLIC, 302},
+     ROUTE_PUBLIC | ROUTE_NAVIGATION, 302},
     {EVHTTP_REQ_GET, "/v1/auth/oidc/callback", handle_oidc_callback, STMT_OIDC_LOGIN_TAKE,
-     ROUTE_PUBLIC, 303},
+     ROUTE_PUBLIC | ROUTE_NAVIGATION, 303},
     /* hardening (issue 7) */
     {EVHTTP_REQ_POST, "/v1/organisations", NULL, STMT_ORG_CREATE, ROUTE_BODY, 201},
     {EVHTTP_REQ_GET, "/v1/organisations", NULL, STMT_ORG_LIST, 0, 200},

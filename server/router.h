@@ -25,6 +25,9 @@ enum route_flags {
     ROUTE_QUERY = 1 << 5,         /* the query string, as a JSON object of strings */
     ROUTE_BASE_URL = 1 << 6,      /* the public base URL (after the token); 503 when unset */
     ROUTE_UPLOAD = 1 << 7,        /* media bytes: the body may be up to --max-body */
+    ROUTE_NAVIGATION = 1 << 8,    /* a browser navigates here (single sign-on): a refusal
+                                     to a browser is a 303 back to the web app's sign-in
+                                     page naming the error code, not a JSON page */
 };
 
 /* The body a route without a body still tolerates (a client's stray "{}"). */

@@ -12,7 +12,8 @@ def person(env, roles, name, org):
     return {"id": u.id, "email": u.email, "name": u.name, "password": u.password}
 
 
-def make(env):
+def make(env, sso=None):
+    """sso: the running OpenID test provider (tests/oidc/provider.mjs), or None."""
     fx = {}
     lead = env.user(["lead"], name="Lena Lead")
     rubric = env.rubric(lead)
@@ -49,7 +50,32 @@ def make(env):
         "assessor": person(env, ["assessor"], "Cal Assessor", "Willow School"),
         "seeded": seed_reliability(env, lead),
     }
+    if sso:
+        fx["sso"] = make_sso(env, sso)
     return fx
+
+
+def make_sso(env, prov):
+    """A district's identity provider (the real npm oidc-provider) and who
+    comes through it: Dana, invited by email; Ivy, whose invitation went to
+    her home address while the district knows her by her school one."""
+    name = "Lincoln District SSO"
+    p = expect(env.admin.c.post("/v1/identity-providers", {
+        "name": name, "issuer": prov.issuer, "client_id": "accord",
+        "client_secret": "accord-test-secret"}), 201, what="create identity provider")
+    env.org("Lincoln District")
+    env.invite(env.admin.c, "dana.diaz@lincoln.k12.example.us", name="Dana Diaz",
+               roles=["earner"], org="Lincoln District")
+    ivy = env.invite(env.admin.c, "ivy.home@example.org", name="Ivy Ito", roles=["earner"],
+                     org="Lincoln District")
+    return {"provider": {"id": p["id"], "name": name},
+            "next_login": prov.issuer + "/test/next-login",
+            "dana": {"sub": "lincoln-dana", "email": "dana.diaz@lincoln.k12.example.us",
+                     "name": "Dana Diaz"},
+            "ivy": {"sub": "lincoln-ivy", "email": "ivy.ito@lincoln.k12.example.us",
+                    "name": "Ivy Ito", "invite_url": ivy["url"]},
+            "stranger": {"sub": "elsewhere-zed", "email": "zed@elsewhere.example.org",
+                         "name": "Zed Unknown"}}
 
 
 def seed_reliability(env, lead):

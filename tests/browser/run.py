@@ -133,7 +133,10 @@ def main():
                 passed += 1
                 print("PASS serving (%.1fs): first load %.1f KB of gzip-compressed HTML, JS and CSS"
                       % (time.monotonic() - t1, numbers["first_load_gzip_bytes"] / 1024))
-        fx = fixtures.make(env)
+        # the district's identity provider: the real npm oidc-provider on
+        # loopback, redirecting to this server's callback
+        from t_oidc import TestProvider  # noqa: E402 (needs the server's port)
+        fx = fixtures.make(env, TestProvider.get(env))
         fx["base"] = "http://%s:%d" % (harness.HOST, env.server.port)
         fx["chromium"] = CHROMIUM
         fx["filter"] = args.filter
@@ -173,6 +176,9 @@ def main():
         failed += 1
         return 1
     finally:
+        oidc = sys.modules.get("t_oidc")
+        if oidc and oidc.TestProvider._instance:
+            oidc.TestProvider._instance.stop()
         for s in env.servers:
             s.kill()
         try:

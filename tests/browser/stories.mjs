@@ -159,12 +159,21 @@ test('uploads_drafts_and_privacy', async (browser, problems) => {
   await E.getByRole('heading', { name: `Apply: ${e.credential.title}` }).waitFor();
   // the second chunk's connection is cut mid-way: the upload asks the server
   // where it stands and goes on
+  // (4 MiB chunks, web/js/tus.js: the last chunk (8-10 MiB) is held back
+  // until the reload, so the upload is always unfinished when the page goes)
   let patches = 0;
   let cut = false;
+  let release;
+  const held = new Promise((r) => { release = r; });
   await E.route('**/v1/uploads/*', async (route) => {
-    if (route.request().method() === 'PATCH' && ++patches === 2 && !cut) {
+    const req = route.request();
+    if (req.method() === 'PATCH' && ++patches === 2 && !cut) {
       cut = true;
       return route.abort('connectionreset');
+    }
+    if (req.method() === 'PATCH' && cut && Number(req.headers()['upload-offset']) >= 8 * 1024 * 1024) {
+      await held;
+      return route.abort('connectionreset').catch(() => {}); // the page has gone meanwhile
     }
     return route.continue();
   });
@@ -173,6 +182,7 @@ test('uploads_drafts_and_privacy', async (browser, problems) => {
   await until(async () => cut && (await bar.evaluate((p) => p.value >= 8 * 1024 * 1024)), 'the upload to go on after the dropped connection');
   // a reload in the middle: the file is remembered; choosing it again resumes
   await E.unroute('**/v1/uploads/*');
+  release();
   await E.reload();
   await E.getByText('Paused: choose this file again to resume').waitFor();
   const offsets = [];
@@ -326,6 +336,71 @@ test('lead_calibration_story', async (browser, problems) => {
   const text = readFileSync(path, 'utf8');
   check(text.startsWith('unit,rater,score'), `ratings.csv starts ${JSON.stringify(text.slice(0, 40))}`);
   check(text.trim().split('\n').length === 1 + 6 * 4 * 2, `ratings.csv has ${text.trim().split('\n').length - 1} ratings, expected 48`);
+});
+
+// Signing in with the district's account (the real npm oidc-provider): from
+// the sign-in page, from an invitation, after following a deep link; and a
+// person accord does not know is told what to do, in words, on the sign-in page.
+async function nextLogin(who) {
+  const r = await fetch(fx.sso.next_login, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ sub: who.sub, email: who.email, email_verified: true, name: who.name }) });
+  check(r.status === 204, `the test provider's next-login answered ${r.status}`);
+}
+
+test('district_sign_in', async (browser, problems) => {
+  const f = fx.sso;
+  const button = `Sign in with ${f.provider.name}`;
+  const dana = await person(browser, fx, problems);
+  const D = dana.page;
+  await D.goto('/');
+  await D.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+  const sso = D.getByRole('link', { name: button });
+  await sso.waitFor();
+  await D.getByLabel('Email').waitFor(); // the password form is still there
+  await axe(D, 'sign-in with a district provider', pages);
+  // Dana was invited by the email the district vouches for
+  await nextLogin(f.dana);
+  await sso.click();
+  await D.getByRole('heading', { name: 'Credentials' }).waitFor();
+  await D.getByText(f.dana.name, { exact: true }).waitFor();
+  check(!D.url().includes('sso_error'), `signed in, but the address is ${D.url()}`);
+  await D.getByRole('button', { name: 'Sign out' }).click();
+  // a deep link survives the trip to the provider and back
+  await D.goto('/#/badges');
+  await D.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+  await nextLogin(f.dana);
+  await D.getByRole('link', { name: button }).click();
+  await D.getByRole('heading', { name: 'My badges' }).waitFor();
+  await D.getByRole('button', { name: 'Sign out' }).click();
+
+  // someone the district knows but accord does not
+  const zed = await person(browser, fx, problems);
+  const Z = zed.page;
+  await Z.goto('/');
+  await nextLogin(f.stranger);
+  await Z.getByRole('link', { name: button }).click();
+  const alert = Z.getByRole('alert');
+  await alert.getByText('Ask your program lead for an invitation', { exact: false }).waitFor();
+  check(/sso_error=not_invited/.test(Z.url()), `the refusal came back as ${Z.url()}`);
+  check(await Z.getByLabel('Email').isVisible(), 'the password form is gone after a refused sign-in');
+  check(!(await Z.getByRole('button', { name: 'Sign out' }).count()), 'a refused person is signed in');
+  await axe(Z, 'sign-in after a refused district sign-in', pages);
+  // words in a crafted link are never shown: only known codes are explained
+  await Z.goto('/#/sign-in?sso_error=call_555_to_reset');
+  await Z.getByRole('alert').getByText('did not work', { exact: false }).waitFor();
+  check(!(await Z.getByText('call_555', { exact: false }).count()), 'the page repeated text from its link');
+
+  // Ivy's invitation went to her home address; she takes it with her school account
+  const ivy = await person(browser, fx, problems);
+  const I = ivy.page;
+  await I.goto(f.ivy.invite_url);
+  await I.getByRole('heading', { name: 'Your invitation' }).waitFor();
+  const region = I.getByRole('region', { name: 'Use your school or district account' });
+  await nextLogin(f.ivy);
+  await axe(I, 'invitation with a district provider', pages);
+  await region.getByRole('link', { name: button }).click();
+  await I.getByRole('heading', { name: 'Credentials' }).waitFor();
+  await I.getByText(f.ivy.name, { exact: true }).waitFor();
 });
 
 const only = fx.filter;

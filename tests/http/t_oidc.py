@@ -465,6 +465,42 @@ def oidc_state_is_single_use_and_bound_to_the_browser(env):
     expect(anon.get("/v1/auth/oidc/not-a-uuid/start"), 400, "invalid_uuid")
 
 
+
+@test
+def oidc_refusals_to_a_browser_go_back_to_the_sign_in_page(env):
+    """A person's browser never lands on a JSON error page: a refusal on the
+    sign-in routes to a client asking for HTML (a navigation) is a 303 to the
+    web app's sign-in page naming only the code and the request id; a script
+    (Accept: application/json, or none) still gets the JSON error."""
+    prov = TestProvider.get(env)
+    p = provider_for_signin(env, prov)
+    anon = env.admin.c.anon()
+    html = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    cases = [
+        ("/v1/auth/oidc/callback?state=abc&code=xyz", "invalid_state", 400),
+        ("/v1/auth/oidc/callback?error=access_denied&state=x", "provider_refused", 401),
+        ("/v1/auth/oidc/00000000-0000-0000-0000-000000000000/start", "not_found", 404),
+        ("/v1/auth/oidc/%s/start?return_to=%s" % (p["id"], urllib.parse.quote("//evil.example/")),
+         "invalid_return_to", 400),
+    ]
+    for path, code, status in cases:
+        rid = "browser-%d" % env.uniq()
+        r = anon.request("GET", path, headers=dict(html, **{"X-Request-Id": rid}))
+        eq(r.status, 303, "%s to a browser" % path)
+        eq(r.header("Location"), "/#/sign-in?sso_error=%s&request_id=%s" % (code, rid),
+           "%s: Location" % path)
+        check(r.header("Cache-Control") == "no-store", "%s: cacheable refusal" % path)
+        expect(anon.request("GET", path, headers={"Accept": "application/json"}), status, code)
+        expect(anon.get(path), status, code)
+    # the message (which may quote the provider) never travels in the link
+    r = anon.request("GET", cases[1][0], headers=html)
+    check("access_denied" not in r.header("Location", ""), r.header("Location"))
+    # the way in still redirects to the provider, for a browser as for anyone
+    r = anon.request("GET", "/v1/auth/oidc/%s/start" % p["id"], headers=html)
+    eq(r.status, 302, "start to a browser")
+    check(r.header("Location", "").startswith(prov.issuer), r.header("Location"))
+
+
 def forge_provider(env, prov):
     """The forging issuer, configured once: sign-up for forge.district.example."""
     for x in expect(env.admin.c.get("/v1/identity-providers"), 200)["providers"]:

@@ -94,15 +94,74 @@ async function signOut() {
   go('/sign-in');
 }
 
+// Why a sign-in with the district's account came back without signing the
+// person in (server/handlers_oidc.c and 011_oidc.sql name the codes). Only
+// the code travels in the link: the words are the page's own.
+const SSO_ERRORS = {
+  not_invited: 'Your account at that provider is not linked to anyone in accord. Ask your program lead for an invitation, then use its link.',
+  email_taken: 'An accord account with your email already exists. Sign in with your password, or ask an administrator to link your district account.',
+  email_not_verified: 'The provider did not confirm your email address. Ask your program lead for an invitation, then use its link.',
+  identity_conflict: 'Your accord account is linked to a different account at that provider. Sign in with that one, or ask an administrator.',
+  tenant_not_allowed: 'Your organisation may not sign in to this accord. Ask your program lead.',
+  user_disabled: 'Your accord account is disabled. Ask your program lead or an administrator.',
+  provider_refused: 'The sign-in was cancelled or refused at the provider. Try again.',
+  invalid_id_token: 'The provider’s answer could not be verified, so you were not signed in. Try again; if it keeps happening, tell an administrator.',
+  provider_unreachable: 'The sign-in service could not be reached. Try again in a few minutes, or sign in with your password.',
+  provider_error: 'The sign-in service answered with an error. Try again in a few minutes, or sign in with your password.',
+  busy: 'accord is busy right now. Try again in a minute.',
+  unavailable: 'accord is busy right now. Try again in a minute.',
+  not_found: 'That sign-in option is no longer available. Choose another.',
+};
+
+function ssoErrorText(code, requestId) {
+  const text = SSO_ERRORS[code] ||
+    'Signing in with your district account did not work. Start again, or sign in with your password.';
+  return requestId ? `${text} (Reference: ${requestId})` : text;
+}
+
+// Where to go after a sign-in that leaves the page (single sign-on): the
+// fragment never reaches the server, so the page keeps it for its return.
+const AFTER_SIGN_IN = 'accord.afterSignIn';
+
+function providerLinks(providers, invitation) {
+  return providers.map((p) => {
+    let href = `/v1/auth/oidc/${encodeURIComponent(p.id)}/start?return_to=%2F`;
+    if (invitation) href += `&invitation=${encodeURIComponent(invitation)}`;
+    const a = h('a', { class: 'button sso', href }, `Sign in with ${p.name}`);
+    a.addEventListener('click', () => {
+      const here = location.hash.replace(/^#/, '');
+      if (!invitation && here && !here.startsWith('/sign-in')) sessionStorage.setItem(AFTER_SIGN_IN, here);
+    });
+    return h('li', {}, a);
+  });
+}
+
+async function signInProviders() {
+  try {
+    return (await api('GET', '/v1/auth/oidc/providers')).providers;
+  } catch (e) {
+    return []; // the password form still works
+  }
+}
+
 function signInPage(message) {
+  const query = new URLSearchParams((location.hash.split('?')[1]) || '');
+  const ssoError = query.get('sso_error');
   const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true });
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
-  const out = h('div', { 'aria-live': 'polite' }, message ? notice('info', message) : null);
+  const out = h('div', { 'aria-live': 'polite' },
+    ssoError ? notice('error', ssoErrorText(ssoError, query.get('request_id')))
+             : message ? notice('info', message) : null);
   const button = h('button', { type: 'submit' }, 'Sign in');
-  const form = h('form', { class: 'card narrow' },
+  const sso = h('section', { class: 'sso-list', 'aria-labelledby': 'sso-heading', hidden: true },
+    h('h2', { id: 'sso-heading' }, 'With your school or district account'),
+    h('ul', { class: 'plain' }));
+  // the heading only tells the two ways apart; without providers there is one
+  const passwordHeading = h('h2', { hidden: true }, 'Or with your accord account');
+  const form = h('form', { class: 'card narrow' }, passwordHeading,
     h('div', { class: 'field' }, h('label', { for: 'signin-email' }, 'Email'), email),
     h('div', { class: 'field' }, h('label', { for: 'signin-password' }, 'Password'), password),
-    button, out);
+    button);
   email.id = 'signin-email';
   password.id = 'signin-password';
   form.addEventListener('submit', async (ev) => {
@@ -119,7 +178,13 @@ function signInPage(message) {
       password.focus();
     }
   });
-  page('Sign in', form);
+  page('Sign in', out, sso, form);
+  signInProviders().then((providers) => {
+    if (!providers.length || !sso.isConnected) return;
+    sso.querySelector('ul').replaceChildren(...providerLinks(providers));
+    sso.hidden = false;
+    passwordHeading.hidden = false;
+  });
 }
 
 // /invite#<secret>: the secret stays in the fragment (never sent in a URL).
@@ -148,6 +213,14 @@ async function invitePage() {
       h('span', { class: 'hint', id: 'invite-password-hint' }, 'At least 12 characters. A few unusual words make a good one.'), pw),
     button, out);
   pw.setAttribute('aria-describedby', 'invite-password-hint');
+  // Or take the invitation with the district's account, whatever email it knows you by.
+  const providers = await signInProviders();
+  if (providers.length)
+    append(main, h('section', { class: 'sso-list', 'aria-labelledby': 'invite-sso-heading' },
+      h('h2', { id: 'invite-sso-heading' }, 'Use your school or district account'),
+      h('p', {}, 'Instead of a password, you can sign in with the account you already have:'),
+      h('ul', { class: 'plain' }, providerLinks(providers, secret))),
+      h('h2', {}, 'Or choose a password'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     button.disabled = true;
@@ -188,9 +261,15 @@ export async function render() {
   renderedHash = location.hash;
   if (location.pathname === '/invite') return invitePage();
   const path = location.hash.replace(/^#/, '') || '';
-  if (path === '/sign-in' || !state.me) {
+  const signingIn = path === '/sign-in' || path.startsWith('/sign-in?');
+  if (signingIn || !state.me) {
     if (state.me) return go(home());
     return signInPage();
+  }
+  const after = sessionStorage.getItem(AFTER_SIGN_IN);
+  if (after) {
+    sessionStorage.removeItem(AFTER_SIGN_IN);
+    if (after.startsWith('/') && (path === '' || path === '/')) return go(after);
   }
   drawShell();
   if (path === '' || path === '/') return go(home());
