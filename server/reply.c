@@ -242,8 +242,7 @@ void reply_empty(struct request *r, int status)
 /* The client is a browser navigating (it asks for HTML first), not a script. */
 static int wants_html(struct request *r)
 {
-    const char *accept =
-        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Accept");
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Accept");
     return accept && strncmp(accept, "text/html", 9) == 0;
 }
 
