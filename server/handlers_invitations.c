@@ -68,7 +68,10 @@ static void on_invitation_created(const struct db_result *res, void *arg)
     }
     snprintf(url, sizeof url, "%s/invite#%s", r->w->cfg->public_url, st->secret);
     body = res->value ? json_loads(res->value, 0, NULL) : NULL;
-    if (!body || json_object_set_new(body, "url", json_string(url)) < 0) {
+    /* mailed: the link is also in the outbox (SMTP configured), so the page can
+       say whether the person still needs it handed to them */
+    if (!body || json_object_set_new(body, "url", json_string(url)) < 0 ||
+        json_object_set_new(body, "mailed", json_boolean(r->w->cfg->smtp_url[0] != '\0')) < 0) {
         json_decref(body);
         reply_error(r, 500, "internal", "internal error (logged on the server)");
         return;

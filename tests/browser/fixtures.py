@@ -50,6 +50,11 @@ def make(env, sso=None):
         "assessor": person(env, ["assessor"], "Cal Assessor", "Willow School"),
         "seeded": seed_reliability(env, lead),
     }
+    fx["people"] = {
+        "lead": person(env, ["lead"], "Lou Peoplelead", ""),
+        "admin": person(env, ["admin"], "Ada Admin", ""),
+        "org": "Willow School",
+    }
     if sso:
         fx["sso"] = make_sso(env, sso)
     return fx

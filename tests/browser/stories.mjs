@@ -338,6 +338,91 @@ test('lead_calibration_story', async (browser, problems) => {
   check(text.trim().split('\n').length === 1 + 6 * 4 * 2, `ratings.csv has ${text.trim().split('\n').length - 1} ratings, expected 48`);
 });
 
+// A lead invites an assessor and hands over the link; withdraws a mistaken
+// invitation; finds people and makes a new-password link. An admin disables
+// an account (the person is signed out at once) and adds an organisation.
+test('people_and_invitations', async (browser, problems) => {
+  const f = fx.people;
+  const lead = await person(browser, fx, problems);
+  const L = lead.page;
+  await signIn(L, f.lead.email, f.lead.password);
+  await L.getByRole('link', { name: 'People' }).click();
+  await L.getByRole('heading', { name: 'People', exact: true }).waitFor();
+  const invite = L.getByRole('region', { name: 'Invite someone' });
+  // a lead may give earner and assessor roles only
+  check(!(await invite.getByLabel('Program lead').count()), 'a lead is offered the lead role');
+  await invite.getByLabel('Name').fill('Nora Newpeer');
+  await invite.getByLabel('Email').fill('nora.newpeer@example.org');
+  await invite.getByLabel('Earner').uncheck();
+  await invite.getByLabel('Peer assessor').check();
+  await invite.getByLabel('Organisation').selectOption({ label: f.org });
+  await invite.getByRole('button', { name: 'Create invitation' }).click();
+  const link = invite.getByRole('textbox', { name: 'Link for Nora Newpeer' });
+  await link.waitFor();
+  const url = await link.inputValue();
+  check(/\/invite#[0-9a-f]{64}$/.test(url), `the invitation link is ${url}`);
+  await invite.getByText('this server does not send email', { exact: false }).waitFor();
+  await axe(L, 'people (lead)', pages);
+  await shot(L, 'lead-people');
+  const waiting = L.getByRole('region', { name: 'Invitations waiting' });
+  await waiting.getByRole('cell', { name: 'Nora Newpeer', exact: true }).waitFor();
+  // a mistake, withdrawn
+  await invite.getByLabel('Name').fill('Walt Wrongmail');
+  await invite.getByLabel('Email').fill('walt@wrong.example.org');
+  await invite.getByRole('button', { name: 'Create invitation' }).click();
+  await invite.getByRole('textbox', { name: 'Link for Walt Wrongmail' }).waitFor();
+  const wrongUrl = await invite.getByRole('textbox', { name: 'Link for Walt Wrongmail' }).inputValue();
+  await waiting.getByRole('button', { name: 'Withdraw the invitation for Walt Wrongmail' }).click();
+  await L.getByText('The invitation for Walt Wrongmail was withdrawn', { exact: false }).waitFor();
+  await until(async () => !(await waiting.getByRole('cell', { name: 'Walt Wrongmail', exact: true }).count()), 'the withdrawn invitation to leave the list');
+
+  // Nora takes her invitation and lands on her reviews; Walt's link is dead
+  const nora = await person(browser, fx, problems);
+  const N = nora.page;
+  await N.goto(url);
+  await N.getByLabel('New password').fill('a heron in the reeds at dawn');
+  await N.getByRole('button', { name: 'Set password' }).click();
+  await N.getByRole('heading', { name: 'Review', exact: true }).waitFor();
+  const walt = await person(browser, fx, problems);
+  await walt.page.goto(wrongUrl);
+  await walt.page.getByText('This invitation was withdrawn. Ask for a new one.').waitFor();
+
+  // the lead finds her, and makes her a new password link
+  const everyone = L.getByRole('region', { name: 'Earners and assessors' });
+  await everyone.getByLabel('Name or email').fill('newpeer');
+  await everyone.getByRole('button', { name: 'Search' }).click();
+  const row = everyone.getByRole('row', { name: /Nora Newpeer/ });
+  await row.getByRole('cell', { name: 'Active', exact: true }).waitFor();
+  check(!(await L.getByRole('button', { name: /^Save roles/ }).count()), 'a lead may change roles');
+  await row.getByRole('button', { name: 'New password link for Nora Newpeer' }).click();
+  await everyone.getByRole('textbox', { name: 'Link for Nora Newpeer' }).waitFor();
+
+  // the admin, on a phone: disables Nora (signed out at once), adds an organisation
+  const admin = await person(browser, fx, problems, { viewport: { width: 390, height: 844 } });
+  const A = admin.page;
+  await signIn(A, f.admin.email, f.admin.password);
+  await A.getByRole('heading', { name: 'People', exact: true }).waitFor(); // an admin's start page
+  const all = A.getByRole('region', { name: 'Everyone' });
+  await all.getByLabel('Name or email').fill('nora.newpeer@');
+  await all.getByRole('button', { name: 'Search' }).click();
+  // Nora teaches too: she becomes an earner as well
+  await all.getByText('Nora Newpeer: change roles').click();
+  await all.getByRole('group', { name: 'Roles of Nora Newpeer' }).getByLabel('Earner').check();
+  await all.getByRole('button', { name: 'Save roles of Nora Newpeer' }).click();
+  await A.getByText('Nora Newpeer now has the roles: Earner, Peer assessor', { exact: false }).waitFor();
+  A.once('dialog', (d) => d.accept());
+  await all.getByRole('button', { name: 'Disable Nora Newpeer' }).click();
+  await A.getByText('Nora Newpeer is disabled and signed out everywhere.').waitFor();
+  await all.getByRole('row', { name: /Nora Newpeer/ }).getByRole('cell', { name: 'Disabled', exact: true }).waitFor();
+  await N.getByRole('link', { name: 'My reviews' }).click();
+  await N.getByText('Your session has ended. Sign in again to go on.').waitFor();
+  const orgs = A.getByRole('region', { name: 'Organisations' });
+  await orgs.getByLabel('New organisation').fill('Pine Hill School');
+  await orgs.getByRole('button', { name: 'Add organisation' }).click();
+  await orgs.getByText('Pine Hill School was added', { exact: false }).waitFor();
+  await axe(A, 'people (admin, phone)', pages);
+});
+
 // Signing in with the district's account (the real npm oidc-provider): from
 // the sign-in page, from an invitation, after following a deep link; and a
 // person accord does not know is told what to do, in words, on the sign-in page.
@@ -358,6 +443,7 @@ test('district_sign_in', async (browser, problems) => {
   await sso.waitFor();
   await D.getByLabel('Email').waitFor(); // the password form is still there
   await axe(D, 'sign-in with a district provider', pages);
+  await shot(D, 'sign-in-district');
   // Dana was invited by the email the district vouches for
   await nextLogin(f.dana);
   await sso.click();

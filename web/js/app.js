@@ -6,6 +6,7 @@ import { append, h, notice, put } from './dom.js';
 import * as earner from './earner.js';
 import * as assessor from './assessor.js';
 import * as lead from './lead.js';
+import * as people from './people.js';
 
 export const state = { me: null };
 
@@ -29,6 +30,7 @@ function home() {
   if (hasRole('earner')) return '/catalogue';
   if (hasRole('assessor', 'expert')) return '/assess';
   if (hasRole('lead')) return '/lead';
+  if (hasRole('admin')) return '/people';
   return '/account';
 }
 
@@ -64,6 +66,7 @@ function navLinks() {
   if (hasRole('lead'))
     links.push(['/lead', 'Rubrics and credentials'], ['/lead/submissions', 'Submissions'],
                ['/reports', 'Reports']);
+  if (hasRole('lead', 'admin')) links.push(['/people', 'People']);
   return links;
 }
 
@@ -291,6 +294,7 @@ route('/account', null, accountPage);
 earner.routes(route);
 assessor.routes(route);
 lead.routes(route);
+people.routes(route);
 
 hooks.sessionEnded = () => {
   if (!state.me) return;
