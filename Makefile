@@ -161,6 +161,14 @@ $(BUILD)/asan/tests/test_sse: tests/unit/test_sse.c $(BUILD)/asan/obj/server/sse
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/sse.o $(LDLIBS)
 
+# test_sha256_midstate checks server/sha256_midstate.c (tus uploads' resumable hash): OpenSSL.
+$(BUILD)/asan/tests/test_sha256_midstate: tests/unit/test_sha256_midstate.c \
+                                          $(BUILD)/asan/obj/server/sha256_midstate.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/sha256_midstate.o \
+	    $(LDLIBS)
+
 # test_s3_sign checks server/s3_sign.c (SigV4 presigning: OpenSSL, libcurl's URL parser).
 $(BUILD)/asan/tests/test_s3_sign: tests/unit/test_s3_sign.c $(BUILD)/asan/obj/server/s3_sign.o \
                                   tests/unit/check.h
