@@ -15,16 +15,26 @@
  * (last change + --upload-expiry); upload_sweep.c removes expired ones.
  * Quotas: creating an upload first asks api_upload_allowance.
  *
- * One PATCH: api_upload_begin (authorize, offset check, write lease) ->
- * offload: pwrite at the offset into DATA/uploads/<id>.part, fsync, and on the
- * last chunk hash the file -> api_upload_advance (offset, hash) -> when
- * complete, offload: store_put_file -> api_upload_finish (the artifact) ->
- * 204 with X-Artifact-Id. The disk is only ever touched on offload threads,
- * and the database counts only bytes that are already fsynced.
+ * One PATCH: api_upload_begin (authorize, offset check, write lease, the
+ * hash's saved state) -> offload: the chunk at its offset into
+ * DATA/uploads/<id>.part, hashed as it is written, fsynced -> api_upload_advance
+ * (offset and the hash's state, or the file's SHA-256 on the last chunk) ->
+ * when complete, offload: storage_put_file (a rename; the file is not read
+ * again) -> api_upload_finish (the artifact) -> 204 with X-Artifact-Id.
+ *
+ * Durability: a 204's Upload-Offset counts only bytes that are fsynced, and
+ * it is committed in the database only after that fsync. Speed: the chunk
+ * goes to the file in slices of up to 8 MiB with one pwritev each, and each
+ * slice's writeback starts at once (sync_file_range), so the disk writes
+ * while the next slice is copied and hashed; the fsync before the answer
+ * waits only for the rest. The disk is only ever touched on offload threads,
+ * and the chunk's memory is freed and returned to the system there as soon
+ * as it is on disk.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +51,7 @@
 #include "storage.h"
 #include "storage_reply.h"
 #include "router.h"
+#include "sha256_midstate.h"
 #include "store.h"
 
 #define TUS_VERSION        "1.0.0"
@@ -49,6 +60,8 @@
 #define MAX_METADATA_LEN   4096 /* the Upload-Metadata header */
 #define MAX_META_VALUE     255  /* a decoded metadata value */
 #define PATCH_CONTENT_TYPE "application/offset+octet-stream"
+/* A chunk this large is given back to the system once on disk (malloc_trim). */
+#define TRIM_AFTER_BYTES (1u << 20)
 
 struct tus_state {
     char id[37];
@@ -56,6 +69,10 @@ struct tus_state {
     uint64_t from, len, length;
     char lease[37];
     char sha256[65]; /* of the whole file, once complete */
+    uint64_t hashed; /* bytes hash_state covers (a multiple of 64) */
+    unsigned char hash_state[SHA256_MIDSTATE_BYTES]; /* SHA-256's chaining value after them */
+    char hash_state_hex[65], n4[24];
+    bool damaged; /* the part file holds fewer bytes than the upload's offset */
     char kind[32], media_type[MAX_META_VALUE + 1], filename[MAX_META_VALUE + 1];
     char n1[24], n2[24]; /* numeric parameters as text */
     char n3[24];
@@ -430,47 +447,123 @@ static void disk_fail(struct tus_state *st, const char *what, const char *path)
     snprintf(st->disk_error, sizeof st->disk_error, "%s %.300s: %s", what, path, strerror(errno));
 }
 
-/* Offload thread: the chunk at its offset, fsynced; the whole file's hash when it is the last. */
+/*
+ * Offload thread: the hash as the last chunk left it, plus the bytes after
+ * its saved state (less than a block; all of them for an upload begun before
+ * the state was kept), read back from the part file. Returns 0 or -1.
+ */
+static int resume_hash(int fd, struct tus_state *st, const char *path, struct sha256_midstate *sha)
+{
+    enum { BUF = 64 * 1024 };
+    unsigned char *buf = NULL;
+    uint64_t at = st->hashed;
+    int rc = -1;
+
+    if (st->hashed > st->from ||
+        sha256_midstate_resume(sha, st->hashed, st->hashed ? st->hash_state : NULL) < 0) {
+        snprintf(st->disk_error, sizeof st->disk_error,
+                 "the saved hash covers %" PRIu64 " bytes, the upload has %" PRIu64, st->hashed,
+                 st->from);
+        return -1;
+    }
+    if (at == st->from)
+        return 0;
+    buf = malloc(BUF);
+    if (!buf) {
+        snprintf(st->disk_error, sizeof st->disk_error, "out of memory");
+        return -1;
+    }
+    while (at < st->from) {
+        size_t want = st->from - at < BUF ? (size_t)(st->from - at) : BUF;
+        ssize_t n = pread(fd, buf, want, (off_t)at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            disk_fail(st, "cannot read", path);
+            goto cleanup;
+        }
+        sha256_midstate_update(sha, buf, (size_t)n);
+        at += (uint64_t)n;
+    }
+    rc = 0;
+cleanup:
+    free(buf);
+    return rc;
+}
+
+/*
+ * Offload thread: the chunk at its offset, hashed as it is written, fsynced;
+ * then the hash's state to keep, or the file's hash when it is the last.
+ */
 static void patch_write(void *arg)
 {
     struct request *r = arg;
     struct tus_state *st = r->state;
+    struct sha256_midstate sha;
+    struct stat sb;
     char path[4200];
-    uint64_t off, written = 0, bytes = 0;
-    int fd;
+    uint64_t written = 0, free_bytes;
+    int fd = -1;
 
     part_path(r, st, path, sizeof path);
-    {
-        uint64_t free_bytes;
-        if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
-            free_bytes < st->len + (uint64_t)r->w->cfg->storage_reserve / 2) {
-            snprintf(st->disk_error, sizeof st->disk_error,
-                     "%" PRIu64 " bytes free, a chunk of %" PRIu64 " would go into the reserve",
-                     free_bytes, st->len);
-            st->disk_full = true;
-            st->disk_failed = 1;
-            return;
-        }
+    if (store_free_bytes(r->w->cfg->data_dir, &free_bytes) == 0 &&
+        free_bytes < st->len + (uint64_t)r->w->cfg->storage_reserve / 2) {
+        snprintf(st->disk_error, sizeof st->disk_error,
+                 "%" PRIu64 " bytes free, a chunk of %" PRIu64 " would go into the reserve",
+                 free_bytes, st->len);
+        st->disk_full = true;
+        st->disk_failed = 1;
+        goto done;
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
         disk_fail(st, "cannot open", path);
         goto fail;
     }
-    if (store_write_evbuffer(fd, st->chunk, st->from, NULL, &written) < 0) {
+    if (fstat(fd, &sb) < 0) {
+        disk_fail(st, "cannot stat", path);
+        goto fail;
+    }
+    if ((uint64_t)sb.st_size < st->from) {
+        /* Acknowledged bytes are gone (another disk, or the file was cut): never fill a hole. */
+        snprintf(st->disk_error, sizeof st->disk_error,
+                 "%.300s has %" PRIu64 " bytes, but %" PRIu64 " were acknowledged", path,
+                 (uint64_t)sb.st_size, st->from);
+        st->damaged = true;
+        st->disk_failed = 1;
+        goto done;
+    }
+    /* Bytes past the offset are an unacknowledged chunk's (a crash mid-write): not ours. */
+    if ((uint64_t)sb.st_size > st->from && ftruncate(fd, (off_t)st->from) < 0) {
+        disk_fail(st, "cannot cut", path);
+        goto fail;
+    }
+    if (resume_hash(fd, st, path, &sha) < 0)
+        goto fail;
+    if (store_write_evbuffer(fd, st->chunk, st->from, true, &sha, &written) < 0) {
         disk_fail(st, "cannot write", path);
         goto fail;
     }
-    off = st->from + written;
-    if (off - st->from != st->len) {
+    if (written != st->len) {
         snprintf(st->disk_error, sizeof st->disk_error,
-                 "short copy of a chunk (%" PRIu64 " of %" PRIu64 " bytes)", off - st->from,
-                 st->len);
+                 "short copy of a chunk (%" PRIu64 " of %" PRIu64 " bytes)", written, st->len);
         goto fail;
     }
-    if (fsync(fd) < 0) {
+    /* Durable before the database counts it (fdatasync includes the new size). */
+    if (fdatasync(fd) < 0) {
         disk_fail(st, "cannot fsync", path);
         goto fail;
+    }
+    if (st->from == 0) {
+        /* ... and so is the part file's name, with its first bytes. */
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/uploads", r->w->cfg->data_dir);
+        if (store_sync_dir(dir) < 0) {
+            disk_fail(st, "cannot fsync", dir);
+            goto fail;
+        }
     }
     if (close(fd) < 0) {
         fd = -1;
@@ -478,16 +571,10 @@ static void patch_write(void *arg)
         goto fail;
     }
     fd = -1;
-    if (st->from + st->len == st->length) {
-        if (store_hash_file(path, st->sha256, &bytes, st->disk_error, sizeof st->disk_error) < 0)
-            goto fail;
-        if (bytes != st->length) {
-            snprintf(st->disk_error, sizeof st->disk_error,
-                     "%.300s has %" PRIu64 " bytes, expected %" PRIu64, path, bytes, st->length);
-            goto fail;
-        }
-    }
-    return;
+    st->hashed = sha256_midstate_save(&sha, st->hash_state);
+    if (st->from + st->len == st->length)
+        sha256_midstate_final(&sha, st->sha256);
+    goto done;
 fail:
     if (fd >= 0)
         close(fd);
@@ -496,28 +583,26 @@ fail:
         log_error("upload %s: cannot cut %s back to %" PRIu64 ": %s", st->id, path, st->from,
                   strerror(errno));
     st->disk_failed = 1;
+done:
+    /* The bytes are on disk (or refused): the memory goes back now, not at the next request. */
+    evbuffer_free(st->chunk);
+    st->chunk = NULL;
+    if (st->len >= TRIM_AFTER_BYTES)
+        malloc_trim(0);
 }
 
-/* Offload thread: the complete part file into the content-addressed store. */
+/* Offload thread: the complete part file into the store, under the hash taken as it arrived. */
 static void patch_store(void *arg)
 {
     struct request *r = arg;
     struct tus_state *st = r->state;
-    char path[4200], sha[65], err[256];
-    uint64_t bytes = 0;
+    char path[4200], err[256];
 
     part_path(r, st, path, sizeof path);
     st->stored = storage_put_file(r->w->storage, path, st->media_type[0] ? st->media_type : NULL,
-                                  sha, &bytes, st->disk_error, sizeof st->disk_error);
+                                  st->sha256, st->length, st->disk_error, sizeof st->disk_error);
     if (st->stored == STORAGE_OK) {
         st->disk_full = false;
-        if (strcmp(sha, st->sha256) != 0 || bytes != st->length) {
-            snprintf(st->disk_error, sizeof st->disk_error,
-                     "%.300s changed after its last chunk: sha256 %s, recorded %s", path, sha,
-                     st->sha256);
-            st->stored = STORAGE_FAILED;
-            st->disk_failed = 1;
-        }
         return;
     }
     st->disk_full = st->stored == STORAGE_FULL;
@@ -597,6 +682,14 @@ static void on_advanced(const struct db_result *res, void *arg)
 
     if (st->disk_failed) {
         /* The lease is released (or runs out); the chunk was not counted. */
+        if (st->damaged) {
+            reply_error(r, 500, "storage_failed",
+                        "the server no longer has the %" PRIu64
+                        " bytes of this upload it acknowledged, so it cannot continue it: "
+                        "DELETE it and upload the file again",
+                        st->from);
+            return;
+        }
         if (st->disk_full) {
             add_u64_header(r, "Upload-Offset", st->from);
             reply_storage_full(r);
@@ -629,9 +722,6 @@ static void patch_written(void *arg)
     struct tus_state *st = r->state;
     uint64_t to = st->from + st->len;
 
-    /* The bytes are on disk (or not): free the memory before the round trip. */
-    evbuffer_free(st->chunk);
-    st->chunk = NULL;
     if (st->disk_failed) {
         log_error("upload %s: %s", st->id, st->disk_error);
         to = st->from; /* advance by nothing: just drop the lease */
@@ -644,7 +734,51 @@ static void patch_written(void *arg)
     r->params[3] = st->n1;
     r->params[4] = st->n2;
     r->params[5] = (!st->disk_failed && to == st->length) ? st->sha256 : NULL;
+    r->params[6] = NULL;
+    r->params[7] = NULL;
+    if (!st->disk_failed) {
+        static const char digits[] = "0123456789abcdef";
+        snprintf(st->n4, sizeof st->n4, "%" PRIu64, st->hashed);
+        for (int i = 0; i < SHA256_MIDSTATE_BYTES; i++) {
+            st->hash_state_hex[2 * i] = digits[st->hash_state[i] >> 4];
+            st->hash_state_hex[2 * i + 1] = digits[st->hash_state[i] & 15];
+        }
+        st->hash_state_hex[64] = '\0';
+        r->params[6] = st->n4;
+        r->params[7] = st->hashed > 0 ? st->hash_state_hex : NULL;
+    }
     request_query(r, STMT_UPLOAD_ADVANCE, on_advanced);
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* api_upload_begin's "hashed" and "hash_state" (hex, null at 0 bytes). Returns 0 or -1. */
+static int parse_hash_state(struct tus_state *st, json_t *doc)
+{
+    json_t *hashed = json_object_get(doc, "hashed");
+    const char *hex = json_string_value(json_object_get(doc, "hash_state"));
+
+    if (!json_is_integer(hashed) || json_integer_value(hashed) < 0)
+        return -1;
+    st->hashed = (uint64_t)json_integer_value(hashed);
+    if (st->hashed == 0)
+        return 0;
+    if (!hex || strlen(hex) != 2 * SHA256_MIDSTATE_BYTES)
+        return -1;
+    for (int i = 0; i < SHA256_MIDSTATE_BYTES; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        st->hash_state[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
 }
 
 static void on_begun(const struct db_result *res, void *arg)
@@ -691,6 +825,11 @@ static void on_begun(const struct db_result *res, void *arg)
         goto cleanup;
     }
     memcpy(st->lease, lease, 37);
+    if (parse_hash_state(st, doc) < 0) {
+        log_error("upload %s: unexpected hash state in %s", st->id, res->value);
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
     if (offload_submit(r->w->offload, r->w->base, patch_write, patch_written, r) < 0)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
 cleanup:

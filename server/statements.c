@@ -42,8 +42,8 @@ const struct statement statements[STMT_COUNT] = {
                            "select api_upload_begin($1, $2::uuid, $3::bigint, $4::bigint)", 4},
     [STMT_UPLOAD_ADVANCE] = {"upload_advance",
                              "select api_upload_advance($1, $2::uuid, $3::uuid, $4::bigint, "
-                             "$5::bigint, $6)",
-                             6},
+                             "$5::bigint, $6, $7::bigint, $8)",
+                             8},
     [STMT_UPLOAD_FINISH] = {"upload_finish", "select api_upload_finish($1, $2::uuid, $3)", 3},
     [STMT_RUBRIC_CALIBRATION_GET] = {"rubric_calibration_get",
                                      "select api_rubric_calibration_get($1, $2::uuid)", 2},

@@ -290,10 +290,11 @@ enum storage_status storage_put_evbuffer(const struct storage *s, struct evbuffe
 }
 
 enum storage_status storage_put_file(const struct storage *s, const char *path,
-                                     const char *media_type, char sha256_hex[65], uint64_t *bytes,
+                                     const char *media_type, const char *sha256_hex, uint64_t bytes,
                                      char *err, size_t err_len)
 {
     struct s3_status st;
+    struct stat sb;
     char key[128];
     int fd;
 
@@ -302,16 +303,21 @@ enum storage_status storage_put_file(const struct storage *s, const char *path,
             return local_status(err, err_len);
         return STORAGE_OK;
     }
-    if (store_hash_file(path, sha256_hex, bytes, err, err_len) < 0 ||
-        storage_artifact_key(sha256_hex, NULL, key, sizeof key) < 0)
+    if (storage_artifact_key(sha256_hex, NULL, key, sizeof key) < 0) {
+        snprintf(err, err_len, "bad hash");
         return STORAGE_FAILED;
-    if (!s3_has(s, key, *bytes)) {
+    }
+    if (!s3_has(s, key, bytes)) {
         fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            snprintf(err, err_len, "cannot open %s: %s", path, strerror(errno));
+        if (fd < 0 || fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != bytes) {
+            snprintf(err, err_len, "cannot open %s, or it is not %llu bytes: %s", path,
+                     (unsigned long long)bytes, strerror(errno));
+            if (fd >= 0)
+                close(fd);
             return STORAGE_FAILED;
         }
-        s3_put_fd(&s->s3, key, fd, *bytes, sha256_hex, media_type, &st);
+        /* signed with the hash: the store refuses bytes that do not match it */
+        s3_put_fd(&s->s3, key, fd, bytes, sha256_hex, media_type, &st);
         close(fd);
         if (st.outcome != S3_OK)
             return from_s3(&st, err, err_len);

@@ -81,12 +81,14 @@ enum storage_status storage_put_evbuffer(const struct storage *s, struct evbuffe
                                          uint64_t *bytes, char *err, size_t err_len);
 
 /*
- * Moves the finished file at path (under root, e.g. a tus part file) into the
- * store under its SHA-256; path is gone on success, untouched on failure.
- * BLOCKS.
+ * Moves the finished file at path (under root, e.g. a tus part file), of
+ * `bytes` bytes whose SHA-256 is sha256_hex (taken as they were written: the
+ * file is not read to hash it again), into the store under that hash; path
+ * is gone on success, untouched on failure. S3 checks the hash as it
+ * receives the bytes. BLOCKS.
  */
 enum storage_status storage_put_file(const struct storage *s, const char *path,
-                                     const char *media_type, char sha256_hex[65], uint64_t *bytes,
+                                     const char *media_type, const char *sha256_hex, uint64_t bytes,
                                      char *err, size_t err_len);
 
 /* Removes the content-addressed bytes sha256_hex (an orphan after a failed insert). BLOCKS. */

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "sha256_midstate.h"
 #include "store.h"
 
 static _Thread_local int last_errno;
@@ -114,67 +116,96 @@ int store_path(const char *root, const char *sha, char *out, size_t out_len)
     return 0;
 }
 
-static int pwrite_all(int fd, const char *p, size_t len, uint64_t off)
+/* Up to this many bytes per pwritev (at most IOV_MAX chains): few, large writes. */
+#define STORE_WRITE_SLICE (8u << 20)
+
+/* All of iov[0..n) at off; a short write continues where it stopped. */
+static int pwritev_all(int fd, struct iovec *iov, int n, uint64_t off)
 {
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0) {
+    while (n > 0) {
+        ssize_t done = pwritev(fd, iov, n, (off_t)off);
+        if (done < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
+        off += (uint64_t)done;
+        while (n > 0 && (size_t)done >= iov->iov_len) {
+            done -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= (size_t)done;
+        }
     }
     return 0;
 }
 
-int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, EVP_MD_CTX *md,
-                         uint64_t *written)
+int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool start_flush,
+                         struct sha256_midstate *sha, uint64_t *written)
 {
+    enum { MAX_VEC = 1024 }; /* IOV_MAX on Linux */
     size_t len = evbuffer_get_length(data);
     struct evbuffer_ptr pos;
-    struct evbuffer_iovec vec[16];
+    struct evbuffer_iovec *vec = malloc(MAX_VEC * sizeof *vec);
+    struct iovec *iov = malloc(MAX_VEC * sizeof *iov);
     uint64_t total = 0;
-    int n;
+    int rc = -1;
 
     *written = 0;
-    /* Walk the buffer's chains without copying or draining them. */
-    evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET);
-    while (total < len && (n = evbuffer_peek(data, -1, &pos, vec, 16)) > 0) {
-        size_t advanced = 0;
-        for (int i = 0; i < n && i < 16; i++) { /* with len -1, peek fills at most 16 */
-            if (pwrite_all(fd, vec[i].iov_base, vec[i].iov_len, offset + total + advanced) < 0)
-                return -1;
-            if (md)
-                EVP_DigestUpdate(md, vec[i].iov_base, vec[i].iov_len);
-            advanced += vec[i].iov_len;
+    if (!vec || !iov) {
+        errno = ENOMEM;
+        goto cleanup;
+    }
+    /* Walk the buffer's chains without copying or draining them, a slice at a time. */
+    if (evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET) < 0)
+        goto cleanup;
+    while (total < len) {
+        size_t want = len - total < STORE_WRITE_SLICE ? len - total : STORE_WRITE_SLICE;
+        int n = evbuffer_peek(data, (ev_ssize_t)want, &pos, vec, MAX_VEC);
+        size_t slice = 0;
+        if (n <= 0)
+            break;
+        if (n > MAX_VEC)
+            n = MAX_VEC; /* more chains than fit: the rest is the next slice */
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = vec[i].iov_base;
+            iov[i].iov_len = vec[i].iov_len;
+            slice += vec[i].iov_len;
         }
-        total += advanced;
+        if (pwritev_all(fd, iov, n, offset + total) < 0)
+            goto cleanup;
+        /* The disk starts on this slice while the next is copied and hashed. */
+        if (start_flush &&
+            sync_file_range(fd, (off_t)(offset + total), (off_t)slice, SYNC_FILE_RANGE_WRITE) < 0 &&
+            errno != ENOSYS && errno != EINVAL)
+            goto cleanup;
+        if (sha)
+            for (int i = 0; i < n; i++)
+                sha256_midstate_update(sha, vec[i].iov_base, vec[i].iov_len);
+        total += slice;
         *written = total;
-        if (advanced == 0 || total >= len ||
-            evbuffer_ptr_set(data, &pos, advanced, EVBUFFER_PTR_ADD) < 0)
+        if (total >= len || evbuffer_ptr_set(data, &pos, slice, EVBUFFER_PTR_ADD) < 0)
             break;
     }
-    return 0;
+    rc = 0;
+cleanup:
+    free(vec);
+    free(iov);
+    return rc;
 }
 
 int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[65],
                        uint64_t *bytes, char *err, size_t err_len)
 {
-    static const char digits[] = "0123456789abcdef";
     char tmp_path[4096], final_path[4096], dir_path[4096];
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    struct sha256_midstate sha;
     int fd = -1, rc = -1;
     uint64_t total = 0;
 
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        snprintf(err, err_len, "cannot start SHA-256");
-        goto cleanup;
-    }
+    sha256_midstate_init(&sha);
     if (snprintf(tmp_path, sizeof tmp_path, "%s/tmp/upload-XXXXXX", root) >= (int)sizeof tmp_path) {
         snprintf(err, err_len, "data directory path is too long");
         goto cleanup;
@@ -185,7 +216,7 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
         failf(err, err_len, "cannot create", tmp_path);
         goto cleanup;
     }
-    if (store_write_evbuffer(fd, data, 0, md, &total) < 0) {
+    if (store_write_evbuffer(fd, data, 0, true, &sha, &total) < 0) {
         failf(err, err_len, "cannot write", tmp_path);
         goto cleanup;
     }
@@ -204,12 +235,7 @@ int store_put_evbuffer(const char *root, struct evbuffer *data, char sha256_hex[
         goto cleanup;
     }
     fd = -1;
-    EVP_DigestFinal_ex(md, digest, &digest_len);
-    for (unsigned i = 0; i < 32; i++) {
-        sha256_hex[2 * i] = digits[digest[i] >> 4];
-        sha256_hex[2 * i + 1] = digits[digest[i] & 15];
-    }
-    sha256_hex[64] = '\0';
+    sha256_midstate_final(&sha, sha256_hex);
     snprintf(dir_path, sizeof dir_path, "%s/%.2s", root, sha256_hex);
     if (mkdir_if_missing(dir_path) < 0) {
         failf(err, err_len, "cannot create", dir_path);
@@ -235,7 +261,6 @@ cleanup:
         close(fd);
     if (rc < 0 && tmp_path[0])
         unlink(tmp_path);
-    EVP_MD_CTX_free(md);
     return rc;
 }
 
@@ -306,54 +331,46 @@ int store_hash_file(const char *path, char sha256_hex[65], uint64_t *bytes, char
     return rc;
 }
 
-int store_put_file(const char *root, const char *src_path, char sha256_hex[65], uint64_t *bytes,
+int store_put_file(const char *root, const char *src_path, const char *sha256_hex, uint64_t bytes,
                    char *err, size_t err_len)
 {
     char final_path[4096], dir_path[4096];
     struct stat sb;
-    int fd = open(src_path, O_RDONLY | O_CLOEXEC);
-    int rc = -1;
 
-    if (fd < 0)
-        return failf(err, err_len, "cannot open", src_path);
-    if (hash_fd(fd, src_path, sha256_hex, bytes, err, err_len) < 0)
-        goto cleanup;
-    /* Durable before its name becomes the store's promise. */
-    if (fsync(fd) < 0) {
-        failf(err, err_len, "cannot fsync", src_path);
-        goto cleanup;
+    /* The hash was taken as the bytes were written; the size is what can have changed since. */
+    if (stat(src_path, &sb) < 0)
+        return failf(err, err_len, "cannot stat", src_path);
+    if ((uint64_t)sb.st_size != bytes) {
+        last_errno = 0;
+        snprintf(err, err_len, "%s has %llu bytes, expected %llu", src_path,
+                 (unsigned long long)sb.st_size, (unsigned long long)bytes);
+        return -1;
     }
     snprintf(dir_path, sizeof dir_path, "%s/%.2s", root, sha256_hex);
     if (store_path(root, sha256_hex, final_path, sizeof final_path) < 0) {
+        last_errno = 0;
         snprintf(err, err_len, "data directory path is too long");
-        goto cleanup;
+        return -1;
     }
-    if (mkdir_if_missing(dir_path) < 0) {
-        failf(err, err_len, "cannot create", dir_path);
-        goto cleanup;
-    }
+    if (mkdir_if_missing(dir_path) < 0)
+        return failf(err, err_len, "cannot create", dir_path);
     if (stat(final_path, &sb) == 0) {
         /* Same bytes already stored (content-addressed): drop the copy. */
-        if (unlink(src_path) < 0 && errno != ENOENT) {
-            failf(err, err_len, "cannot unlink", src_path);
-            goto cleanup;
-        }
-        rc = 0;
-        goto cleanup;
+        if (unlink(src_path) < 0 && errno != ENOENT)
+            return failf(err, err_len, "cannot unlink", src_path);
+        return 0;
     }
     if (rename(src_path, final_path) < 0) {
         /* A concurrent finisher may have moved the same file first. */
-        if (!(errno == ENOENT && stat(final_path, &sb) == 0)) {
-            failf(err, err_len, "cannot rename into", final_path);
-            goto cleanup;
-        }
+        if (!(errno == ENOENT && stat(final_path, &sb) == 0))
+            return failf(err, err_len, "cannot rename into", final_path);
     }
-    if (fsync_dir(dir_path) < 0) {
-        failf(err, err_len, "cannot fsync", dir_path);
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    close(fd);
-    return rc;
+    if (fsync_dir(dir_path) < 0)
+        return failf(err, err_len, "cannot fsync", dir_path);
+    return 0;
+}
+
+int store_sync_dir(const char *path)
+{
+    return fsync_dir(path);
 }

@@ -18,7 +18,8 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
-#include <openssl/evp.h>
+
+#include "sha256_midstate.h"
 
 /*
  * Creates ROOT, ROOT/tmp and ROOT/uploads (resumable uploads' part files) if
@@ -43,22 +44,31 @@ int store_hash_file(const char *path, char sha256_hex[65], uint64_t *bytes, char
 
 /*
  * Moves the file src_path (on the same file system as ROOT, e.g. under
- * ROOT/uploads) into the store: hashes and fsyncs it, renames it to
- * ROOT/ab/<sha> and fsyncs that directory. When the store already holds the
- * hash, src_path is unlinked instead. On success returns 0, fills sha256_hex
- * and *bytes, and src_path is gone; on failure -1 with err and src_path is
- * left as it was.
+ * ROOT/uploads), whose bytes are already fsynced and hash to sha256_hex
+ * (taken as they were written: the file is not read again), into the store:
+ * checks its size is `bytes`, renames it to ROOT/ab/<sha> and fsyncs that
+ * directory. When the store already holds the hash, src_path is unlinked
+ * instead. Returns 0 (src_path is gone), or -1 with err and src_path is left
+ * as it was.
  */
-int store_put_file(const char *root, const char *src_path, char sha256_hex[65], uint64_t *bytes,
+int store_put_file(const char *root, const char *src_path, const char *sha256_hex, uint64_t bytes,
                    char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /*
- * Writes every byte of data (not drained) to fd at offset with pwrite,
- * feeding md too when it is not NULL; *written counts what was written.
- * Returns 0, or -1 with errno set. Blocks: offload threads only.
+ * Writes every byte of data (not drained) to fd from offset, with few large
+ * pwritev calls (a slice of up to 8 MiB of the buffer's chains each). With
+ * start_flush, each slice's writeback starts at once (sync_file_range), so
+ * the disk works while the next slice is copied and hashed; the caller's
+ * fsync then waits only for what is left. Feeds sha too when not NULL.
+ * *written counts what was written. Returns 0, or -1 with errno set.
+ * Blocks: offload threads only.
  */
-int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, EVP_MD_CTX *md,
-                         uint64_t *written) __attribute__((warn_unused_result));
+int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool start_flush,
+                         struct sha256_midstate *sha, uint64_t *written)
+    __attribute__((warn_unused_result));
+
+/* fsyncs the directory at path (a new file's name). Returns 0, or -1 with errno. */
+int store_sync_dir(const char *path) __attribute__((warn_unused_result));
 
 /* The path of the file with this hash. Returns 0, or -1 if it does not fit or the hash is
  * malformed. */

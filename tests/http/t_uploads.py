@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 
-from harness import HOST, check, eq, expect, is_uuid, raw_exchange, sha256, test
+from harness import HOST, check, eq, expect, is_uuid, raw_exchange, sha256, sql, test
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
@@ -291,3 +291,155 @@ def upload_tus_racing_patches(env):
         r = earner.c.get("/v1/artifacts/%s/content" % aid)
         expect(r, 200)
         check(r.body == bodies[win], "the artifact should hold the accepted PATCH's bytes")
+
+
+# ---- the hash that advances with the chunks (issue 15 item 7) ----------------
+
+_K = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]
+_H0 = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+       0x5be0cd19]
+
+
+def _rotr(x, n):
+    return ((x >> n) | (x << (32 - n))) & 0xffffffff
+
+
+def sha256_chaining_value(blocks):
+    """FIPS 180-4's SHA-256 H(i) after `blocks` (a whole number of 64-byte
+    blocks), as 32 big-endian bytes: what the server keeps between chunks.
+    A second, plain implementation, so the test does not trust the server's
+    OpenSSL; it is checked against hashlib in sha256_chaining_value_checked."""
+    h = list(_H0)
+    for at in range(0, len(blocks), 64):
+        w = [int.from_bytes(blocks[at + 4 * i:at + 4 * i + 4], "big") for i in range(16)]
+        for i in range(16, 64):
+            s0 = _rotr(w[i - 15], 7) ^ _rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+            s1 = _rotr(w[i - 2], 17) ^ _rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+            w.append((w[i - 16] + s0 + w[i - 7] + s1) & 0xffffffff)
+        a, b, c, d, e, f, g, hh = h
+        for i in range(64):
+            t1 = (hh + (_rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)) + ((e & f) ^ (~e & g))
+                  + _K[i] + w[i]) & 0xffffffff
+            t2 = ((_rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) \
+                & 0xffffffff
+            a, b, c, d, e, f, g, hh = (t1 + t2) & 0xffffffff, a, b, c, (d + t1) & 0xffffffff, e, f, g
+        h = [(x + y) & 0xffffffff for x, y in zip(h, [a, b, c, d, e, f, g, hh])]
+    return b"".join(x.to_bytes(4, "big") for x in h)
+
+
+def sha256_chaining_value_checked(data):
+    """The chaining value after data (whole blocks), once the padded message
+    of the same implementation has been seen to give hashlib's digest."""
+    padded = data + b"\x80" + b"\0" * ((55 - len(data)) % 64) + (8 * len(data)).to_bytes(8, "big")
+    check(sha256_chaining_value(padded).hex() == sha256(data),
+          "the test's own SHA-256 disagrees with hashlib")
+    return sha256_chaining_value(data)
+
+
+def hash_row(env, uid):
+    out = sql(env, "SELECT upload_offset, hashed_bytes, coalesce(encode(hash_state, 'hex'), '')"
+                   " FROM uploads WHERE id = '%s'" % uid).split("|")
+    return int(out[0]), int(out[1]), out[2]
+
+
+def part_file(env, uid):
+    return os.path.join(env.data_dir, "uploads", uid + ".part")
+
+
+@test
+def upload_tus_hash_resumes_across_restarts(env):
+    """The file's SHA-256 advances as chunks arrive and is kept between them
+    as the standard chaining value (checked by a second implementation): the
+    chunks after a crash (SIGKILL) of the server that took the first go
+    through another server process, and the artifact's hash and bytes are the
+    file's. Chunk ends fall inside 64-byte blocks, so the bytes after the kept
+    state are re-read from the part file."""
+    a = env.start_server("tus-hash-a")
+    earner = env.user(["earner"], org="Tus Hash Org", server=a)
+    # small: the second implementation is plain Python (about 100 KB/s)
+    data = os.urandom(40003 + 30011 + 7777)
+    cuts = [0, 40003, 70014, len(data)]
+    uid = new_upload(earner.c, len(data))
+    r = patch(earner.c, uid, 0, data[:cuts[1]])
+    expect_tus(r, 204, "first chunk on A")
+    offset, hashed, state = hash_row(env, uid)
+    eq((offset, hashed), (cuts[1], cuts[1] // 64 * 64), "offset and bytes hashed after chunk 1")
+    eq(state, sha256_chaining_value_checked(data[:hashed]).hex(), "the kept hash state, chunk 1")
+    a.kill()  # a crash: nothing more is written by A
+
+    b = env.start_server("tus-hash-b")
+    eb = earner.on(b)
+    r = patch(eb, uid, cuts[1], data[cuts[1]:cuts[2]])
+    expect_tus(r, 204, "second chunk on B after A crashed")
+    offset, hashed, state = hash_row(env, uid)
+    eq((offset, hashed), (cuts[2], cuts[2] // 64 * 64), "offset and bytes hashed after chunk 2")
+    eq(state, sha256_chaining_value(data[:hashed]).hex(), "the kept hash state, chunk 2")
+    r = patch(eb, uid, cuts[2], data[cuts[2]:])
+    expect_tus(r, 204, "last chunk on B")
+    aid = r.header("x-artifact-id")
+    art = expect(eb.get("/v1/artifacts/" + aid), 200, what="the resumed artifact")
+    eq((art.get("bytes"), art.get("sha256")), (len(data), sha256(data)), "the artifact's hash")
+    got = eb.get("/v1/artifacts/%s/content" % aid, timeout=60)
+    check(got.status == 200 and got.body == data, "the stored bytes are the uploaded file")
+    msg = b.stop()
+    check(msg is None, msg)
+
+
+@test
+def upload_tus_damaged_part_file(env):
+    """The hash is taken from the bytes as they arrive, so the part file must
+    hold exactly what was acknowledged: a file cut short (lost bytes) is never
+    filled with a hole — the chunk is refused and the offset stays; bytes past
+    the offset (a chunk that crashed mid-write) are cut before the next one;
+    a wrong Upload-Offset is still a 409."""
+    earner = env.user(["earner"], org="Tus Damage Org")
+    data = os.urandom(300000)
+    uid = new_upload(earner.c, len(data))
+    expect_tus(patch(earner.c, uid, 0, data[:100000]), 204, "first chunk")
+    expect(patch(earner.c, uid, 100001, data[100001:200000]), 409, "offset_mismatch",
+           "a chunk one byte past the offset")
+    with open(part_file(env, uid), "r+b") as f:
+        f.truncate(50000)
+    r = patch(earner.c, uid, 100000, data[100000:200000])
+    body = expect(r, 500, "storage_failed", "a chunk after the part file lost bytes")
+    check("DELETE" in body["error"]["message"], "the message says what to do: %r" % body)
+    eq(head(earner.c, uid).header("upload-offset"), "100000", "the offset after the refusal")
+    eq(os.path.getsize(part_file(env, uid)), 50000, "the damaged part file is left as it was")
+    eq(earner.c.request("DELETE", "/v1/uploads/" + uid, headers=dict(TUS)).status, 204,
+       "the damaged upload is deleted")
+
+    # leftovers of an unacknowledged chunk are cut, and the hash is of the acknowledged bytes
+    uid = new_upload(earner.c, len(data))
+    expect_tus(patch(earner.c, uid, 0, data[:100000]), 204, "first chunk")
+    with open(part_file(env, uid), "ab") as f:
+        f.write(os.urandom(12345))
+    r = patch(earner.c, uid, 100000, data[100000:])
+    expect_tus(r, 204, "the rest after the leftovers")
+    aid = r.header("x-artifact-id")
+    art = expect(earner.c.get("/v1/artifacts/%s" % aid), 200, what="the artifact")
+    eq((art.get("bytes"), art.get("sha256")), (len(data), sha256(data)), "hash after leftovers")
+    got = earner.c.get("/v1/artifacts/%s/content" % aid)
+    check(got.body == data, "the stored bytes after leftovers were cut")
+
+
+@test
+def upload_tus_without_saved_hash(env):
+    """An upload begun before the hash was kept (no state in its row): its
+    next chunk hashes the bytes already on disk once, and the artifact is right."""
+    earner = env.user(["earner"], org="Tus Legacy Org")
+    data = os.urandom(250000)
+    uid = new_upload(earner.c, len(data))
+    expect_tus(patch(earner.c, uid, 0, data[:130000]), 204, "first chunk")
+    sql(env, "UPDATE uploads SET hashed_bytes = 0, hash_state = NULL WHERE id = '%s'" % uid)
+    r = patch(earner.c, uid, 130000, data[130000:])
+    expect_tus(r, 204, "the last chunk")
+    art = expect(earner.c.get("/v1/artifacts/" + r.header("x-artifact-id")), 200)
+    eq(art.get("sha256"), sha256(data), "the hash of an upload without a saved state")
