@@ -10,7 +10,9 @@
  * criterion) and per criterion (unit = submission) on the report pool
  * (report_pool.h): never on the event loop, never on the threads that write
  * uploads, at most REPORTS_MAX_PENDING at a time per server (then 503 with
- * Retry-After). An answer is kept (report_cache.h) under its query and the
+ * Retry-After), on a thread that yields the CPU to requests (SCHED_BATCH,
+ * nice 10); and one report's data query at a time per event loop, so that
+ * reports never hold every connection of a loop's pool. An answer is kept (report_cache.h) under its query and the
  * stamp of the credential's newest score; the database says when the stamp
  * is unchanged and the kept answer is sent again without recomputing.
  *
@@ -19,10 +21,14 @@
  * next page is asked for only once the previous one has been handed to the
  * socket, so the server holds one page per download, whatever the size.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -38,8 +44,21 @@
 #define MAX_CRITERIA        64
 #define REPORTS_MAX_PENDING 2
 #define RATINGS_PAGE        "1000"
+#define REPORT_NICE         10 /* the report thread's (and its bootstrap threads') nice value */
+#define REPORT_WAITING_MAX  4  /* agreement reports waiting for their loop's report query */
 
 static atomic_int reports_pending;
+
+/*
+ * One agreement report reads its data at a time per event loop: a loop's
+ * pool is a couple of connections (--db-pool, 2), and two reports' data
+ * queries (a second each at 10^5 scores) held both while uploads and every
+ * other request of the loop queued behind them. Others wait here, in order
+ * (at most REPORT_WAITING_MAX, then 503 with Retry-After).
+ */
+static _Thread_local int report_queries;
+static _Thread_local struct request *report_waiting_head, *report_waiting_tail;
+static _Thread_local int report_waiting;
 
 struct agreement_job {
     char *data;         /* the database's answer (owned): header line, then rows */
@@ -47,6 +66,8 @@ struct agreement_job {
     char *stamp;        /* the stamp of the data (owned) */
     bool cacheable;
     bool counted;       /* holds a reports_pending slot */
+    bool querying;      /* holds its loop's report query */
+    struct request *next_waiting;
     json_t *answer;     /* built on the report pool */
     char error[160];
 };
@@ -142,6 +163,30 @@ static int level_of(const char *levels, size_t c, double *level)
     return 0;
 }
 
+/*
+ * A report's computation yields the CPU to everything else: on a 2-core
+ * machine its bootstrap (every core) made a 4 KiB upload next to two reports
+ * take 5.4x its time alone. The report thread runs SCHED_BATCH (never
+ * preempts others on waking) at nice REPORT_NICE; the bootstrap's threads,
+ * created from it, inherit both. Named "accord-report", so that one can see
+ * it (top -H, /proc/PID/task). Once per thread; failures only logged (the
+ * report is still right, only less polite).
+ */
+static void report_thread_yields(void)
+{
+    static _Thread_local bool done;
+    struct sched_param sp = {0};
+
+    if (done)
+        return;
+    done = true;
+    pthread_setname_np(pthread_self(), "accord-report");
+    if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) != 0)
+        log_warn("reports: cannot run the report thread as SCHED_BATCH");
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), REPORT_NICE) != 0)
+        log_warn("reports: cannot lower the report thread's priority");
+}
+
 static void agreement_compute(void *arg)
 {
     struct request *r = arg;
@@ -153,6 +198,7 @@ static void agreement_compute(void *arg)
     double scale[128];
     size_t n_crit = 0, n_levels, n_lines, i, c;
 
+    report_thread_yields();
     if (rows)
         *rows++ = '\0';
     doc = json_loads(job->data, 0, NULL);
@@ -253,6 +299,26 @@ static void agreement_done(void *arg)
     free(text);
 }
 
+static void report_query_begin(struct request *r);
+
+/* The loop's report query is free again: the next waiting report reads its data. */
+static void report_query_done(struct agreement_job *job)
+{
+    struct request *next = report_waiting_head;
+
+    if (!job->querying)
+        return;
+    job->querying = false;
+    report_queries--;
+    if (!next)
+        return;
+    report_waiting_head = ((struct agreement_job *)next->state)->next_waiting;
+    if (!report_waiting_head)
+        report_waiting_tail = NULL;
+    report_waiting--;
+    report_query_begin(next);
+}
+
 static void on_agreement_data(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
@@ -260,6 +326,7 @@ static void on_agreement_data(const struct db_result *res, void *arg)
     const char *nl;
     json_t *head;
 
+    report_query_done(job);
     if (res->status != DB_OK) {
         reply_db_failure(r, res);
         return;
@@ -299,6 +366,21 @@ static void on_agreement_data(const struct db_result *res, void *arg)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
 }
 
+static void report_query_begin(struct request *r)
+{
+    struct agreement_job *job = r->state;
+    enum db_status st;
+
+    report_queries++;
+    job->querying = true;
+    st = pgpool_query(r->w->pool, STMT_REPORT_AGREEMENT_DATA, r->params, on_agreement_data, r);
+    if (st != DB_OK) {
+        struct db_result res = {.status = st};
+        report_query_done(job);
+        reply_db_failure(r, &res);
+    }
+}
+
 void handle_report_agreement(struct request *r)
 {
     struct agreement_job *job = calloc(1, sizeof *job);
@@ -312,7 +394,21 @@ void handle_report_agreement(struct request *r)
     /* the stamp of a kept answer: the database says whether it still holds */
     report_cache_get(r->query ? r->query : "", &job->stamp, &job->cached);
     r->params[2] = job->stamp;
-    request_query(r, STMT_REPORT_AGREEMENT_DATA, on_agreement_data);
+    if (report_queries == 0) {
+        report_query_begin(r);
+        return;
+    }
+    if (report_waiting >= REPORT_WAITING_MAX) {
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "5");
+        reply_error(r, 503, "busy", "reports are being computed; try again shortly");
+        return;
+    }
+    if (report_waiting_tail)
+        ((struct agreement_job *)report_waiting_tail->state)->next_waiting = r;
+    else
+        report_waiting_head = r;
+    report_waiting_tail = r;
+    report_waiting++;
 }
 
 /* ---- ratings.csv ------------------------------------------------------- */
