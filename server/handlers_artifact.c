@@ -14,7 +14,11 @@
  * Download (GET /v1/artifacts/{id}/content): the database authorizes and
  * audits the read, then the file is sent from the page cache with
  * evbuffer_add_file (sendfile where the kernel has it), honouring one
- * byte range so video players can seek.
+ * byte range so video players can seek. A video player asks for many ranges:
+ * every one is authorized by the database, but the audit row (one per
+ * reader, artifact and minute) is written by the first; while this server
+ * knows that row stands (read_audits below), the others are authorized by
+ * api_artifact_reread, which writes nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -39,6 +44,7 @@
 
 #define MAX_HEADER_TEXT 255
 #define SENDFILE_PIECE  (4 << 20) /* bytes per sendfile(2) call */
+#define READ_AUDIT_SLOTS 256      /* readings remembered per worker thread */
 
 struct upload_state {
     struct evbuffer *data;
@@ -367,6 +373,67 @@ static void add_disposition(struct evkeyvalq *h, bool show_inline, const char *f
     evhttp_add_header(h, "Content-Disposition", value);
 }
 
+/*
+ * Evidence reads this server has audited, per worker thread (no lock): the
+ * credential and artifact, and until when (monotonic) the database's
+ * artifact.read row of that reader stands for further reads (its answer's
+ * audit_ms: a minute from the row's time). A fixed table, a slot per key's
+ * hash: a collision only costs the next read an audited round trip.
+ */
+struct read_audit {
+    uint64_t until_ms; /* 0: empty */
+    char key[112];     /* "<credential param> <artifact id>" */
+};
+static _Thread_local struct read_audit read_audits[READ_AUDIT_SLOTS];
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The slot of this request's (credential, artifact), its key in key; NULL if it has none. */
+static struct read_audit *read_audit_slot(const struct request *r, char *key, size_t cap)
+{
+    const char *cred = request_token_param(r);
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    int n;
+
+    if (!cred || r->n_ids < 1)
+        return NULL;
+    n = snprintf(key, cap, "%s %s", cred, r->ids[0]);
+    if (n < 0 || (size_t)n >= cap)
+        return NULL;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    return &read_audits[h % READ_AUDIT_SLOTS];
+}
+
+static void read_audit_remember(const struct request *r, json_int_t audit_ms)
+{
+    char key[sizeof read_audits[0].key];
+    struct read_audit *slot = read_audit_slot(r, key, sizeof key);
+
+    if (!slot)
+        return;
+    if (audit_ms <= 0) {
+        if (strcmp(slot->key, key) == 0)
+            slot->until_ms = 0;
+        return;
+    }
+    memcpy(slot->key, key, sizeof key);
+    slot->until_ms = monotonic_ms() + (uint64_t)audit_ms;
+}
+
+static bool read_audited(const struct request *r)
+{
+    char key[sizeof read_audits[0].key];
+    struct read_audit *slot = read_audit_slot(r, key, sizeof key);
+
+    return slot && slot->until_ms > monotonic_ms() && strcmp(slot->key, key) == 0;
+}
+
 static void on_content_authorized(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
@@ -381,10 +448,14 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     int fd = -1, range;
 
     if (res->status != DB_OK) {
+        read_audit_remember(r, 0); /* refused or failed: the next read goes the audited way */
         reply_db_failure(r, res);
         return;
     }
     meta = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    /* the audited read says how long its audit row stands (absent: reread) */
+    if (json_is_integer(json_object_get(meta, "audit_ms")))
+        read_audit_remember(r, json_integer_value(json_object_get(meta, "audit_ms")));
     sha = json_string_value(json_object_get(meta, "sha256"));
     url = json_string_value(json_object_get(meta, "url"));
     media_type = json_string_value(json_object_get(meta, "media_type"));
@@ -486,5 +557,7 @@ cleanup:
 
 void handle_artifact_content(struct request *r)
 {
-    request_query(r, STMT_ARTIFACT_CONTENT, on_content_authorized);
+    /* same parameters (credential, artifact id), same answer but audit_ms */
+    request_query(r, read_audited(r) ? STMT_ARTIFACT_REREAD : STMT_ARTIFACT_CONTENT,
+                  on_content_authorized);
 }

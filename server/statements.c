@@ -24,6 +24,7 @@ const struct statement statements[STMT_COUNT] = {
                                 2},
     [STMT_ARTIFACT_GET] = {"artifact_get", "select api_artifact_get($1, $2::uuid)", 2},
     [STMT_ARTIFACT_CONTENT] = {"artifact_content", "select api_artifact_content($1, $2::uuid)", 2},
+    [STMT_ARTIFACT_REREAD] = {"artifact_reread", "select api_artifact_reread($1, $2::uuid)", 2},
     [STMT_SUBMISSION_CREATE] = {"submission_create", "select api_submission_create($1, $2::jsonb)",
                                 2},
     [STMT_SUBMISSION_LIST] = {"submission_list", "select api_submission_list($1)", 1},

@@ -148,6 +148,54 @@ CREATE TRIGGER users_profiles AFTER UPDATE ON users
     FOR EACH ROW WHEN (OLD.roles IS DISTINCT FROM NEW.roles)
     EXECUTE FUNCTION _claim_profiles_user();
 
+-- ===========================================================================
+-- Evidence reads: audited once, authorized every time
+-- ===========================================================================
+--
+-- 017 writes one artifact.read row per reader, artifact and minute (its
+-- trigger drops the others). A video player's many ranges still each paid
+-- for the INSERT and the trigger's look-up. Now the audited read also says
+-- how long its row stands (audit_ms: a minute from the row's time, the one
+-- just written or the one the trigger found); the server remembers that and
+-- authorizes the reader's further ranges within it with
+-- api_artifact_reread — the same authorization (_auth, _artifact_readable:
+-- a lease that ended, a revoked token refuse at once), no audit row, no
+-- write. 015's api_artifact_content, carried forward, plus audit_ms.
+CREATE OR REPLACE FUNCTION api_artifact_content(p_token text, p_id uuid) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth(p_token);
+    a artifacts := _artifact_readable(v_me, p_id);
+    v_at timestamptz;
+BEGIN
+    INSERT INTO audit_log (actor_id, action, object_type, object_id, detail)
+    VALUES (v_me.id, 'artifact.read', 'artifact', a.id,
+            jsonb_build_object('sha256', a.sha256, 'url', a.url));
+    SELECT max(l.at) INTO v_at
+      FROM audit_log l
+     WHERE l.object_id = a.id AND l.action = 'artifact.read' AND l.actor_id = v_me.id
+       AND l.at > now() - interval '1 minute';
+    RETURN json_build_object('id', a.id, 'sha256', a.sha256, 'media_type', a.media_type,
+                             'bytes', a.bytes, 'url', a.url, 'filename', a.filename,
+                             'object_key', a.object_key,
+                             'audit_ms', coalesce(floor(extract(epoch FROM v_at + interval '1 minute' - now())
+                                                        * 1000)::bigint, 0));
+END $$;
+
+-- A further read by a reader whose artifact.read row stands (the server
+-- knows): authorized like api_artifact_content, the same answer without
+-- audit_ms, nothing written.
+CREATE FUNCTION api_artifact_reread(p_token text, p_id uuid) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth(p_token);
+    a artifacts := _artifact_readable(v_me, p_id);
+BEGIN
+    RETURN json_build_object('id', a.id, 'sha256', a.sha256, 'media_type', a.media_type,
+                             'bytes', a.bytes, 'url', a.url, 'filename', a.filename,
+                             'object_key', a.object_key);
+END $$;
+
 -- 017's claim, carried forward; what changed is where the grants come from
 -- (the kept profile) and that the per-grant arrays are not rebuilt per claim.
 CREATE OR REPLACE FUNCTION api_review_claim(p_token text, p_body jsonb, p_lease_seconds int) RETURNS json
