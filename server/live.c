@@ -122,8 +122,6 @@ struct user_count {
 static pthread_mutex_t users_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct user_count *user_buckets[USER_BUCKETS];
 static int streams_total;
-static void (*watch_hook)(void *arg);
-static void *watch_hook_arg;
 
 static atomic_long m_opened, m_refused_user, m_refused_total, m_events, m_batches, m_batch_failures,
     m_notes, m_dropped_slow;
@@ -141,7 +139,6 @@ static int streams_reserve(const char *user_id, long max_user, long max_total)
 {
     struct user_count **pp, *uc;
     int rc = 0;
-    bool first;
 
     pthread_mutex_lock(&users_mu);
     for (pp = &user_buckets[bucket_of(user_id)]; *pp; pp = &(*pp)->next)
@@ -162,23 +159,19 @@ static int streams_reserve(const char *user_id, long max_user, long max_total)
         uc->n++;
         streams_total++;
     }
-    first = rc == 0 && streams_total == 1;
     pthread_mutex_unlock(&users_mu);
-    if (first && watch_hook)
-        watch_hook(watch_hook_arg);
     return rc;
 }
 
 static void streams_release(const char *user_id)
 {
     struct user_count **pp;
-    bool last = false;
 
     pthread_mutex_lock(&users_mu);
     for (pp = &user_buckets[bucket_of(user_id)]; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->user_id, user_id) == 0) {
             struct user_count *uc = *pp;
-            last = --streams_total == 0;
+            streams_total--;
             if (--uc->n == 0) {
                 *pp = uc->next;
                 free(uc);
@@ -186,8 +179,6 @@ static void streams_release(const char *user_id)
             break;
         }
     pthread_mutex_unlock(&users_mu);
-    if (last && watch_hook)
-        watch_hook(watch_hook_arg);
 }
 
 int live_streams_open(void)
@@ -197,12 +188,6 @@ int live_streams_open(void)
     n = streams_total;
     pthread_mutex_unlock(&users_mu);
     return n;
-}
-
-void live_set_watch_hook(void (*hook)(void *arg), void *arg)
-{
-    watch_hook = hook;
-    watch_hook_arg = arg;
 }
 
 /* json_t counters: key -> integer, removed at zero. */
@@ -880,6 +865,10 @@ static bool parse_note(const char *channel, const char *payload, struct live_not
     }
     if (strcmp(channel, "accord_live") != 0)
         return false;
+    if (strcmp(payload, "R") == 0) { /* too much changed at once (live_changes()) */
+        n->kind = 'R';
+        return true;
+    }
     got = sscanf(payload, "%1s %23s %39s %39s %39s %7s", kind, seq, a, b, c, flags);
     if (got < 3)
         return false;

@@ -15,7 +15,8 @@
  * database for that user.
  *
  * Cost: no database connection per stream. One listening connection per
- * process (livelisten.h) posts each change to every event loop's hub; a hub
+ * process (livelisten.h, pglisten.h) reads what committed since it last
+ * looked and posts each change to every event loop's hub; a hub
  * marks which of its streams care, and at most one query per hub is in
  * flight (live_batch(), db/migrations/014_live.sql): it answers for every
  * stream that opened or needs a fresh look meanwhile, every changed queue and
@@ -54,22 +55,17 @@ void live_hub_free(struct live_hub *h);
 void handle_events(struct request *r);
 
 /*
- * From the listener (main thread): one notification of channel accord_live
- * or accord_auth; live_post_flush() then wakes the hubs that got any.
+ * From the listener (main thread): one change (a line of live_changes(),
+ * db/migrations/022_notify2.sql, as channel accord_live) or a notification of
+ * accord_auth; live_post_flush() then wakes the hubs that got any.
  */
 void live_post(const char *channel, const char *payload);
 void live_post_flush(void);
 /* The listener (re)connected: every stream of every hub looks again. */
 void live_post_resync_all(void);
 
-/* Streams open in this process (the listener reports it: db/migrations/014_live.sql). */
+/* Streams open in this process. */
 int live_streams_open(void);
-
-/*
- * hook(arg) runs (on whichever thread opened or ended the stream) when the
- * process's first stream opens or its last one ends. Set once, before serving.
- */
-void live_set_watch_hook(void (*hook)(void *arg), void *arg);
 
 /* Appends the streams' counters (Prometheus text) to out. */
 void live_render_metrics(struct evbuffer *out);

@@ -1,295 +1,222 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/*
- * livelisten.c - LISTEN accord_live, accord_auth on the main loop.
- *
- * States: DOWN (timer pending) -> CONNECTING (PQconnectPoll) -> LISTENING.
- * Any failure goes back to DOWN and retries after a backoff (as authlisten.c).
- */
+/* livelisten.c - the announcer and the catch-up of the live streams (see livelisten.h). */
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include <libpq-fe.h>
-#include <uuid/uuid.h>
+#include <jansson.h>
 
 #include "live.h"
 #include "livelisten.h"
 #include "log.h"
+#include "pglisten.h"
 
-#define LISTEN_SQL        "LISTEN accord_live; LISTEN accord_auth"
-#define BACKOFF_MIN_MS    100
-#define BACKOFF_MAX_MS    5000
-#define CONNECT_TIMEOUT_S 5
-#define REPORT_EVERY_S    30 /* live_server_report(): a report older than 90 s does not count */
-#define REPORT_SQL        "SELECT live_server_report($1::uuid, $2::int)"
-
-enum listen_state { L_DOWN, L_CONNECTING, L_LISTENING };
+#define LIVE_ANNOUNCE_MS    50   /* at most one NOTIFY per this, per process */
+#define LIVE_CATCHUP_MIN_MS 50   /* at most one catch-up per this, per process */
+#define LIVE_CATCHUP_SLOW_S 1    /* a catch-up at least this often (other tools, lost NOTIFYs) */
+#define LIVE_CHANGES_MAX    5000 /* changes per catch-up; past it every stream looks again */
+#define CATCHUP_SQL         "SELECT live_changes($1, $2::int)"
+#define ANNOUNCE_SQL        "NOTIFY accord_live"
 
 struct livelisten {
     struct event_base *base;
-    char *conninfo;
-    PGconn *conn;
-    enum listen_state state;
-    struct event *ev_io;
-    struct event *ev_timer;
-    int backoff_ms;
-    bool reported;
-    /* this process's open streams, told to the database (live_server_report) */
-    char server_id[37];
-    struct event *ev_report; /* activated by live.c's hook (any thread), and every 30 s */
-    bool busy;               /* a command is in progress on the connection */
-    bool report_wanted;      /* send a report when the connection is free */
-    int report_sent;         /* the count in the report in flight, or -1 */
-    int report_done;         /* the count last reported, or -1 (none since connecting) */
-    char report_text[16];
+    struct pglisten *pl;
+    char *snapshot; /* of the last catch-up; NULL: none since connecting */
+    bool catchup_in_flight, catchup_wanted;
+    long long catchup_started_ms;
+    long long announced_ms;
+    struct event *ev_catchup; /* the coalescing timer */
+    struct event *ev_slow;    /* every LIVE_CATCHUP_SLOW_S */
+    struct event *ev_announce;
 };
 
-static void on_io(evutil_socket_t fd, short what, void *arg);
-static void send_report(struct livelisten *l);
+static _Atomic(struct livelisten *) the_listener;
+static atomic_bool change_pending;
 
-static void drop_io(struct livelisten *l)
+static long long mono_ms(void)
 {
-    if (l->ev_io) {
-        event_free(l->ev_io);
-        l->ev_io = NULL;
-    }
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void go_down(struct livelisten *l, const char *why)
+static void add_ms(struct event *ev, long long ms)
 {
-    struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
-
-    if (!l->reported) {
-        log_warn("live listener: %s%s", why, l->conn ? PQerrorMessage(l->conn) : "");
-        l->reported = true;
-    }
-    drop_io(l);
-    if (l->conn) {
-        PQfinish(l->conn);
-        l->conn = NULL;
-    }
-    l->state = L_DOWN;
-    l->busy = false;
-    l->report_sent = l->report_done = -1;
-    event_add(l->ev_timer, &tv);
-    l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(ev, &tv);
 }
 
-static int wait_for(struct livelisten *l, short what)
+/* ------------------------------------------------------------------------ */
+/* The catch-up */
+
+static void catchup_start(struct livelisten *ll);
+
+static void on_changes(const PGresult *res, void *arg)
 {
-    drop_io(l);
-    l->ev_io = event_new(l->base, PQsocket(l->conn), what, on_io, l);
-    return l->ev_io && event_add(l->ev_io, NULL) == 0 ? 0 : -1;
+    struct livelisten *ll = arg;
+    json_t *doc = NULL, *changes, *v;
+    const char *snap;
+    bool first = ll->snapshot == NULL;
+    size_t i;
+
+    ll->catchup_in_flight = false;
+    if (!res || PQntuples(res) != 1 || !(doc = json_loads(PQgetvalue(res, 0, 0), 0, NULL)) ||
+        !(snap = json_string_value(json_object_get(doc, "snapshot")))) {
+        /* the connection went down (the next one starts afresh) or the query failed */
+        if (res)
+            log_warn("live catch-up: an answer it cannot read");
+        goto cleanup;
+    }
+    free(ll->snapshot);
+    ll->snapshot = strdup(snap);
+    changes = json_object_get(doc, "changes");
+    json_array_foreach(changes, i, v) live_post("accord_live", json_string_value(v));
+    if (first) /* whatever changed before this snapshot: every stream looks again */
+        live_post_resync_all();
+    else
+        live_post_flush();
+cleanup:
+    json_decref(doc);
+    if (ll->catchup_wanted)
+        catchup_start(ll);
 }
 
-static void drain(struct livelisten *l)
+static void catchup_start(struct livelisten *ll)
 {
-    PGresult *res;
-    PGnotify *n;
+    long long now = mono_ms(), wait = ll->catchup_started_ms + LIVE_CATCHUP_MIN_MS - now;
+    char limit[16];
+    const char *params[2] = {ll->snapshot, limit};
 
-    if (!PQconsumeInput(l->conn)) {
-        go_down(l, "connection lost: ");
+    ll->catchup_wanted = true;
+    if (ll->catchup_in_flight || !pglisten_up(ll->pl))
+        return;
+    if (wait > 0) {
+        if (!event_pending(ll->ev_catchup, EV_TIMEOUT, NULL))
+            add_ms(ll->ev_catchup, wait);
         return;
     }
-    while (l->busy && !PQisBusy(l->conn)) {
-        res = PQgetResult(l->conn);
-        if (!res) { /* the command is complete */
-            l->busy = false;
-            if (l->report_sent >= 0) {
-                /* streams opened while nobody announced changes: they look again */
-                if (l->report_done <= 0 && l->report_sent > 0)
-                    live_post_resync_all();
-                l->report_done = l->report_sent;
-                l->report_sent = -1;
-            }
-            break;
-        }
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-            PQclear(res);
-            go_down(l, l->report_sent >= 0 ? "report failed: " : "LISTEN failed: ");
-            return;
-        }
-        PQclear(res);
-    }
-    while ((n = PQnotifies(l->conn))) {
-        live_post(n->relname, n->extra);
-        PQfreemem(n);
-    }
+    snprintf(limit, sizeof limit, "%d", LIVE_CHANGES_MAX);
+    ll->catchup_wanted = false;
+    ll->catchup_started_ms = now;
+    if (pglisten_query(ll->pl, CATCHUP_SQL, 2, params, on_changes, ll) == 0)
+        ll->catchup_in_flight = true;
+    else
+        ll->catchup_wanted = true; /* the queue is full: the slow timer tries again */
+}
+
+static void on_catchup_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    catchup_start(arg);
+}
+
+static void on_live(const char *channel, const char *payload, void *arg)
+{
+    (void)channel;
+    (void)payload; /* announcements carry nothing: the catch-up reads what changed */
+    catchup_start(arg);
+}
+
+static void on_auth(const char *channel, const char *payload, void *arg)
+{
+    (void)arg;
+    live_post(channel, payload);
     live_post_flush();
-    if (!l->busy && l->report_wanted)
-        send_report(l);
 }
 
-static void send_report(struct livelisten *l)
+static void on_state(bool up, void *arg)
 {
-    const char *params[2] = {l->server_id, l->report_text};
-    int n = live_streams_open();
+    struct livelisten *ll = arg;
+    free(ll->snapshot);
+    ll->snapshot = NULL;
+    ll->catchup_in_flight = false;
+    if (up)
+        catchup_start(ll);
+}
 
-    l->report_wanted = true;
-    if (l->state != L_LISTENING || l->busy)
-        return; /* when the connection is free */
-    l->report_wanted = false;
-    if (n == l->report_done && n == 0)
-        return; /* nothing to say: no row says this server watches */
-    snprintf(l->report_text, sizeof l->report_text, "%d", n);
-    if (!PQsendQueryParams(l->conn, REPORT_SQL, 2, NULL, params, NULL, NULL, 0) ||
-        PQflush(l->conn) != 0) {
-        go_down(l, "cannot send a report: ");
+/* ------------------------------------------------------------------------ */
+/* The announcer */
+
+static void on_announced(const PGresult *res, void *arg)
+{
+    (void)res; /* a lost announcement is made up for by the catch-ups' slow timer */
+    (void)arg;
+}
+
+static void on_announce(evutil_socket_t fd, short what, void *arg)
+{
+    struct livelisten *ll = arg;
+    long long now = mono_ms(), wait = ll->announced_ms + LIVE_ANNOUNCE_MS - now;
+    (void)fd;
+    (void)what;
+    if (wait > 0) {
+        add_ms(ll->ev_announce, wait);
         return;
     }
-    l->busy = true;
-    l->report_sent = n;
+    /* changes from here on need another announcement */
+    atomic_store(&change_pending, false);
+    ll->announced_ms = now;
+    if (pglisten_query(ll->pl, ANNOUNCE_SQL, 0, NULL, on_announced, ll) < 0)
+        catchup_start(ll); /* not listening: at least this server's streams look */
 }
 
-static void on_report(evutil_socket_t fd, short what, void *arg)
+void livelisten_announce(void)
+{
+    struct livelisten *ll;
+    if (atomic_load_explicit(&change_pending, memory_order_relaxed) ||
+        atomic_exchange(&change_pending, true))
+        return;
+    if ((ll = atomic_load(&the_listener)))
+        event_active(ll->ev_announce, EV_TIMEOUT, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void on_slow(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    send_report(arg);
+    catchup_start(arg);
 }
 
-/* live.c's hook: the first stream opened or the last one ended (any thread). */
-static void on_watch_change(void *arg)
+struct livelisten *livelisten_start(struct event_base *base, struct pglisten *pl)
 {
-    struct livelisten *l = arg;
-    event_active(l->ev_report, EV_READ, 0);
-}
+    struct livelisten *ll = calloc(1, sizeof *ll);
+    struct timeval slow = {LIVE_CATCHUP_SLOW_S, 0};
 
-static void on_listening(struct livelisten *l)
-{
-    if (PQsetnonblocking(l->conn, 1) != 0 || !PQsendQuery(l->conn, LISTEN_SQL) ||
-        PQflush(l->conn) != 0) {
-        go_down(l, "cannot send LISTEN: ");
-        return;
-    }
-    l->busy = true;
-    drop_io(l);
-    l->ev_io = event_new(l->base, PQsocket(l->conn), EV_READ | EV_PERSIST, on_io, l);
-    if (!l->ev_io || event_add(l->ev_io, NULL) < 0) {
-        go_down(l, "out of memory");
-        return;
-    }
-    event_del(l->ev_timer);
-    l->state = L_LISTENING;
-    l->backoff_ms = BACKOFF_MIN_MS;
-    if (l->reported)
-        log_info("live listener: listening again");
-    l->reported = false;
-    /* Whatever changed while nobody listened: every stream looks again. */
-    live_post_resync_all();
-    l->report_wanted = true; /* once LISTEN is done */
-}
-
-static void poll_connect(struct livelisten *l)
-{
-    switch (PQconnectPoll(l->conn)) {
-    case PGRES_POLLING_READING:
-        if (wait_for(l, EV_READ) < 0)
-            go_down(l, "out of memory");
-        break;
-    case PGRES_POLLING_WRITING:
-        if (wait_for(l, EV_WRITE) < 0)
-            go_down(l, "out of memory");
-        break;
-    case PGRES_POLLING_OK:
-        on_listening(l);
-        break;
-    default:
-        go_down(l, "cannot connect: ");
-        break;
-    }
-}
-
-static void on_io(evutil_socket_t fd, short what, void *arg)
-{
-    struct livelisten *l = arg;
-    (void)fd;
-    (void)what;
-    if (l->state == L_CONNECTING)
-        poll_connect(l);
-    else if (l->state == L_LISTENING)
-        drain(l);
-}
-
-static void start_connect(struct livelisten *l)
-{
-    struct timeval timeout = {CONNECT_TIMEOUT_S, 0};
-    l->conn = PQconnectStart(l->conninfo);
-    if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD) {
-        go_down(l, "cannot start connecting: ");
-        return;
-    }
-    l->state = L_CONNECTING;
-    event_add(l->ev_timer, &timeout); /* the connect timeout */
-    poll_connect(l);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct livelisten *l = arg;
-    (void)fd;
-    (void)what;
-    if (l->state == L_DOWN)
-        start_connect(l);
-    else if (l->state == L_CONNECTING)
-        go_down(l, "connecting timed out ");
-}
-
-struct livelisten *livelisten_start(struct event_base *base, const char *conninfo)
-{
-    struct livelisten *l = calloc(1, sizeof *l);
-    struct timeval every = {REPORT_EVERY_S, 0};
-    uuid_t id;
-    if (!l)
+    if (!ll)
         return NULL;
-    l->base = base;
-    l->conninfo = strdup(conninfo);
-    l->ev_timer = evtimer_new(base, on_timer, l);
-    l->ev_report = event_new(base, -1, EV_PERSIST, on_report, l);
-    l->backoff_ms = BACKOFF_MIN_MS;
-    l->report_sent = l->report_done = -1;
-    uuid_generate_random(id);
-    uuid_unparse_lower(id, l->server_id);
-    if (!l->conninfo || !l->ev_timer || !l->ev_report) {
-        livelisten_free(l);
+    ll->base = base;
+    ll->pl = pl;
+    ll->ev_catchup = evtimer_new(base, on_catchup_timer, ll);
+    ll->ev_slow = event_new(base, -1, EV_PERSIST, on_slow, ll);
+    ll->ev_announce = evtimer_new(base, on_announce, ll);
+    if (!ll->ev_catchup || !ll->ev_slow || !ll->ev_announce ||
+        pglisten_channel(pl, "accord_live", on_live, on_state, ll) < 0 ||
+        pglisten_channel(pl, "accord_auth", on_auth, NULL, ll) < 0) {
+        livelisten_free(ll);
         return NULL;
     }
-    event_add(l->ev_report, &every);
-    live_set_watch_hook(on_watch_change, l);
-    start_connect(l);
-    return l;
+    event_add(ll->ev_slow, &slow);
+    atomic_store(&the_listener, ll);
+    return ll;
 }
 
-/*
- * At shutdown this server stops watching at once (else its last report would
- * keep the triggers announcing for up to 90 s): one blocking call, on a
- * connection that is up, after whatever it was doing.
- */
-static void report_gone(struct livelisten *l)
+void livelisten_free(struct livelisten *ll)
 {
-    const char *params[2] = {l->server_id, "0"};
-    PGresult *res;
-
-    if (l->state != L_LISTENING || l->report_done <= 0 || PQsetnonblocking(l->conn, 0) != 0)
+    if (!ll)
         return;
-    while ((res = PQgetResult(l->conn)))
-        PQclear(res);
-    PQclear(PQexecParams(l->conn, REPORT_SQL, 2, NULL, params, NULL, NULL, 0));
-}
-
-void livelisten_free(struct livelisten *l)
-{
-    if (!l)
-        return;
-    live_set_watch_hook(NULL, NULL);
-    report_gone(l);
-    drop_io(l);
-    if (l->ev_timer)
-        event_free(l->ev_timer);
-    if (l->ev_report)
-        event_free(l->ev_report);
-    if (l->conn)
-        PQfinish(l->conn);
-    free(l->conninfo);
-    free(l);
+    atomic_store(&the_listener, NULL);
+    if (ll->ev_catchup)
+        event_free(ll->ev_catchup);
+    if (ll->ev_slow)
+        event_free(ll->ev_slow);
+    if (ll->ev_announce)
+        event_free(ll->ev_announce);
+    free(ll->snapshot);
+    free(ll);
 }

@@ -23,6 +23,7 @@
 #include "mail.h"
 #include "mail_digest.h"
 #include "outbox.h"
+#include "pglisten.h"
 #include "webhook.h"
 
 #define WEBHOOK_BATCH   16
@@ -38,12 +39,16 @@ struct outbox_thread {
     pthread_t thread;
     uint64_t rng;
     bool started;
+    unsigned long kicks_seen; /* o->kicks when it last woke */
 };
 
 struct outbox {
     const struct config *cfg;
     volatile int stop;
-    int wake[2]; /* a byte written here ends every wait */
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* stop or a kick: every wait ends */
+    unsigned long kicks;
+    bool sync_ready;
     int n;
     struct outbox_thread *threads;
 };
@@ -55,18 +60,29 @@ static long now_ms(void)
     return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Waits up to ms for a notification on db (when given) or a stop; false when stopping. */
-static bool wait_for(struct outbox *o, PGconn *db, long ms)
+/*
+ * Waits up to ms, or until stopping, or (kickable) until a kick since this
+ * thread last woke; false when stopping.
+ */
+static bool wait_for(struct outbox_thread *t, long ms, bool kickable)
 {
-    struct pollfd fds[2] = {{o->wake[0], POLLIN, 0}, {db ? PQsocket(db) : -1, POLLIN, 0}};
-    if (o->stop)
-        return false;
-    if (poll(fds, db ? 2 : 1, (int)ms) > 0 && db && (fds[1].revents & POLLIN)) {
-        PGnotify *n;
-        PQconsumeInput(db);
-        while ((n = PQnotifies(db)) != NULL)
-            PQfreemem(n);
+    struct outbox *o = t->o;
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
     }
+    pthread_mutex_lock(&o->mu);
+    while (!o->stop && !(kickable && o->kicks != t->kicks_seen))
+        if (pthread_cond_timedwait(&o->cond, &o->mu, &until) != 0)
+            break; /* ETIMEDOUT */
+    if (kickable)
+        t->kicks_seen = o->kicks;
+    pthread_mutex_unlock(&o->mu);
     return !o->stop;
 }
 
@@ -90,21 +106,12 @@ static char *query_value(PGconn *db, const char *sql, int nparams, const char *c
 
 static PGconn *connect_db(struct outbox *o)
 {
-    PGconn *db = PQconnectdb(config_direct_url(o->cfg)); /* LISTEN: never via a pooler */
-    PGresult *res;
+    PGconn *db = PQconnectdb(config_direct_url(o->cfg));
     if (PQstatus(db) != CONNECTION_OK) {
         log_warn("outbox: cannot connect to the database: %s", PQerrorMessage(db));
         PQfinish(db);
         return NULL;
     }
-    res = PQexec(db, "LISTEN accord_outbox");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_warn("outbox: LISTEN failed: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        PQfinish(db);
-        return NULL;
-    }
-    PQclear(res);
     return db;
 }
 
@@ -351,7 +358,7 @@ static void *outbox_main(void *arg)
         if (!db) {
             db = connect_db(o);
             if (!db) {
-                if (!wait_for(o, NULL, backoff_s * 1000))
+                if (!wait_for(t, backoff_s * 1000, false))
                     break;
                 backoff_s = backoff_s * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : backoff_s * 2;
                 continue;
@@ -370,11 +377,11 @@ static void *outbox_main(void *arg)
                 PQfinish(db);
                 db = NULL;
             }
-            wait_for(o, NULL, 1000);
+            wait_for(t, 1000, false);
             continue;
         }
         if (hooks == 0 && mails == 0)
-            wait_for(o, db, poll_ms);
+            wait_for(t, poll_ms, true);
     }
 cleanup:
     PQfinish(db);
@@ -385,6 +392,51 @@ cleanup:
     return NULL;
 }
 
+static int sync_init(struct outbox *o)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&o->cond, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        return -1;
+    }
+    pthread_condattr_destroy(&attr);
+    if (pthread_mutex_init(&o->mu, NULL) != 0) {
+        pthread_cond_destroy(&o->cond);
+        return -1;
+    }
+    o->sync_ready = true;
+    return 0;
+}
+
+static void kick(struct outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    o->kicks++;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->mu);
+}
+
+static void on_notify(const char *channel, const char *payload, void *arg)
+{
+    (void)channel;
+    (void)payload;
+    kick(arg);
+}
+
+int outbox_listen(struct outbox *o, struct pglisten *l)
+{
+    if (o->n == 0)
+        return 0;
+    /* accord_outbox: a retry by hand, an invitation; accord_live: any announced change */
+    if (pglisten_channel(l, "accord_outbox", on_notify, NULL, o) < 0 ||
+        pglisten_channel(l, "accord_live", on_notify, NULL, o) < 0)
+        return -1;
+    return 0;
+}
+
 struct outbox *outbox_start(const struct config *cfg)
 {
     struct outbox *o = calloc(1, sizeof *o);
@@ -393,8 +445,7 @@ struct outbox *outbox_start(const struct config *cfg)
     if (!o)
         return NULL;
     o->cfg = cfg;
-    o->wake[0] = o->wake[1] = -1;
-    if (pipe2(o->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+    if (sync_init(o) < 0)
         goto fail;
     o->n = (int)cfg->outbox_threads;
     o->threads = calloc(o->n > 0 ? (size_t)o->n : 1, sizeof *o->threads);
@@ -426,16 +477,20 @@ void outbox_stop(struct outbox *o)
 {
     if (!o)
         return;
+    if (o->sync_ready) {
+        pthread_mutex_lock(&o->mu);
+        o->stop = 1;
+        pthread_cond_broadcast(&o->cond);
+        pthread_mutex_unlock(&o->mu);
+    }
     o->stop = 1;
-    if (o->wake[1] >= 0 && write(o->wake[1], "x", 1) < 0 && errno != EAGAIN)
-        log_warn("outbox: cannot wake the delivery threads: %s", strerror(errno));
     for (int i = 0; o->threads && i < o->n; i++)
         if (o->threads[i].started)
             pthread_join(o->threads[i].thread, NULL);
-    if (o->wake[0] >= 0)
-        close(o->wake[0]);
-    if (o->wake[1] >= 0)
-        close(o->wake[1]);
+    if (o->sync_ready) {
+        pthread_cond_destroy(&o->cond);
+        pthread_mutex_destroy(&o->mu);
+    }
     free(o->threads);
     free(o);
 }

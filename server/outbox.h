@@ -4,9 +4,11 @@
  * (db/migrations/013_outbox.sql).
  *
  * Each thread has its own blocking database connection and its own libcurl
- * handles, far from the event loops. It LISTENs on accord_outbox (written at
- * the commit of every event) and also polls, because retries fall due with
- * time. It takes due deliveries with FOR UPDATE SKIP LOCKED and a lease that
+ * handles, far from the event loops. They wake when the process's LISTEN
+ * connection (pglisten.h) hears accord_outbox (a retry by hand, an
+ * invitation) or accord_live (a server announced a change: livelisten.h; no
+ * event NOTIFYs at its commit, which would serialise commits), and also
+ * poll, because retries fall due with time and other tools announce nothing. It takes due deliveries with FOR UPDATE SKIP LOCKED and a lease that
  * covers its place in the batch, so several threads and several servers
  * share the work and a server killed mid-delivery leaves its rows to be
  * taken again when their leases end: at least once, with the event's id as
@@ -27,9 +29,13 @@
 
 struct config;
 struct outbox;
+struct pglisten;
 
 /* Starts cfg->outbox_threads threads (none when 0). NULL when they cannot start. */
 struct outbox *outbox_start(const struct config *cfg);
+
+/* The threads wake on l's notifications (before pglisten_start). -1: no room. */
+int outbox_listen(struct outbox *o, struct pglisten *l);
 
 /* Stops: transfers under way are aborted (their rows are retried later); joins. */
 void outbox_stop(struct outbox *o);

@@ -15,6 +15,7 @@
 #include <uuid/uuid.h>
 
 #include "conntrack.h"
+#include "livelisten.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -132,6 +133,10 @@ static void send_and_free(struct request *r, int status, struct evbuffer *buf)
     metrics_count_response(status);
     metrics_observe_request(r->route, status, seconds);
     log_access(&a);
+    /* a change someone may watch live has committed: tell the other servers (livelisten.h) */
+    if (status < 400 && (evhttp_request_get_command(r->req) &
+                         (EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE)))
+        livelisten_announce();
     evhttp_send_reply(r->req, status, NULL, buf);
     request_free(r);
 }

@@ -36,6 +36,7 @@
 #include "keys.h"
 #include "live.h"
 #include "livelisten.h"
+#include "pglisten.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -292,7 +293,7 @@ int cmd_serve(int argc, char **argv)
     struct offload *off = NULL, *off_net = NULL, *hasher = NULL, *reports = NULL;
     struct event_base *main_base = NULL;
     struct event *ev_term = NULL, *ev_int = NULL;
-    struct authlisten *listener = NULL;
+    struct pglisten *listener = NULL;
     struct livelisten *live_listener = NULL;
     static struct storage storage; /* read-only once open; every loop points at it */
     struct outbox *outbox = NULL;
@@ -348,9 +349,9 @@ int cmd_serve(int argc, char **argv)
     if (!main_base || !off || !off_net || !hasher || !reports || !workers)
         goto cleanup;
     /* LISTEN is a session's: never through a transaction pooler (pooler.h) */
-    listener = authlisten_start(main_base, config_direct_url(&cfg));
-    live_listener = livelisten_start(main_base, config_direct_url(&cfg));
-    if (!listener || !live_listener)
+    listener = pglisten_new(main_base, config_direct_url(&cfg));
+    if (!listener || authlisten_register(listener) < 0 ||
+        !(live_listener = livelisten_start(main_base, listener)))
         goto cleanup;
     port = cfg.listen_port;
     if (address_in_use(cfg.listen_host, port)) {
@@ -372,8 +373,10 @@ int cmd_serve(int argc, char **argv)
     }
     config_set_default_public_url(&cfg, port);
     /* notifications (issue 14): delivery threads with their own connections */
-    if (!(outbox = outbox_start(&cfg)))
+    if (!(outbox = outbox_start(&cfg)) || outbox_listen(outbox, listener) < 0)
         goto stop;
+    /* one LISTEN connection for the auth gate, the live streams and the outbox */
+    pglisten_start(listener);
     /* completes on loop 0, which runs its last completions at shutdown (worker_release) */
     if (offload_submit(hasher, workers[0].base, warm_password_work, warm_password_done, NULL) < 0)
         goto stop;
@@ -419,7 +422,7 @@ stop:
         worker_release(&workers[i]);
     log_info("stopped");
 cleanup:
-    authlisten_free(listener);
+    pglisten_free(listener); /* first: its commands' callbacks reach live_listener */
     livelisten_free(live_listener);
     if (ev_term)
         event_free(ev_term);
