@@ -18,6 +18,7 @@
 #include "log.h"
 #include "live.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "router.h"
 #include "version.h"
 
@@ -306,5 +307,6 @@ void metrics_render(struct evbuffer *out, const char *product)
     render_process(out);
     authgate_render_metrics(out);
     live_render_metrics(out);
+    outbox_render_metrics(out, product);
     render_product(out, product);
 }

@@ -187,6 +187,7 @@ static int deliver_webhooks(struct outbox_thread *t, PGconn *db, CURL *curl)
             json_decref(rows);
             return -1;
         }
+        outbox_count(OUTBOX_WEBHOOK, ok, 1);
         if (!ok)
             log_info("webhook delivery %s (attempt %ld) failed: %s", id, attempt, out.error);
         n++;
@@ -277,6 +278,10 @@ static bool mail_one(struct outbox_thread *t, PGconn *db, CURL *curl, json_t *rc
                     "$6::float8, $7::int, $8)",
                     8, p, &failed);
     free(r);
+    if (sent)
+        outbox_count(OUTBOX_EMAIL, true, (long)json_array_size(items));
+    else if (!ok)
+        outbox_count(OUTBOX_EMAIL, false, 1);
     free(message);
     free(ids);
     mail_digest_free(&d);

@@ -8,9 +8,9 @@
  * connection (pglisten.h) hears accord_outbox (a retry by hand, an
  * invitation) or accord_live (a server announced a change: livelisten.h; no
  * event NOTIFYs at its commit, which would serialise commits), and also
- * poll, because retries fall due with time and other tools announce nothing. It takes due deliveries with FOR UPDATE SKIP LOCKED and a lease that
- * covers its place in the batch, so several threads and several servers
- * share the work and a server killed mid-delivery leaves its rows to be
+ * poll, because retries fall due with time and other tools announce nothing. It takes due
+ * deliveries with FOR UPDATE SKIP LOCKED and a lease that covers its place in the batch, so several
+ * threads and several servers share the work and a server killed mid-delivery leaves its rows to be
  * taken again when their leases end: at least once, with the event's id as
  * the receiver's idempotency key.
  *
@@ -25,11 +25,15 @@
 #ifndef ACCORD_OUTBOX_H
 #define ACCORD_OUTBOX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct config;
+struct evbuffer;
 struct outbox;
 struct pglisten;
+
+enum outbox_channel { OUTBOX_WEBHOOK, OUTBOX_EMAIL };
 
 /* Starts cfg->outbox_threads threads (none when 0). NULL when they cannot start. */
 struct outbox *outbox_start(const struct config *cfg);
@@ -46,5 +50,15 @@ void outbox_stop(struct outbox *o);
  * drawn from *state (splitmix64). Exposed for the unit test.
  */
 double outbox_backoff(uint64_t *state, long attempt, long base_ms, long max_seconds);
+
+/* n deliveries of channel made (ok) or attempts failed (!ok): this process's counters. */
+void outbox_count(enum outbox_channel channel, bool ok, long n);
+
+/*
+ * The outbox's series (Prometheus text) onto out: the counters, and the
+ * backlog gauges from product (the scrape's query: its "outbox" member), when
+ * the database answered.
+ */
+void outbox_render_metrics(struct evbuffer *out, const char *product);
 
 #endif

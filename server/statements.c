@@ -152,7 +152,10 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_INVITATION_ACCEPT] =
         {"invitation_accept", "select api_invitation_accept($1, $2, $3, $4, $5::int, $6::int, $7)",
          7},
-    [STMT_OPS_METRICS] = {"ops_metrics", "select ops_metrics()", 0},
+    [STMT_OPS_METRICS] =
+        {"ops_metrics",
+         "select (ops_metrics()::jsonb || jsonb_build_object('outbox', outbox_metrics()))::text",
+         0},
     [STMT_ARTIFACT_FILE_UNUSED] = {"artifact_file_unused", "select artifact_file_unused($1)", 1},
     [STMT_UPLOAD_ALLOWANCE] =
         {"upload_allowance", "select api_upload_allowance($1, $2::bigint, $3::bigint, $4::bigint)",

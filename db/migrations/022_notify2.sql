@@ -212,3 +212,22 @@ BEGIN
         EXECUTE v_def;
     END LOOP;
 END $$;
+
+-- /metrics: the outbox's backlog ---------------------------------------------
+
+-- Deliveries pending (due or backing off, mail waiting for its digest) and
+-- dead, per channel, and the age of the oldest pending one. Read through the
+-- partial indexes of 013 (pending, dead): cheap however much was delivered.
+CREATE FUNCTION outbox_metrics() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'pending', jsonb_build_object(
+            'webhook', (SELECT count(*) FROM outbox WHERE status = 'pending' AND channel = 'webhook'),
+            'email', (SELECT count(*) FROM outbox WHERE status = 'pending' AND channel = 'email')),
+        'dead', jsonb_build_object(
+            'webhook', (SELECT count(*) FROM outbox WHERE status = 'dead' AND channel = 'webhook'),
+            'email', (SELECT count(*) FROM outbox WHERE status = 'dead' AND channel = 'email')),
+        'oldest_pending_age_seconds',
+            coalesce(round(extract(epoch FROM now() - (SELECT min(created_at) FROM outbox
+                                                       WHERE status = 'pending'))::numeric, 3), 0))
+$$;

@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-from harness import check, eq, expect, is_uuid, sql, test
+from harness import Client, check, eq, expect, is_uuid, sql, test
 from t_notify_receiver import Receiver
 
 EVENTS = ["submission.queued", "review.claimed", "submission.result", "award.issued"]
@@ -47,6 +47,14 @@ def register(admin_c, url, events, status=201, code=None):
     return expect(admin_c.post("/v1/webhooks", {"url": url, "events": events,
                                                 "description": "district HR system"}),
                   status, code, what="register webhook %s" % url)
+
+
+def metrics(server):
+    """/metrics as {series with labels: value}."""
+    r = Client(server).get("/metrics")
+    expect(r, 200)
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"(?m)^([a-z_]+(?:\{[^}]*\})?) ([0-9.eE+-]+)$", r.text)}
 
 
 def flag(lead, user, rubric_id, status):
@@ -165,6 +173,18 @@ def notify_dead_letters_listed_and_retried(env):
         rubric = env.rubric(lead)
         hook = register(admin, rx.url(), ["assessor.recalibration_needed"])
         rx.secret = hook["secret"]
+        m0 = metrics(s)
+        for series in ('accord_outbox_delivered_total{channel="webhook"}',
+                       'accord_outbox_delivered_total{channel="email"}',
+                       'accord_outbox_failed_attempts_total{channel="webhook"}',
+                       'accord_outbox_failed_attempts_total{channel="email"}'):
+            eq(m0.get(series), 0.0, "/metrics %s of a server that delivered nothing" % series)
+        for series in ('accord_outbox_pending{channel="webhook"}',
+                       'accord_outbox_pending{channel="email"}',
+                       'accord_outbox_dead{channel="webhook"}',
+                       'accord_outbox_dead{channel="email"}',
+                       "accord_outbox_oldest_pending_age_seconds"):
+            check(series in m0, "/metrics has %s: %s" % (series, sorted(m0)[:5]))
         flag(lead, assessor, rubric["id"], "needs_recalibration")
         # two attempts, both 500: dead
         dead = None
@@ -180,6 +200,12 @@ def notify_dead_letters_listed_and_retried(env):
         eq(dead["type"], "assessor.recalibration_needed", "type")
         check("payload" not in dead, "a dead letter does not show its payload")
         eq(sum(1 for a in rx.attempts if a["id"] == dead["event_id"]), 2, "two attempts")
+        m1 = metrics(s)
+        eq(m1['accord_outbox_failed_attempts_total{channel="webhook"}'], 2.0,
+           "/metrics: two failed attempts")
+        eq(m1['accord_outbox_delivered_total{channel="webhook"}'], 0.0, "/metrics: none delivered")
+        eq(m1['accord_outbox_dead{channel="webhook"}'],
+           m0['accord_outbox_dead{channel="webhook"}'] + 1, "/metrics: one more dead delivery")
         expect(earner.c.get("/v1/outbox/dead"), 403, "forbidden")
         expect(lead.c.post("/v1/outbox/retry", {}), 400)
         expect(lead.c.post("/v1/outbox/retry", {"ids": [7]}), 400)
@@ -189,6 +215,16 @@ def notify_dead_letters_listed_and_retried(env):
         eq(expect(lead.c.post("/v1/outbox/retry", {"ids": [dead["id"]]}), 200)["retried"], 1,
            "one dead delivery retried")
         rx.wait(lambda: dead["event_id"] in rx.processed, 30, "the retried delivery")
+        deadline = time.monotonic() + 30
+        while True:   # the receiver answered before the server recorded it
+            m2 = metrics(s)
+            if m2['accord_outbox_delivered_total{channel="webhook"}'] >= 1 or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        eq(m2['accord_outbox_delivered_total{channel="webhook"}'], 1.0, "/metrics: one delivered")
+        eq(m2['accord_outbox_dead{channel="webhook"}'], m0['accord_outbox_dead{channel="webhook"}'],
+           "/metrics: the retried delivery is no longer dead")
         rows = expect(lead.c.get("/v1/outbox/dead"), 200)["deliveries"]
         check(all(d["id"] != dead["id"] for d in rows), "no longer dead")
         eq(expect(lead.c.post("/v1/outbox/retry", {"ids": [dead["id"]]}), 200)["retried"], 0,
