@@ -45,6 +45,7 @@ def make(env, sso=None):
         "other": other,
         "peer": {"email": peer2.email, "password": peer2.password},
     }
+    fx["live"] = live_fixture(env, lead, rubric)
     fx["lead_story"] = {
         "lead": person(env, ["lead"], "Lee Lead", ""),
         "assessor": person(env, ["assessor"], "Cal Assessor", "Willow School"),
@@ -81,6 +82,23 @@ def make_sso(env, prov):
                     "name": "Ivy Ito", "invite_url": ivy["url"]},
             "stranger": {"sub": "elsewhere-zed", "email": "zed@elsewhere.example.org",
                          "name": "Zed Unknown"}}
+
+
+def live_fixture(env, lead, rubric):
+    """Live updates (issue 14 item 3): an assessor granted a credential of its
+    own, an earner whose evidence is uploaded; the story submits and claims
+    through the API (bearer tokens) while both watch their pages."""
+    cred = env.credential(lead, rubric["id"], videos=1, title="Live: Circle Time")
+    peer = env.user(["assessor"], name="Lia Livepeer", org="Elm School", session=True)
+    env.grant(lead, cred["id"], peer)
+    earner = env.user(["earner"], name="Eli Liveearner", org="Ash School", session=True)
+    arts = env.evidence(earner.c, video_size=256, videos=1)
+    return {
+        "credential": {"id": cred["id"], "title": cred["title"]},
+        "peer": {"email": peer.email, "password": peer.password, "token": peer.token},
+        "earner": {"email": earner.email, "password": earner.password, "token": earner.token},
+        "artifact_ids": [a["id"] for a, _ in arts],
+    }
 
 
 def seed_reliability(env, lead):

@@ -489,6 +489,41 @@ test('district_sign_in', async (browser, problems) => {
   await I.getByText(f.ivy.name, { exact: true }).waitFor();
 });
 
+// Live updates (issue 14 item 3): an assessor's open "Review" page shows a new
+// submission's count, and the earner's open submission page its new status,
+// without a reload (GET /v1/events through EventSource, on the session cookie).
+test('live_updates_story', async (browser, problems) => {
+  const f = fx.live;
+  const api = async (token, method, path, body) => {
+    const r = await fetch(fx.base + path, { method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+    const text = await r.text();
+    check(r.ok, `${method} ${path}: ${r.status} ${text.slice(0, 200)}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const peer = await person(browser, fx, problems);
+  const P = peer.page;
+  await signIn(P, f.peer.email, f.peer.password);
+  await P.getByRole('heading', { name: 'Review', exact: true }).waitFor();
+  const table = P.getByRole('table', { name: 'Reviews waiting for you' });
+  const row = table.getByRole('row', { name: new RegExp(f.credential.title) });
+  await until(async () => (await row.getByRole('cell').first().innerText()).trim() === '0', 'the open queue page to show 0 waiting');
+  await axe(P, 'review (live queue)', pages);
+  const earner = await person(browser, fx, problems);
+  const E = earner.page;
+  await signIn(E, f.earner.email, f.earner.password);
+  const sub = await api(f.earner.token, 'POST', '/v1/submissions', { credential_id: f.credential.id, artifact_ids: f.artifact_ids });
+  // no reload: the count comes over the stream
+  await until(async () => (await row.getByRole('cell').first().innerText()).trim() === '1', 'the open queue page to show the new submission (1 waiting) without a reload');
+  await until(async () => /1 review is waiting for Live: Circle Time/.test(await P.locator('#live-announcer').innerText()), 'the count to be announced politely', 10000);
+  await E.goto(`/#/submissions/${sub.id}`);
+  await E.getByText('Your evidence is waiting for an assessor.').waitFor();
+  await api(f.peer.token, 'POST', '/v1/reviews/claim', { credential_id: f.credential.id });
+  await E.getByText('An assessor is reviewing your evidence.', { exact: false }).waitFor();
+  await until(async () => /now in review/.test(await E.locator('#live-announcer').innerText()), 'the new status to be announced politely', 10000);
+  await axe(E, 'submission (live status)', pages);
+  await until(async () => (await row.getByRole('cell').first().innerText()).trim() === '0', 'the queue page to show the claim (0 waiting)');
+});
+
 const only = fx.filter;
 const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
 let passed = 0;

@@ -7,6 +7,7 @@ import * as earner from './earner.js';
 import * as assessor from './assessor.js';
 import * as lead from './lead.js';
 import * as people from './people.js';
+import * as liveUpdates from './live.js';
 
 export const state = { me: null };
 
@@ -93,6 +94,7 @@ async function signOut() {
   }
   state.me = null;
   setCsrf(null);
+  liveUpdates.stop();
   drawShell();
   go('/sign-in');
 }
@@ -255,6 +257,7 @@ async function loadMe() {
     if (e.status !== 401) throw e;
     state.me = null;
   }
+  if (state.me) liveUpdates.start();
   drawShell();
 }
 
@@ -262,6 +265,7 @@ let rendering = 0;
 export async function render() {
   const n = ++rendering;
   renderedHash = location.hash;
+  liveUpdates.clearPage();
   if (location.pathname === '/invite') return invitePage();
   const path = location.hash.replace(/^#/, '') || '';
   const signingIn = path === '/sign-in' || path.startsWith('/sign-in?');
@@ -300,6 +304,7 @@ hooks.sessionEnded = () => {
   if (!state.me) return;
   state.me = null;
   setCsrf(null);
+  liveUpdates.stop();
   drawShell();
   signInPage('Your session has ended. Sign in again to go on.');
 };

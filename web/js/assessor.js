@@ -7,6 +7,7 @@ import { append, fmtPct, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.
 import { go, hasRole, page, showError } from './app.js';
 import { evidencePlayer, resultView } from './earner.js';
 import { criterionTitle, levelLabel, scoringForm } from './rubric.js';
+import { announceQueue, live, onLive } from './live.js';
 
 const rubricCache = new Map();
 export async function rubricById(id) {
@@ -37,6 +38,7 @@ async function claimPage() {
     btn.disabled = false;
   });
   append(main, h('div', { class: 'card' }, h('div', { class: 'field' }, h('label', { for: 'claim-cred' }, 'Credential'), sel), btn, out));
+  if (hasRole('assessor', 'expert')) append(main, waitingTable());
   if (hasRole('lead', 'expert')) {
     try {
       const { adjudications } = await get('/v1/adjudications');
@@ -60,6 +62,42 @@ async function claimPage() {
   } catch (e) {
     // an older server without the list: the claim still works
   }
+}
+
+// What waits for this assessor, per credential they may review, kept up to
+// date by the live stream (live.js): counts change without a reload.
+function waitingTable() {
+  const body = h('tbody', {});
+  const rows = new Map();
+  const empty = h('p', {}, 'Waiting for the live queue counts…');
+  const table = h('table', { hidden: true }, h('caption', {}, 'Reviews waiting for you'),
+    h('thead', {}, h('tr', {}, ['Credential', 'Waiting', 'Peer review'].map((t) => h('th', { scope: 'col' }, t)))), body);
+  const draw = (q) => {
+    let row = rows.get(q.credential_id);
+    if (!row) {
+      row = { title: h('th', { scope: 'row' }), waiting: h('td', { class: 'count' }), peer: h('td', {}) };
+      rows.set(q.credential_id, row);
+      body.appendChild(h('tr', {}, row.title, row.waiting, row.peer));
+    }
+    row.title.textContent = q.title;
+    row.waiting.textContent = String(q.waiting);
+    row.peer.textContent = q.peer_review === 'paused' ? 'Paused (experts only)' : 'Active';
+    table.hidden = false;
+    empty.hidden = true;
+  };
+  const settle = () => {
+    if (live.ready && !rows.size) empty.textContent = 'You may not review any credential yet.';
+  };
+  for (const q of live.queue.values()) draw(q);
+  settle();
+  onLive((name, d) => {
+    if (name === 'queue') {
+      const before = rows.get(d.credential_id)?.waiting.textContent;
+      draw(d);
+      if (before !== undefined && before !== String(d.waiting)) announceQueue(d);
+    } else if (name === 'ready') settle();
+  });
+  return h('section', { 'aria-label': 'Waiting for you' }, h('h2', {}, 'Waiting for you'), empty, table);
 }
 
 function timeLeft(iso) {

@@ -3,7 +3,8 @@
 // applying with resumable uploads, submissions and results, badges.
 import { ApiError, get, post } from './api.js';
 import { append, fmtBytes, fmtSeconds, fmtTime, h, notice, put, uid } from './dom.js';
-import { go, page, showError, state } from './app.js';
+import { go, page, render, showError, state } from './app.js';
+import { announce, onLive } from './live.js';
 import * as tus from './tus.js';
 import { rubricView, criterionTitle, levelLabel } from './rubric.js';
 
@@ -328,13 +329,28 @@ async function submissionPage(id) {
   }
   const cred = await credentialWithRubric(s.credential_id);
   const main = page(`${cred.title}: attempt ${s.attempt}`);
-  append(main, h('p', {}, 'Status: ', h('span', { class: `badge st-${s.status}` }, STATUS[s.status] || s.status),
-    ` · submitted ${fmtTime(s.created_at)}`));
+  const badge = h('span', { class: `badge st-${s.status}` }, STATUS[s.status] || s.status);
+  append(main, h('p', {}, 'Status: ', badge, ` · submitted ${fmtTime(s.created_at)}`));
   const player = evidencePlayer(s.artifacts);
+  const waiting = h('p', {});
+  const waitText = (st) => st === 'queued' ? 'Your evidence is waiting for an assessor.'
+    : st === 'in_review' ? 'An assessor is reviewing your evidence. You will see the result here.' : null;
   if (s.result) {
     append(main, h('h2', {}, 'Result'), resultView(s.result, cred.rubric, s.artifacts, player.play));
-  } else if (s.status === 'queued') append(main, h('p', {}, 'Your evidence is waiting for an assessor.'));
-  else if (s.status === 'in_review') append(main, h('p', {}, 'An assessor is reviewing your evidence. You will see the result here.'));
+  } else if (waitText(s.status)) append(main, put(waiting, waitText(s.status)));
+  // the status follows the live stream (live.js); a result is shown on request, not under the reader
+  let shown = s.status;
+  onLive((name, d) => {
+    if (name !== 'submission' || d.id !== s.id || d.status === shown) return;
+    shown = d.status;
+    badge.className = `badge st-${d.status}`;
+    badge.textContent = STATUS[d.status] || d.status;
+    const text = waitText(d.status);
+    if (text) put(waiting, text);
+    else if (!s.result) put(waiting, 'Your result is ready. ', h('button', { type: 'button', class: 'link', onclick: () => render() }, 'Show your result'));
+    if (!waiting.isConnected && !s.result) main.insertBefore(waiting, badge.parentNode.nextSibling);
+    announce(`Your submission is now ${(STATUS[d.status] || d.status).toLowerCase()}.`);
+  });
   if (s.status === 'returned' && state.me.id === s.earner_id) {
     const latest = (await get('/v1/submissions')).submissions.filter((x) => x.credential_id === s.credential_id).every((x) => x.attempt <= s.attempt);
     if (latest && s.attempt < cred.max_attempts)

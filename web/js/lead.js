@@ -8,6 +8,7 @@ import { go, page, showError } from './app.js';
 import { rubricView, scoringForm, criterionTitle, levelLabel } from './rubric.js';
 import { evidenceText, kindCount, resultView, evidencePlayer, STATUS } from './earner.js';
 import { bandChart, intervalChart } from './charts.js';
+import { announce, live, onLive } from './live.js';
 
 const DEFAULT_LEVELS = ['Not yet', 'Approaching', 'Meets', 'Exceeds'];
 const KNOWN = 'accord.lead.rubrics';
@@ -437,8 +438,21 @@ async function reportsPage() {
     if (!hist.length && r.kappa !== null && r.kappa !== undefined) hist.push({ value: r.kappa, lo: r.ci ? r.ci[0] : null, hi: r.ci ? r.ci[1] : null });
     const c = credentials.find((x) => x.id === r.credential_id);
     const threshold = r.threshold ?? c?.review_policy?.reliability_threshold ?? 0.6;
+    const peerText = (v) => `Peer review ${v === 'active' ? 'active' : 'paused'} · ${r.pairs} peer/expert pairs · second scoring ${fmtPct(r.second_score_share)}`;
+    const peer = h('p', {}, peerText(r.peer_review));
+    const adj = h('p', {}, `Adjudications waiting: ${r.queue?.adjudication ?? 0}`);
+    let was = r.peer_review;
+    const follow = (d) => { // the live stream (live.js): routing changes without a reload
+      if (d.credential_id !== r.credential_id) return;
+      peer.textContent = peerText(d.peer_review);
+      adj.textContent = `Adjudications waiting: ${d.adjudication_waiting}`;
+      if (d.peer_review !== was) announce(`Peer review of ${r.title} is now ${d.peer_review}.`);
+      was = d.peer_review;
+    };
+    if (live.routing.has(r.credential_id)) follow(live.routing.get(r.credential_id));
+    onLive((name, d) => { if (name === 'routing') follow(d); });
     return h('section', { class: 'card', 'aria-label': `Routing of ${r.title}` }, h('h3', {}, r.title),
-      h('p', {}, `Peer review ${r.peer_review === 'active' ? 'active' : 'paused'} · ${r.pairs} peer/expert pairs · second scoring ${fmtPct(r.second_score_share)}`),
+      peer, adj,
       r.reason && typeof r.reason === 'string' ? h('p', {}, r.reason) : null,
       h('p', {}, `Waiting: ${r.queue?.first ?? 0} first scores, ${r.queue?.second ?? 0} second scores, ${r.queue?.adjudication ?? 0} adjudications${r.oldest_waiting_hours !== null && r.oldest_waiting_hours !== undefined ? ` · oldest ${r.oldest_waiting_hours} h` : ''}`),
       bandChart({ title: `Peer–expert kappa of ${r.title} over time, with 95% band and threshold`, points: hist, threshold }));
