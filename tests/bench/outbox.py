@@ -22,6 +22,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,68 @@ class Receiver:
         return True
 
 
+class NginxReceiver:
+    """nginx answering 200 to every POST, logging each webhook-id: a receiver
+    in C with two worker processes, so that the sender is what is measured
+    (Python's threading server serialises its handler threads on the GIL, and
+    gets slower, not faster, with a second concurrent sender)."""
+
+    def __init__(self, work):
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(nginx):
+            raise RuntimeError("nginx is missing (make bench installs nginx-light)")
+        self.dir = os.path.join(work, "nginx")
+        os.makedirs(self.dir)
+        s = socket.socket()
+        s.bind((harness.HOST, 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.log = os.path.join(self.dir, "ids.log")
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("worker_processes 2; pid %s/nginx.pid; error_log %s/nginx.err;\n"
+                    "events { worker_connections 256; }\n"
+                    "http { log_format ids '$http_webhook_id'; access_log %s ids;\n"
+                    "  keepalive_requests 1000000; client_body_buffer_size 64k;\n"
+                    "  server { listen %s:%d; location / { return 200; } } }\n"
+                    % (self.dir, self.dir, self.log, harness.HOST, self.port))
+        self.proc = subprocess.Popen([nginx, "-c", conf, "-p", self.dir, "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((harness.HOST, self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nginx did not start")
+                time.sleep(0.05)
+
+    def count(self):
+        ids = set()
+        try:
+            with open(self.log) as f:
+                for line in f:
+                    line = line.strip()
+                    if line and line != "-" and not line.startswith("anchor-"):
+                        ids.add(line)
+        except FileNotFoundError:
+            pass
+        return len(ids)
+
+    def wait_for(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        while self.count() < n:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def psql(url, sql):
     p = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
                        capture_output=True, text=True, timeout=300)
@@ -99,12 +162,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--receiver", choices=("nginx", "python"), default="nginx")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="accord-bench-outbox-")
     os.chmod(work, 0o755)
     cluster = harness.Cluster(ROOT, os.path.join(work, "pg"))
     server = None
+    rx = None
     rc = 0
     try:
         url = cluster.start()
@@ -113,24 +178,28 @@ def main():
         r, out, err = harness.run_cli(binary, ["migrate"], env, timeout=120)
         if r != 0:
             raise RuntimeError("migrate: %s%s" % (out, err))
-        rx = Receiver()
+        rx = NginxReceiver(work) if args.receiver == "nginx" else Receiver()
         psql(url, "INSERT INTO webhooks (url, events, secret) VALUES "
                   "('http://127.0.0.1:%d/hook', '{assessor.recalibration_needed}', "
                   "'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')" % rx.port)
         anchor(rx.port, 200)  # warm-up
         base = anchor(rx.port, args.events)
-        print("== outbox: webhook deliveries to a local receiver (%d events)" % args.events)
+        print("== outbox: webhook deliveries to a local receiver (%s; %d events)"
+              % (args.receiver, args.events))
         print("  anchor  one sequential client       %8.0f requests/s" % base)
         delivered = 0
+        rates = {}
         for threads in (1, 2):
+            # each run starts from the same table state (the first run's rows vacuumed away)
+            psql(url, "VACUUM ANALYZE outbox, events, webhook_attempts")
             server = harness.Server(binary, work, os.path.join(work, "data"), env,
                                     "bench-%d" % threads,
                                     {"ACCORD_OUTBOX_THREADS": str(threads)}).start()
             t0 = time.perf_counter()
             psql(url, "SELECT count(_outbox_emit('assessor.recalibration_needed', "
                       "jsonb_build_object('user_id', gen_random_uuid(), 'rubric_id', "
-                      "gen_random_uuid(), 'n', i), NULL)) FROM generate_series(1, %d) i"
-                 % args.events)
+                      "gen_random_uuid(), 'n', i), NULL)) FROM generate_series(1, %d) i; "
+                      "NOTIFY accord_outbox" % args.events)
             ok = rx.wait_for(delivered + args.events, 600)
             dt = time.perf_counter() - t0
             delivered += args.events
@@ -139,6 +208,7 @@ def main():
                 rc = 1
             else:
                 rate = args.events / dt
+                rates[threads] = rate
                 print("  outbox  %d delivery thread%s         %8.0f events/s   %.2f x anchor"
                       % (threads, "" if threads == 1 else "s", rate, rate / base))
             msg = server.stop()
@@ -146,7 +216,11 @@ def main():
             if msg:
                 print("  " + msg)
                 rc = 1
+        if len(rates) == 2:
+            print("  2 threads / 1 thread                 %8.2f" % (rates[2] / rates[1]))
     finally:
+        if rx is not None and hasattr(rx, "close"):
+            rx.close()
         if server:
             server.stop()
         cluster.stop()
