@@ -27,16 +27,18 @@
 #include "router.h"
 #include "sse.h"
 
-#define LIVE_MAX_HUBS     64
-#define LIVE_INBOX_MAX    16384        /* notifications waiting per hub; past it: resync all */
-#define LIVE_DIRTY_MAX    4096         /* ids per kind per batch; past it: refresh everything */
-#define LIVE_BATCH_USERS  2000         /* streams (re)opened per batch */
-#define LIVE_COALESCE_MS  20           /* changes gathered before a batch starts */
-#define LIVE_RETRY_MS     1000         /* after a failed batch */
-#define LIVE_RECHECK_S    60           /* every stream's credential checked again */
-#define LIVE_MAX_BACKLOG  (256 * 1024) /* bytes a client leaves unread before it is dropped */
-#define LIVE_RECONNECT_MS 3000         /* the browser's reconnection delay (retry:) */
-#define LIVE_MAX_GRANTS   100          /* as live_batch() */
+#define LIVE_MAX_HUBS         64
+#define LIVE_INBOX_MAX        16384 /* notifications waiting per hub; past it: resync all */
+#define LIVE_DIRTY_MAX        4096  /* ids per kind per batch; past it: refresh everything */
+#define LIVE_BATCH_USERS      2000  /* streams (re)opened per batch */
+#define LIVE_COALESCE_MS      20    /* changes gathered before a batch starts */
+#define LIVE_BATCH_DUTY       4 /* a batch that took t waits 3t more after it: <= 1/4 of a connection */
+#define LIVE_BATCH_GAP_MAX_MS 500          /* ... but no more than this */
+#define LIVE_RETRY_MS         1000         /* after a failed batch */
+#define LIVE_RECHECK_S        60           /* every stream's credential checked again */
+#define LIVE_MAX_BACKLOG      (256 * 1024) /* bytes a client leaves unread before it is dropped */
+#define LIVE_RECONNECT_MS     3000         /* the browser's reconnection delay (retry:) */
+#define LIVE_MAX_GRANTS       100          /* as live_batch() */
 
 struct live_grant {
     char credential_id[37];
@@ -97,7 +99,9 @@ struct live_hub {
     bool stopping;
     bool query_in_flight;
     bool flush_pending;
-    char *query_text; /* the batch in flight's parameter */
+    long long batch_started_ms; /* monotonic */
+    long long next_batch_ms;    /* no batch starts before (monotonic) */
+    char *query_text;           /* the batch in flight's parameter */
     const char *query_params[1];
     json_t *query_req; /* ... and as JSON, to restore it when the batch fails */
     struct event *ev_inbox, *ev_flush, *ev_heartbeat, *ev_recheck;
@@ -202,6 +206,13 @@ static void count_add(json_t *map, const char *key, int delta)
 }
 
 static void schedule_flush(struct live_hub *h, int ms);
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static long long now_ms(void)
 {
@@ -474,6 +485,7 @@ static void batch_start(struct live_hub *h)
         goto cleanup;
     }
     h->query_in_flight = true;
+    h->batch_started_ms = mono_ms();
     h->query_req = req;
     req = NULL;
     atomic_fetch_add(&m_batches, 1);
@@ -582,6 +594,15 @@ static void on_batch(const struct db_result *res, void *arg)
     json_t *v;
 
     h->query_in_flight = false;
+    /*
+     * Queue counts are counted afresh (O(queue) per credential): under a
+     * burst of changes the batches keep to a share of one connection instead
+     * of running back to back.
+     */
+    if (h->batch_started_ms > 0) {
+        long long now = mono_ms(), gap = (LIVE_BATCH_DUTY - 1) * (now - h->batch_started_ms);
+        h->next_batch_ms = now + (gap < LIVE_BATCH_GAP_MAX_MS ? gap : LIVE_BATCH_GAP_MAX_MS);
+    }
     if (res->status != DB_OK || !res->value ||
         !(doc = json_loads(res->value, JSON_REJECT_DUPLICATES, &err))) {
         atomic_fetch_add(&m_batch_failures, 1);
@@ -736,9 +757,14 @@ static bool anything_dirty(struct live_hub *h)
 
 static void schedule_flush(struct live_hub *h, int ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv;
+    long long wait = h->next_batch_ms - mono_ms();
     if (h->stopping || h->query_in_flight || h->flush_pending || !anything_dirty(h))
         return;
+    if (wait > ms)
+        ms = (int)wait;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
     h->flush_pending = true;
     event_add(h->ev_flush, &tv);
 }

@@ -195,6 +195,14 @@ def main():
             server = harness.Server(binary, work, os.path.join(work, "data"), env,
                                     "bench-%d" % threads,
                                     {"ACCORD_OUTBOX_THREADS": str(threads)}).start()
+            # the server's listening connection is up (its catch-up query has run):
+            # the NOTIFY below wakes its delivery threads at once
+            deadline = time.monotonic() + 30
+            while psql(url, "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE query LIKE 'SELECT live_changes%'") == "0":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the server's listening connection did not come up")
+                time.sleep(0.05)
             t0 = time.perf_counter()
             psql(url, "SELECT count(_outbox_emit('assessor.recalibration_needed', "
                       "jsonb_build_object('user_id', gen_random_uuid(), 'rubric_id', "
