@@ -31,6 +31,7 @@
 #define LEASE_MARGIN_S  2  /* database round trips around an attempt */
 #define MAIL_LEASE_S    75 /* one SMTP transaction: 10 s connect + 60 s total + margin */
 #define SCAN_EVERY_MS   5000
+#define RECORD_EVERY_MS 500 /* webhook outcomes are recorded at least this often */
 #define RECONNECT_MAX_S 30
 
 struct outbox_thread {
@@ -115,23 +116,59 @@ static PGconn *connect_db(struct outbox *o)
     return db;
 }
 
+/* s when it is UTF-8 (jansson refuses anything else), else fallback */
+static const char *utf8_or(const char *s, const char *fallback)
+{
+    json_t *j = json_string(s);
+    if (!j)
+        return fallback;
+    json_decref(j);
+    return s;
+}
+
+/*
+ * Records the outcomes gathered in results (then empties it) in one
+ * transaction; false on a database error. Until then a delivery stays leased:
+ * a server killed before recording delivers it again (at least once).
+ */
+static bool record_webhooks(struct outbox *o, PGconn *db, json_t *results)
+{
+    char attempts[16], *text, *r;
+    bool failed = false;
+
+    if (json_array_size(results) == 0)
+        return true;
+    if (!(text = json_dumps(results, JSON_COMPACT)))
+        return false;
+    snprintf(attempts, sizeof attempts, "%ld", o->cfg->outbox_attempts);
+    const char *p[2] = {text, attempts};
+    r = query_value(db, "select outbox_results($1::jsonb, $2::int)", 2, p, &failed);
+    free(r);
+    free(text);
+    json_array_clear(results);
+    return !failed;
+}
+
 /* Webhooks: returns how many were attempted, -1 on a database error. */
 static int deliver_webhooks(struct outbox_thread *t, PGconn *db, CURL *curl)
 {
     struct outbox *o = t->o;
     const struct config *cfg = o->cfg;
     char limit[16], timeout[24], margin[16];
-    const char *params[7];
+    const char *params[3];
     struct webhook_policy policy = {.https_only = cfg->production,
                                     .allow_private = cfg->webhook_allow_private != 0,
                                     .timeout_ms = cfg->webhook_timeout_ms,
                                     .cancel = &o->stop};
     bool failed;
-    json_t *rows, *row;
+    json_t *rows, *row, *results = json_array();
     size_t i;
     int n = 0;
+    long first_unrecorded = 0;
     char *text;
 
+    if (!results)
+        return -1;
     snprintf(limit, sizeof limit, "%d", WEBHOOK_BATCH);
     snprintf(timeout, sizeof timeout, "%ld", cfg->webhook_timeout_ms);
     snprintf(margin, sizeof margin, "%d", LEASE_MARGIN_S);
@@ -140,18 +177,19 @@ static int deliver_webhooks(struct outbox_thread *t, PGconn *db, CURL *curl)
     params[2] = margin;
     text = query_value(db, "select outbox_take_webhooks($1::int, $2::int, $3::int)", 3, params,
                        &failed);
-    if (failed)
+    if (failed) {
+        json_decref(results);
         return -1;
+    }
     rows = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     json_array_foreach(rows, i, row)
     {
         struct webhook_outcome out;
         json_t *body = json_object();
-        char *body_text = NULL, id[24], ok_s[8], status[16], dur[24], retry[32], attempts[16];
+        char *body_text = NULL;
         long attempt = (long)json_integer_value(json_object_get(row, "attempts"));
         bool ok;
-        char *r;
 
         if (o->stop) /* left to their leases */
             break;
@@ -169,29 +207,37 @@ static int deliver_webhooks(struct outbox_thread *t, PGconn *db, CURL *curl)
         free(body_text);
         if (o->stop && !ok) /* aborted by the shutdown: not the receiver's fault */
             break;
-        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(row, "id")));
-        snprintf(ok_s, sizeof ok_s, "%s", ok ? "true" : "false");
-        snprintf(status, sizeof status, "%ld", out.status);
-        snprintf(dur, sizeof dur, "%ld", out.duration_ms);
-        snprintf(retry, sizeof retry, "%.3f",
-                 outbox_backoff(&t->rng, attempt, cfg->outbox_retry_ms, cfg->outbox_retry_max));
-        snprintf(attempts, sizeof attempts, "%ld", cfg->outbox_attempts);
-        const char *rp[7] = {id,    ok_s,    out.status ? status : NULL, ok ? NULL : out.error, dur,
-                             retry, attempts};
-        r = query_value(db,
-                        "select outbox_result($1::bigint, $2::boolean, $3::int, $4, $5::int, "
-                        "$6::float8, $7::int)",
-                        7, rp, &failed);
-        free(r);
-        if (failed) {
-            json_decref(rows);
-            return -1;
-        }
+        json_array_append_new(
+            results,
+            json_pack(
+                "{s:O,s:b,s:o,s:s?,s:I,s:f}", "id", json_object_get(row, "id"), "ok", ok, "status",
+                out.status ? json_integer(out.status) : json_null(), "error",
+                ok ? NULL : utf8_or(out.error, "(an error that is not text)"), "duration_ms",
+                (json_int_t)out.duration_ms, "retry_seconds",
+                outbox_backoff(&t->rng, attempt, cfg->outbox_retry_ms, cfg->outbox_retry_max)));
         outbox_count(OUTBOX_WEBHOOK, ok, 1);
         if (!ok)
-            log_info("webhook delivery %s (attempt %ld) failed: %s", id, attempt, out.error);
+            log_info("webhook delivery %lld (attempt %ld) failed: %s",
+                     (long long)json_integer_value(json_object_get(row, "id")), attempt, out.error);
         n++;
+        /*
+         * One transaction per batch, not per delivery; but a slow receiver
+         * does not hold the others' outcomes (and the delivery log) back for
+         * long.
+         */
+        if (!first_unrecorded)
+            first_unrecorded = now_ms();
+        if (now_ms() - first_unrecorded >= RECORD_EVERY_MS) {
+            if (!record_webhooks(o, db, results)) {
+                n = -1;
+                break;
+            }
+            first_unrecorded = 0;
+        }
     }
+    if (n >= 0 && !record_webhooks(o, db, results))
+        n = -1;
+    json_decref(results);
     json_decref(rows);
     return n;
 }

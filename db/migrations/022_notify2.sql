@@ -231,3 +231,21 @@ LANGUAGE sql STABLE AS $$
             coalesce(round(extract(epoch FROM now() - (SELECT min(created_at) FROM outbox
                                                        WHERE status = 'pending'))::numeric, 3), 0))
 $$;
+
+-- Webhook outcomes, many at once ---------------------------------------------
+
+-- The outcomes of a delivery thread's batch (server/outbox.c), in one
+-- transaction instead of one per attempt: p_results [{id, ok, status, error,
+-- duration_ms, retry_seconds}], each as outbox_result() records it.
+CREATE FUNCTION outbox_results(p_results jsonb, p_max_attempts int) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb;
+BEGIN
+    FOR r IN SELECT x FROM jsonb_array_elements(p_results) x LIMIT 1000 LOOP
+        PERFORM outbox_result((r ->> 'id')::bigint, (r ->> 'ok')::boolean,
+                              (r ->> 'status')::int, r ->> 'error',
+                              (r ->> 'duration_ms')::int, (r ->> 'retry_seconds')::float8,
+                              p_max_attempts);
+    END LOOP;
+END $$;
