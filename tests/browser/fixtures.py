@@ -127,7 +127,20 @@ def seed_reliability(env, lead):
             expect(who.c.post("/v1/reviews/%s/scores" % r["id"], {
                 "scores": [{"criterion": k, "level": v} for k, v in zip(keys, levels)],
                 "feedback": "seeded"}), 200, what="seed: score by %s" % who.name)
-    return {"id": cred["id"], "title": cred["title"]}
+    # Bo failed calibration as often as the rubric allows (once here): the
+    # lead's report offers "Allow another attempt"
+    from t_calibration import make_anchor, put
+    from t_hardening import JUNK, session_scores
+    expect(put(lead.c, "/v1/rubrics/%s/calibration" % rubric["id"],
+               {"set_size": 1, "max_failed_sessions": 1}), 200, what="seed: calibration settings")
+    make_anchor(env, lead, rubric["id"], [3, 3, 3, 3], "seed-anchor-1")
+    make_anchor(env, lead, rubric["id"], [2, 3, 3, 2], "seed-anchor-2")
+    bo = env.user(["assessor"], name="Bo Blocked")
+    env.grant(lead, cred["id"], bo, qualify=False)
+    s = expect(bo.c.post("/v1/calibration/sessions", {"rubric_id": rubric["id"]}), 201,
+               what="seed: Bo's calibration session")
+    session_scores(bo, s, JUNK)
+    return {"id": cred["id"], "title": cred["title"], "blocked": bo.name}
 
 
 def make_bench(env):

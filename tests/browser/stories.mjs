@@ -329,8 +329,15 @@ test('lead_calibration_story', async (browser, problems) => {
   const routing = L.getByRole('region', { name: `Routing of ${f.seeded.title}` });
   await routing.getByText('6 peer/expert pairs', { exact: false }).waitFor();
   check((await routing.locator('svg circle').count()) >= 1, 'the routing chart has no kappa estimate');
+  // Bo failed calibration as often as allowed: the lead lets him try again
+  const bo = L.getByRole('row', { name: new RegExp(f.seeded.blocked) });
+  await bo.getByText('1 of 1 failed sessions').waitFor();
   await axe(L, 'reports', pages);
   await shot(L, 'lead-reports');
+  await bo.getByLabel(`Why may ${f.seeded.blocked} try again?`).fill('We went through the anchors together');
+  await bo.getByRole('button', { name: `Allow ${f.seeded.blocked} another attempt` }).click();
+  await L.getByText(`${f.seeded.blocked} may start another calibration session.`).waitFor();
+  await L.getByRole('row', { name: new RegExp(f.seeded.blocked) }).getByText('0 of 1 failed sessions').waitFor();
   const [download] = await Promise.all([L.waitForEvent('download'), L.getByRole('link', { name: 'Download ratings.csv' }).click()]);
   const path = await download.path();
   const text = readFileSync(path, 'utf8');

@@ -419,12 +419,12 @@ async function reportsPage() {
       const flagged = (a) => a.status === 'needs_recalibration' || a.calibration?.blocked || a.churn?.blocked;
       const rows = [...ar.assessors].sort((a, b) => Number(flagged(b)) - Number(flagged(a)) || a.name.localeCompare(b.name));
       parts.push(h('h2', {}, 'Assessors'), rows.length ? h('table', {}, h('caption', { class: 'sr-only' }, 'Assessors, flagged ones first'),
-        h('thead', {}, h('tr', {}, ['Assessor', 'Status', 'Severity (+ lenient)', 'Window exact', 'Within one', 'Items', 'Why'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Assessor', 'Status', 'Severity (+ lenient)', 'Window exact', 'Within one', 'Items', 'Why', 'Calibration'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, rows.map((a) => h('tr', {}, h('th', { scope: 'row' }, a.name, flagged(a) ? h('span', { class: 'flag' }, ' (flagged)') : null),
           h('td', {}, a.status === 'qualified' ? 'Qualified' : a.status ? 'Needs recalibration' : 'Not qualified'),
           h('td', {}, signed(a.severity?.vs_master ?? a.severity?.vs_experts)),
           h('td', {}, fmtPct(a.validity?.exact)), h('td', {}, fmtPct(a.validity?.adjacent)), h('td', {}, String(a.validity?.items ?? 0)),
-          h('td', {}, a.reason || ''))))) : h('p', {}, 'Nobody reviews on this rubric yet.'));
+          h('td', {}, a.reason || ''), h('td', {}, calibrationCell(a, c.rubric_id, draw)))))) : h('p', {}, 'Nobody reviews on this rubric yet.'));
     } catch (e) {
       parts.push(notice('error', e.message));
     }
@@ -457,6 +457,32 @@ async function reportsPage() {
       h('p', {}, `Waiting: ${r.queue?.first ?? 0} first scores, ${r.queue?.second ?? 0} second scores, ${r.queue?.adjudication ?? 0} adjudications${r.oldest_waiting_hours !== null && r.oldest_waiting_hours !== undefined ? ` · oldest ${r.oldest_waiting_hours} h` : ''}`),
       bandChart({ title: `Peer–expert kappa of ${r.title} over time, with 95% band and threshold`, points: hist, threshold }));
   }));
+}
+
+// An assessor who failed calibration as often as the rubric allows can try
+// again only when a lead says so, with a reason (audited); failed sessions
+// before then stop counting.
+function calibrationCell(a, rubricId, redraw) {
+  const cal = a.calibration;
+  if (!cal) return '';
+  const text = `${cal.failed_sessions} of ${cal.max_failed_sessions} failed sessions`;
+  if (!cal.blocked) return text;
+  const reason = h('input', { type: 'text', id: uid('why'), required: true, maxlength: '500' });
+  const out = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'inline-form' },
+    h('label', { for: reason.id }, `Why may ${a.name} try again?`), reason,
+    h('button', { type: 'submit', 'aria-label': `Allow ${a.name} another attempt` }, 'Allow another attempt'), out);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await post(`/v1/assessors/${a.user_id}/calibration-attempts`, { rubric_id: rubricId, reason: reason.value.trim() });
+      put(out, notice('success', `${a.name} may start another calibration session.`));
+      setTimeout(redraw, 1500);
+    } catch (e) {
+      showError(out, e);
+    }
+  });
+  return h('div', {}, h('p', {}, text, cal.anchor_pool_exhausted ? ' · every anchor was shown to them: add anchors first' : ''), form);
 }
 
 export function routes(route) {
