@@ -244,8 +244,7 @@ void reply_empty(struct request *r, int status)
     send_and_free(r, status, NULL);
 }
 
-/* The client is a browser navigating (it asks for HTML first), not a script. */
-static int wants_html(struct request *r)
+int request_wants_html(struct request *r)
 {
     const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Accept");
     return accept && strncmp(accept, "text/html", 9) == 0;
@@ -262,7 +261,7 @@ static int redirect_refusal(struct request *r, const char *code)
     char location[256];
     size_t n = strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_");
 
-    if (!r->route || !(r->route->flags & ROUTE_NAVIGATION) || !wants_html(r))
+    if (!r->route || !(r->route->flags & ROUTE_NAVIGATION) || !request_wants_html(r))
         return 0;
     if (code[n] != '\0' || n > 64)
         code = "error";

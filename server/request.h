@@ -44,7 +44,7 @@ struct request {
     char *body;  /* the request body, NUL-terminated (owned), or NULL */
     char *query; /* ROUTE_QUERY: the query string as a JSON object (owned) */
     size_t body_len;
-    size_t held_bytes; /* body memory charged to this request (conntrack.h) */
+    size_t held_bytes;                      /* body memory charged to this request (conntrack.h) */
     const char *params[REQUEST_MAX_PARAMS]; /* bound parameters: point into this struct */
     char scratch[64];                       /* small parameter text (numbers) */
     int ok_status;                          /* router_call: status of a successful answer */
@@ -107,6 +107,8 @@ json_t *request_error_body(const struct request *r, const char *code, const char
  * A-Z a-z 0-9 - _ . : @ / + =), else makes a random UUID; r->request_id.
  */
 void request_assign_id(struct request *r);
+/* A browser navigating (it asks for HTML first), not a script: 1 or 0. */
+int request_wants_html(struct request *r);
 
 /* Frees the context without answering: only for paths where libevent already answered. */
 void request_free(struct request *r);

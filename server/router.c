@@ -186,8 +186,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/outbox/retry", NULL, STMT_OUTBOX_RETRY, ROUTE_BODY, 200},
     {EVHTTP_REQ_GET, "/v1/me/notifications", NULL, STMT_MY_NOTIFICATIONS, 0, 200},
     {EVHTTP_REQ_PUT, "/v1/me/notifications", NULL, STMT_MY_NOTIFICATIONS_PUT, ROUTE_BODY, 200},
-    {EVHTTP_REQ_GET, "/v1/unsubscribe", NULL, STMT_UNSUBSCRIBE_GET, ROUTE_PUBLIC | ROUTE_QUERY,
-     200},
+    {EVHTTP_REQ_GET, "/v1/unsubscribe", handle_unsubscribe_get, STMT_UNSUBSCRIBE_GET,
+     ROUTE_PUBLIC | ROUTE_QUERY, 200},
     {EVHTTP_REQ_POST, "/v1/unsubscribe", NULL, STMT_UNSUBSCRIBE_POST, ROUTE_PUBLIC | ROUTE_QUERY,
      200},
 };

@@ -107,7 +107,8 @@ void handle_object_upload_create(struct request *r);
 void handle_object_upload_part_urls(struct request *r);
 void handle_object_upload_complete(struct request *r);
 void handle_object_upload_delete(struct request *r);
-void handle_webhook_create(struct request *r); /* webhook_api.c */
+void handle_webhook_create(struct request *r);              /* webhook_api.c */
 void handle_submission_evidence_checked(struct request *r); /* storage_submit.c */
+void handle_unsubscribe_get(struct request *r);             /* handlers_unsubscribe.c */
 
 #endif

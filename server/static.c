@@ -54,7 +54,8 @@ bool static_serve(struct request *r, const char *path)
 
     if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD)
         return false;
-    if (strcmp(path, "/") == 0 || strcmp(path, "/invite") == 0)
+    /* the app's pages reached from outside it: links in invitations and mails */
+    if (strcmp(path, "/") == 0 || strcmp(path, "/invite") == 0 || strcmp(path, "/unsubscribe") == 0)
         a = find_asset("/static/index.html");
     else if (strncmp(path, "/static/", 8) == 0 && strcmp(path, "/static/index.html") != 0)
         a = find_asset(path);

@@ -51,6 +51,15 @@ def make(env, sso=None):
         "assessor": person(env, ["assessor"], "Cal Assessor", "Willow School"),
         "seeded": seed_reliability(env, lead),
     }
+    # the token a notification mail to Erin would carry (tests/http/t_notify_mail.py
+    # follows real mails through an SMTP sink; here only the page is under test)
+    import hashlib
+    import secrets
+    from harness import sql
+    token = secrets.token_hex(32)
+    sql(env, "INSERT INTO unsubscribe_tokens (token_hash, user_id) VALUES ('%s', '%s')"
+        % (hashlib.sha256(token.encode()).hexdigest(), fx["edges"]["earner"]["id"]))
+    fx["edges"]["unsubscribe_token"] = token
     fx["people"] = {
         "lead": person(env, ["lead"], "Lou Peoplelead", ""),
         "admin": person(env, ["admin"], "Ada Admin", ""),

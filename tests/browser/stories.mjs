@@ -345,6 +345,42 @@ test('lead_calibration_story', async (browser, problems) => {
   check(text.trim().split('\n').length === 1 + 6 * 4 * 2, `ratings.csv has ${text.trim().split('\n').length - 1} ratings, expected 48`);
 });
 
+// A person's own notification settings, and the "stop these emails" link of
+// a mail opened in a browser that is not signed in.
+test('settings_and_unsubscribe', async (browser, problems) => {
+  const e = fx.edges;
+  const erin = await person(browser, fx, problems);
+  const E = erin.page;
+  await signIn(E, e.earner.email, e.earner.password);
+  await E.getByRole('link', { name: 'Settings' }).click();
+  await E.getByRole('heading', { name: 'Settings', exact: true }).waitFor();
+  check(!(await E.getByLabel('Reviews are waiting for me', { exact: false }).count()), 'an earner is offered assessors’ mails');
+  await E.getByLabel('My result is ready').uncheck();
+  await E.getByRole('button', { name: 'Save notification settings' }).click();
+  await E.getByText('Saved. You get the emails ticked above.').waitFor();
+  await axe(E, 'settings', pages);
+  await E.reload();
+  await E.getByLabel('An assessor started reviewing my submission').waitFor();
+  check(!(await E.getByLabel('My result is ready').isChecked()), 'the muted mail came back after a reload');
+  check(await E.getByLabel('Send me email from accord').isChecked(), 'email is off before the unsubscribe');
+
+  // the link in a mail, opened on a phone that is not signed in
+  const phone = await person(browser, fx, problems, { viewport: { width: 390, height: 844 } });
+  const P = phone.page;
+  await P.goto(`/v1/unsubscribe?token=${e.unsubscribe_token}`);
+  await P.getByRole('heading', { name: 'Stop emails from accord' }).waitFor();
+  check(!P.url().includes(e.unsubscribe_token), `the token stayed in the address bar: ${P.url()}`);
+  await axe(P, 'unsubscribe', pages);
+  await P.getByRole('button', { name: 'Stop all emails' }).click();
+  await P.getByText('Done: accord sends you no more email.', { exact: false }).waitFor();
+  await E.reload();
+  await E.getByRole('heading', { name: 'Settings', exact: true }).waitFor();
+  await until(async () => !(await E.getByLabel('Send me email from accord').isChecked()), 'email to be off in Settings');
+  // a made-up link says so, in words
+  await P.goto('/unsubscribe#' + '0'.repeat(64));
+  await P.getByText('This link is not valid.', { exact: false }).waitFor();
+});
+
 // A lead invites an assessor and hands over the link; withdraws a mistaken
 // invitation; finds people and makes a new-password link. An admin disables
 // an account (the person is signed out at once) and adds an organisation.

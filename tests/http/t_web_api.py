@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 
-from harness import (CRITERIA, Client, CRITERION_KEYS, LEVELS, assert_not_in_text, check, eq, expect,
+from harness import (CRITERIA, HOST, Client, CRITERION_KEYS, LEVELS, assert_not_in_text, check, eq, expect,
                      short, sql, test)
 
 TITLES = {k: t for k, t, _ in CRITERIA}
@@ -641,3 +641,39 @@ def web_concurrent_draft_saves(env):
     eq(sorted(x for s, x in results if s != 200), ["draft_conflict"] * 7, "the others conflict")
     d = expect(assessor.c.get("/v1/reviews/%s/draft" % rv["id"]), 200)
     eq((d["version"], d["draft"]["feedback"]), (2, "device %d" % won[0]), "the winner's text is kept")
+
+
+@test
+def web_unsubscribe_link_opens_the_page(env):
+    """The "stop these emails" link of a mail: a browser is sent to the web
+    app's page (the token in the fragment, out of logs and Referer), which
+    the binary serves; the link itself still changes nothing, and a script
+    still gets JSON."""
+    import hashlib
+    import secrets
+    u = env.user(["earner"])
+    token = secrets.token_hex(32)
+    sql(env, "INSERT INTO unsubscribe_tokens (token_hash, user_id) VALUES ('%s', '%s')"
+        % (hashlib.sha256(token.encode()).hexdigest(), u.id))
+    anon = env.admin.c.anon()
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = anon.request("GET", "/v1/unsubscribe?token=" + token, headers=html)
+    eq(r.status, 303, "a browser following the mail's link")
+    eq(r.header("Location"), "/unsubscribe#" + token, "Location")
+    eq(r.header("Referrer-Policy"), "no-referrer", "Referrer-Policy")
+    # the page is the web app (not an API path: fetched outside the contract checker)
+    import http.client
+    conn = http.client.HTTPConnection(HOST, env.server.port, timeout=30)
+    conn.request("GET", "/unsubscribe", headers=html)
+    page = conn.getresponse()
+    page.read()
+    conn.close()
+    eq(page.status, 200, "GET /unsubscribe")
+    check((page.getheader("Content-Type") or "").startswith("text/html"), page.getheader("Content-Type"))
+    check("script-src 'self'" in (page.getheader("Content-Security-Policy") or ""), "CSP on the page")
+    # nothing changed; a script gets the state as JSON
+    st = expect(anon.get("/v1/unsubscribe?token=" + token), 200)
+    eq(st, {"email": True, "unsubscribed": False}, "the state after the browser's visit")
+    # an ill-formed or unknown token is not redirected: 404, to browsers too
+    expect(anon.request("GET", "/v1/unsubscribe?token=nothex", headers=html), 404, "not_found")
+    expect(anon.request("GET", "/v1/unsubscribe?token=" + "0" * 64, headers={"Accept": "application/json"}), 404, "not_found")

@@ -8,6 +8,7 @@ import * as assessor from './assessor.js';
 import * as lead from './lead.js';
 import * as people from './people.js';
 import * as liveUpdates from './live.js';
+import * as settings from './settings.js';
 
 export const state = { me: null };
 
@@ -32,7 +33,7 @@ function home() {
   if (hasRole('assessor', 'expert')) return '/assess';
   if (hasRole('lead')) return '/lead';
   if (hasRole('admin')) return '/people';
-  return '/account';
+  return '/settings';
 }
 
 // A page whose data came back after the person moved on: it must not
@@ -83,6 +84,7 @@ function drawShell() {
   put(nav, h('ul', {}, navLinks().map(([path, label]) =>
     h('li', {}, h('a', { href: '#' + path, 'aria-current': here === path ? 'page' : null }, label)))));
   put(who, h('span', { class: 'me' }, state.me.name),
+      h('a', { href: '#/settings', 'aria-current': here === '/settings' ? 'page' : null }, 'Settings'),
       h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
 }
 
@@ -244,11 +246,6 @@ async function invitePage() {
   append(main, form);
 }
 
-function accountPage() {
-  page('Your account', h('p', {}, `Signed in as ${state.me.name} (${state.me.email}).`),
-       h('p', {}, 'Your roles: ' + state.me.roles.join(', ')));
-}
-
 async function loadMe() {
   try {
     state.me = await api('GET', '/v1/me');
@@ -267,6 +264,7 @@ export async function render() {
   renderedHash = location.hash;
   liveUpdates.clearPage();
   if (location.pathname === '/invite') return invitePage();
+  if (location.pathname === '/unsubscribe') return settings.unsubscribePage();
   const path = location.hash.replace(/^#/, '') || '';
   const signingIn = path === '/sign-in' || path.startsWith('/sign-in?');
   if (signingIn || !state.me) {
@@ -294,7 +292,8 @@ export async function render() {
   page('Page not found', h('p', {}, 'There is nothing here. '), h('a', { href: '#' + home() }, 'Go to your start page'));
 }
 
-route('/account', null, accountPage);
+route('/account', null, settings.settingsPage);
+settings.routes(route);
 earner.routes(route);
 assessor.routes(route);
 lead.routes(route);
@@ -311,7 +310,7 @@ hooks.sessionEnded = () => {
 
 window.addEventListener('hashchange', render);
 (async () => {
-  if (location.pathname !== '/invite') {
+  if (location.pathname !== '/invite' && location.pathname !== '/unsubscribe') {
     try {
       await loadMe();
     } catch (e) {
