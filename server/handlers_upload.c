@@ -27,14 +27,17 @@
  * goes to the file in slices of up to 8 MiB with one pwritev each, and each
  * slice's writeback starts at once (sync_file_range), so the disk writes
  * while the next slice is copied and hashed; the fsync before the answer
- * waits only for the rest. The disk is only ever touched on offload threads,
- * and the chunk's memory is freed and returned to the system there as soon
- * as it is on disk.
+ * waits only for the rest. The disk is only ever touched on offload threads.
+ * Memory: a chunk is the request body libevent read (one per upload in
+ * flight); it is freed on the offload thread once on disk, and returned to
+ * the system a second after the last large chunk (not between an upload's
+ * chunks, whose next body would fault the same pages in again).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +63,13 @@
 #define MAX_METADATA_LEN   4096 /* the Upload-Metadata header */
 #define MAX_META_VALUE     255  /* a decoded metadata value */
 #define PATCH_CONTENT_TYPE "application/offset+octet-stream"
-/* A chunk this large is given back to the system once on disk (malloc_trim). */
+/*
+ * Memory of chunks this large goes back to the system (malloc_trim) once no
+ * such chunk has finished for TRIM_IDLE_MS: not between the chunks of an
+ * upload in progress, whose next body would fault the pages in again.
+ */
 #define TRIM_AFTER_BYTES (1u << 20)
+#define TRIM_IDLE_MS     1000
 
 struct tus_state {
     char id[37];
@@ -584,11 +592,50 @@ fail:
                   strerror(errno));
     st->disk_failed = 1;
 done:
-    /* The bytes are on disk (or refused): the memory goes back now, not at the next request. */
+    /* The bytes are on disk (or refused): the chunk's memory is free now, not at the reply. */
     evbuffer_free(st->chunk);
     st->chunk = NULL;
-    if (st->len >= TRIM_AFTER_BYTES)
-        malloc_trim(0);
+}
+
+/* When the last large chunk finished (CLOCK_MONOTONIC ms), across workers. */
+static _Atomic long last_large_chunk_ms;
+
+static long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void trim_work(void *arg)
+{
+    (void)arg;
+    malloc_trim(0);
+}
+
+static void trim_done(void *arg)
+{
+    (void)arg;
+}
+
+/* Loop: TRIM_IDLE_MS after a large chunk; the memory goes back unless another one came since. */
+static void maybe_trim(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    /* (draining: the offload threads may be gone already) */
+    if (!w->draining && monotonic_ms() - atomic_load(&last_large_chunk_ms) >= TRIM_IDLE_MS &&
+        offload_submit(w->offload, w->base, trim_work, trim_done, NULL) < 0)
+        log_warn("upload: cannot return memory to the system (shutting down)");
+}
+
+static void schedule_trim(struct worker *w)
+{
+    static const struct timeval later = {TRIM_IDLE_MS / 1000, (TRIM_IDLE_MS % 1000) * 1000};
+    atomic_store(&last_large_chunk_ms, monotonic_ms());
+    if (event_base_once(w->base, -1, EV_TIMEOUT, maybe_trim, w, &later) < 0)
+        log_warn("upload: cannot schedule returning memory to the system");
 }
 
 /* Offload thread: the complete part file into the store, under the hash taken as it arrived. */
@@ -722,6 +769,8 @@ static void patch_written(void *arg)
     struct tus_state *st = r->state;
     uint64_t to = st->from + st->len;
 
+    if (st->len >= TRIM_AFTER_BYTES)
+        schedule_trim(r->w);
     if (st->disk_failed) {
         log_error("upload %s: %s", st->id, st->disk_error);
         to = st->from; /* advance by nothing: just drop the lease */
