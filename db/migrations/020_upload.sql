@@ -51,6 +51,12 @@ BEGIN
             RAISE EXCEPTION 'another PATCH of this upload is being written; try again shortly'
                 USING ERRCODE = 'AC423', DETAIL = 'upload_locked';
         END IF;
+        -- The lease acknowledges nothing: were it lost in a database crash,
+        -- the chunk's advance would be refused (409 lease_lost) and the client
+        -- asks with HEAD. So its commit does not wait for the WAL's fsync
+        -- (one less per chunk); the advance's commit still does, and flushes
+        -- this one with it.
+        PERFORM set_config('synchronous_commit', 'off', true);
         -- Long enough for a chunk's fsync; a crashed server's lease runs out by itself.
         UPDATE uploads SET lease_id = gen_random_uuid(),
                            lease_until = now() + interval '120 seconds'
