@@ -106,9 +106,12 @@ static const struct numeric_setting numeric_settings[] = {
      "seconds before a review lease ends that the assessor is mailed (0: never)"},
     {"turnaround-hours", "ACCORD_TURNAROUND_HOURS", 336, 1, 8760,
      offsetof(struct config, turnaround_hours), "leads hear of submissions waiting longer"},
-    /* scale-out (issue 13): PgBouncer in transaction mode (pooler.h) */
+    /* scale-out (issue 13): PgBouncer in transaction mode (pooler.h) and the replica */
     {"db-prepared", "ACCORD_DB_PREPARED", 1, 0, 1, offsetof(struct config, db_prepared),
      "1: prepared statements; 0: behind a transaction pooler (PgBouncer)"},
+    {"replica-max-lag", "ACCORD_REPLICA_MAX_LAG", 30, 1, 86400,
+     offsetof(struct config, replica_max_lag),
+     "seconds the replica may be behind the primary and still serve reports"},
 };
 #define N_NUMERIC (sizeof numeric_settings / sizeof numeric_settings[0])
 
@@ -231,6 +234,8 @@ static const struct string_setting string_settings[] = {
     {"direct-database-url", "ACCORD_DIRECT_DATABASE_URL",
      offsetof(struct config, direct_database_url),
      sizeof(((struct config *)0)->direct_database_url)},
+    {"replica-url", "ACCORD_REPLICA_URL", offsetof(struct config, replica_url),
+     sizeof(((struct config *)0)->replica_url)},
 };
 #define N_STRING (sizeof string_settings / sizeof string_settings[0])
 
@@ -388,6 +393,8 @@ void config_usage(FILE *out)
         "  --direct-database-url URL  ACCORD_DIRECT_DATABASE_URL  (default --database-url;\n"
         "                                               migrations, LISTEN, keys: needed\n"
         "                                               behind a transaction pooler)\n"
+        "  --replica-url URL     ACCORD_REPLICA_URL    (default none; a streaming standby\n"
+        "                                               for reports, see --replica-max-lag)\n"
         "  --log-level LEVEL     ACCORD_LOG            (default info; debug, info, warn, error)\n"
         "  --log-format FORMAT   ACCORD_LOG_FORMAT     (default text; json: one JSON object a "
         "line)\n"

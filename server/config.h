@@ -72,9 +72,11 @@ struct config {
     char smtp_from[320];
     char smtp_tls[16];       /* require (STARTTLS), try, off */
     char smtp_ca_file[1024]; /* CA bundle for the SMTP server's certificate ("" = system) */
-    /* scale-out (issue 13): a pooler (pooler.h) */
+    /* scale-out (issue 13): a pooler, a read replica (pooler.h, replica.h) */
     long db_prepared;               /* 1: prepared statements; 0: behind a transaction pooler */
     char direct_database_url[1024]; /* migrations, LISTEN, keys: "" = database_url */
+    char replica_url[1024];         /* read-only reports: "" = none */
+    long replica_max_lag;           /* seconds a replica may be behind and still serve */
 };
 
 /* Where session-bound work goes: --direct-database-url, else --database-url. */

@@ -20,6 +20,8 @@
  * (api_report_ratings_page), each sent as one chunk of a chunked reply; the
  * next page is asked for only once the previous one has been handed to the
  * socket, so the server holds one page per download, whatever the size.
+ *
+ * Both may read their data from a read replica (replica.h).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -38,6 +40,7 @@
 #include "irr_json.h"
 #include "log.h"
 #include "offload.h"
+#include "replica.h"
 #include "report_cache.h"
 #include "router.h"
 
@@ -68,6 +71,7 @@ struct agreement_job {
     bool counted;       /* holds a reports_pending slot */
     bool querying;      /* holds its loop's report query */
     struct request *next_waiting;
+    enum replica_source source; /* replica.h */
     json_t *answer;     /* built on the report pool */
     char error[160];
 };
@@ -373,7 +377,8 @@ static void report_query_begin(struct request *r)
 
     report_queries++;
     job->querying = true;
-    st = pgpool_query(r->w->pool, STMT_REPORT_AGREEMENT_DATA, r->params, on_agreement_data, r);
+    st = replica_query(r, &job->source, "agreement", STMT_REPORT_AGREEMENT_DATA,
+                       STMT_REPLICA_AGREEMENT_DATA, on_agreement_data);
     if (st != DB_OK) {
         struct db_result res = {.status = st};
         report_query_done(job);
@@ -421,6 +426,7 @@ struct ratings_stream {
     bool querying;    /* a page is being read */
     bool gone;        /* the client went away */
     size_t bytes;
+    enum replica_source source; /* replica.h: where the pages are read */
 };
 
 static void ratings_next(struct ratings_stream *st);
@@ -519,7 +525,8 @@ static void ratings_next(struct ratings_stream *st)
     r->params[2] = st->after[0] ? st->after : NULL;
     r->params[3] = RATINGS_PAGE;
     st->querying = true;
-    q = pgpool_query(r->w->pool, STMT_REPORT_RATINGS_PAGE, r->params, on_ratings_page, r);
+    q = replica_query(r, &st->source, "ratings.csv", STMT_REPORT_RATINGS_PAGE,
+                      STMT_REPLICA_RATINGS_PAGE, on_ratings_page);
     if (q != DB_OK) {
         struct db_result res = {.status = q};
         st->querying = false;

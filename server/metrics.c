@@ -19,6 +19,7 @@
 #include "live.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "replica.h"
 #include "router.h"
 #include "version.h"
 
@@ -308,5 +309,6 @@ void metrics_render(struct evbuffer *out, const char *product)
     authgate_render_metrics(out);
     live_render_metrics(out);
     outbox_render_metrics(out, product);
+    replica_render_metrics(out);
     render_product(out, product);
 }

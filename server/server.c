@@ -47,6 +47,7 @@
 #include "report_cache.h"
 #include "pooler.h"
 #include "reliability.h"
+#include "replica.h"
 #include "router.h"
 #include "storage.h"
 #include "upload_sweep.h"
@@ -196,6 +197,10 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->live = live_hub_new(w);
     if (!w->http || !w->ev_stop || !w->ev_deadline || !w->pool || !w->gate || !w->live)
         return -1;
+    if (cfg->replica_url[0] &&
+        !(w->replica = pgpool_new(w->base, cfg->replica_url, (int)cfg->db_pool_size,
+                                  (int)cfg->db_queue_max, id)))
+        return -1;
     metrics_add_pool(w->pool);
     metrics_add_worker(w);
     evhttp_set_gencb(w->http, router_dispatch, w);
@@ -226,6 +231,7 @@ static void worker_release(struct worker *w)
     w->draining = false;
     /* Fails whatever still waits on the database (answers 503). */
     authgate_free(w->gate);
+    pgpool_free(w->replica); /* its queries fall back to w->pool, failed next */
     pgpool_free(w->pool);
     if (w->http)
         evhttp_free(w->http);
@@ -297,6 +303,7 @@ int cmd_serve(int argc, char **argv)
     struct livelisten *live_listener = NULL;
     static struct storage storage; /* read-only once open; every loop points at it */
     struct outbox *outbox = NULL;
+    struct replica_monitor *replica = NULL;
     char err[512];
     int port = 0, n_started = 0, rc = 1;
     long i;
@@ -352,6 +359,8 @@ int cmd_serve(int argc, char **argv)
     listener = pglisten_new(main_base, config_direct_url(&cfg));
     if (!listener || authlisten_register(listener) < 0 ||
         !(live_listener = livelisten_start(main_base, listener)))
+        goto cleanup;
+    if (cfg.replica_url[0] && !(replica = replica_monitor_start(main_base, &cfg)))
         goto cleanup;
     port = cfg.listen_port;
     if (address_in_use(cfg.listen_host, port)) {
@@ -422,6 +431,7 @@ stop:
         worker_release(&workers[i]);
     log_info("stopped");
 cleanup:
+    replica_monitor_free(replica);
     pglisten_free(listener); /* first: its commands' callbacks reach live_listener */
     livelisten_free(live_listener);
     if (ev_term)

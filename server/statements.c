@@ -227,4 +227,19 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_ARTIFACTS_STORED] = {"artifacts_stored", "select api_artifacts_stored($1, $2::jsonb)", 2},
     /* several servers (issue 13) */
     [STMT_RELIABILITY_STALE] = {"reliability_stale", "select reliability_stale($1::int)", 1},
+    /* the read replica (replica.h) */
+    [STMT_PRIMARY_WAL_LSN] = {"primary_wal_lsn",
+                              "select pg_current_wal_insert_lsn()::text || ' ' || "
+                              "current_setting('wal_block_size') || ' ' || "
+                              "pg_size_bytes(current_setting('wal_segment_size'))",
+                              0},
+    [STMT_REPLICA_REPLAY_LSN] = {"replica_replay_lsn",
+                                 "select case when pg_is_in_recovery() then "
+                                 "pg_last_wal_replay_lsn()::text else 'primary' end",
+                                 0},
+    [STMT_REPORT_ACCESS] = {"report_access", "select api_report_access($1, $2, $3::jsonb)", 3},
+    [STMT_REPLICA_AGREEMENT_DATA] = {"replica_agreement_data",
+                                     "select report_agreement_data($1::jsonb, $2)", 2},
+    [STMT_REPLICA_RATINGS_PAGE] = {"replica_ratings_page",
+                                   "select report_ratings_page($1::jsonb, $2::uuid, $3::int)", 3},
 };

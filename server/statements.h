@@ -153,6 +153,12 @@ enum stmt_id {
     STMT_ARTIFACTS_STORED,
     /* several servers (issue 13) */
     STMT_RELIABILITY_STALE,
+    /* the read replica (replica.h) */
+    STMT_PRIMARY_WAL_LSN,        /* the primary's WAL insert position */
+    STMT_REPLICA_REPLAY_LSN,     /* the standby's replay position, or "primary" */
+    STMT_REPORT_ACCESS,          /* a report's authorization and audit row, on the primary */
+    STMT_REPLICA_AGREEMENT_DATA, /* the agreement data without token (replica or primary) */
+    STMT_REPLICA_RATINGS_PAGE,   /* a ratings.csv page without token (replica or primary) */
     STMT_COUNT
 };
 

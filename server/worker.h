@@ -33,6 +33,7 @@ struct worker {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct pgpool *pool;
+    struct pgpool *replica;      /* --replica-url: reports (replica.h); NULL without one */
     struct authgate *gate;       /* credential check before any body is parsed */
     struct offload *offload;     /* shared blocking-work threads (disk) */
     struct offload *offload_net; /* shared threads for outbound HTTP (OpenID providers), apart
