@@ -137,8 +137,10 @@ static const struct route routes[] = {
      201},
     {EVHTTP_REQ_GET, "/v1/reports/agreement", handle_report_agreement, STMT_REPORT_AGREEMENT_DATA,
      ROUTE_QUERY, 200},
-    {EVHTTP_REQ_GET, "/v1/reports/assessors", NULL, STMT_REPORT_ASSESSORS, ROUTE_QUERY, 200},
-    {EVHTTP_REQ_GET, "/v1/reports/routing", NULL, STMT_REPORT_ROUTING, 0, 200},
+    /* replica_reports.c: from the read replica when it may (replica.h) */
+    {EVHTTP_REQ_GET, "/v1/reports/assessors", handle_report_assessors, STMT_REPORT_ASSESSORS,
+     ROUTE_QUERY, 200},
+    {EVHTTP_REQ_GET, "/v1/reports/routing", handle_report_routing, STMT_REPORT_ROUTING, 0, 200},
     {EVHTTP_REQ_GET, "/v1/reports/ratings.csv", handle_report_ratings_csv, STMT_REPORT_RATINGS_PAGE,
      ROUTE_QUERY, 200},
     /* single sign-on (issue 10 item 4) */

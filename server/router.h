@@ -89,6 +89,8 @@ void handle_artifact_content(struct request *r);
 void handle_review_score(struct request *r);
 void handle_report_agreement(struct request *r);
 void handle_report_ratings_csv(struct request *r);
+void handle_report_assessors(struct request *r); /* replica_reports.c */
+void handle_report_routing(struct request *r);
 void handle_upload_options(struct request *r);
 void handle_upload_create(struct request *r);
 void handle_upload_get(struct request *r);

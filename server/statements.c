@@ -242,4 +242,7 @@ const struct statement statements[STMT_COUNT] = {
                                      "select report_agreement_data($1::jsonb, $2)", 2},
     [STMT_REPLICA_RATINGS_PAGE] = {"replica_ratings_page",
                                    "select report_ratings_page($1::jsonb, $2::uuid, $3::int)", 3},
+    [STMT_REPLICA_ASSESSORS_DATA] = {"replica_assessors_data",
+                                     "select report_assessors_data($1::jsonb)", 1},
+    [STMT_REPLICA_ROUTING_DATA] = {"replica_routing_data", "select report_routing_data()", 0},
 };

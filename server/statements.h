@@ -159,6 +159,8 @@ enum stmt_id {
     STMT_REPORT_ACCESS,          /* a report's authorization and audit row, on the primary */
     STMT_REPLICA_AGREEMENT_DATA, /* the agreement data without token (replica or primary) */
     STMT_REPLICA_RATINGS_PAGE,   /* a ratings.csv page without token (replica or primary) */
+    STMT_REPLICA_ASSESSORS_DATA, /* the assessors report without token (replica or primary) */
+    STMT_REPLICA_ROUTING_DATA,   /* the routing report without token (replica or primary) */
     STMT_COUNT
 };
 

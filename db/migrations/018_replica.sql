@@ -8,11 +8,13 @@
 --                                               query's checks, the audit row
 --   report_agreement_data(query, known)       on the replica (or, when it
 --   report_ratings_page(query, after, limit)   cannot answer, the primary):
---                                               the data; read-only, no token
+--   report_assessors_data(query)               the data; read-only, no token
+--   report_routing_data()
 --
--- 017's one-call functions (api_report_agreement_data, api_report_ratings_page)
--- keep their contract and are now the two halves in one transaction, so
--- both paths build the same answer from the same code.
+-- The one-call functions (017's api_report_agreement_data and
+-- api_report_ratings_page, 006's api_report_assessors, 012's
+-- api_report_routing) keep their contract and are now the two halves in one
+-- transaction, so both paths build the same answer from the same code.
 --
 -- The report cache (server/report_cache.h) keeps an agreement answer while
 -- the newest score is unchanged, once that score is over a minute older
@@ -24,12 +26,13 @@
 -- transaction the standby has not replayed yet commits after it, so began
 -- less than a minute before it, so after any score a cacheable answer saw.
 
--- The query checks of a report (017's, in their order) and its audit row.
+-- The query checks of a report (017's, 006's: in their order) and its audit row.
 CREATE FUNCTION _report_access(v_me users, p_report text, p_query jsonb) RETURNS credentials
 LANGUAGE plpgsql AS $$
 DECLARE
     q jsonb := _body(p_query);
     c credentials;
+    rb rubrics;
     v_pool text;
 BEGIN
     CASE p_report
@@ -44,6 +47,18 @@ BEGIN
     WHEN 'ratings.csv' THEN
         PERFORM _only_keys(q, '{credential_id}', 'query parameter');
         c := _query_credential(q);
+    WHEN 'assessors' THEN
+        -- 006's checks and audit row: the rubric is the object
+        PERFORM _only_keys(q, '{rubric_id}', 'query parameter');
+        rb := _rubric_lookup(_q_uuid(q -> 'rubric_id', 'rubric_id', true));
+        PERFORM _audit_read(v_me.id, 'report.read', 'rubric', rb.id, NULL,
+                            jsonb_build_object('report', 'assessors'));
+        RETURN NULL;
+    WHEN 'routing' THEN
+        -- 006's (and 012's) audit row: no object, no query
+        PERFORM _audit_read(v_me.id, 'report.read', 'report', NULL, NULL,
+                            jsonb_build_object('report', 'routing'));
+        RETURN NULL;
     ELSE
         PERFORM _bad(format('unknown report %s', left(p_report, 40)));
     END CASE;
@@ -192,4 +207,129 @@ BEGIN
         PERFORM _report_access(v_me, 'ratings.csv', p_query);
     END IF;
     RETURN report_ratings_page(p_query, p_after, p_limit);
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- The assessors and routing reports: the same split. Their data halves are
+-- the latest bodies without the token and the audit row (assessors: 006's;
+-- routing: 012_web's, with threshold and history), and the one-call
+-- functions are the two halves in one transaction.
+
+CREATE FUNCTION report_assessors_data(p_query jsonb) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    q jsonb := _body(p_query);
+    v_rid uuid;
+    rb rubrics;
+BEGIN
+    PERFORM _only_keys(q, '{rubric_id}', 'query parameter');
+    v_rid := _q_uuid(q -> 'rubric_id', 'rubric_id', true);
+    rb := _rubric_lookup(v_rid);
+    RETURN json_build_object('rubric_id', rb.id, 'assessors',
+        (SELECT coalesce(json_agg(json_build_object(
+                    'user_id', u.id, 'name', u.name,
+                    'status', qq.status, 'reason', qq.reason,
+                    'calibration', (SELECT json_build_object(
+                                        'failed_sessions', st.failed,
+                                        'max_failed_sessions', rb.cal_max_failed,
+                                        'blocked', st.failed >= rb.cal_max_failed,
+                                        'last_allowed_at', _ts(st.allowed_at),
+                                        'new_anchors', st.new_anchors,
+                                        'anchor_pool_exhausted', st.new_anchors < rb.cal_set_size)
+                                      FROM _calibration_standing(u.id, rb) st),
+                    'churn', (SELECT json_build_object('unscored_24h', ch.n, 'limit', _max_releases(),
+                                                       'blocked', ch.n >= _max_releases())
+                                FROM (SELECT _churn_count(u.id) AS n) ch),
+                    'items_scored', (SELECT count(*) FROM reviews r
+                                       JOIN submissions s ON s.id = r.submission_id
+                                       JOIN credentials c ON c.id = s.credential_id
+                                      WHERE r.assessor_id = u.id AND r.status = 'submitted'
+                                        AND r.stage <> 'validity' AND c.rubric_id = rb.id),
+                    'validity', (SELECT json_build_object('items', w.items, 'exact', w.exact,
+                                                          'adjacent', w.adjacent,
+                                                          'verdict_agreement', w.verdict_agreement)
+                                   FROM _window_stats(u.id, rb.id) w),
+                    'severity', json_build_object(
+                        'vs_master', (SELECT sum(cw.diff_sum)::float8 / nullif(sum(cw.n), 0)
+                                        FROM calibration_window cw
+                                       WHERE cw.user_id = u.id AND cw.rubric_id = rb.id
+                                         AND cw.source = 'validity'),
+                        'vs_experts', (SELECT sum(cw.diff_sum)::float8 / nullif(sum(cw.n), 0)
+                                         FROM calibration_window cw
+                                        WHERE cw.user_id = u.id AND cw.rubric_id = rb.id
+                                          AND cw.source = 'double')),
+                    'trend', (SELECT coalesce(json_agg(json_build_object('scored_at', _ts(t.scored_at),
+                                                                         'source', t.source,
+                                                                         'exact', t.exact)
+                                                       ORDER BY t.scored_at, t.id), '[]'::json)
+                                FROM (SELECT * FROM calibration_window cw
+                                       WHERE cw.user_id = u.id AND cw.rubric_id = rb.id
+                                       ORDER BY cw.scored_at DESC, cw.id DESC
+                                       LIMIT rb.cal_window) t))
+                  ORDER BY u.name, u.id), '[]'::json)
+           FROM users u
+           LEFT JOIN qualifications qq ON qq.user_id = u.id AND qq.rubric_id = rb.id
+          WHERE qq.user_id IS NOT NULL
+             OR EXISTS (SELECT 1 FROM calibration_window cw WHERE cw.user_id = u.id AND cw.rubric_id = rb.id)
+             OR EXISTS (SELECT 1 FROM calibration_sessions cs WHERE cs.assessor_id = u.id AND cs.rubric_id = rb.id)));
+END $$;
+
+CREATE FUNCTION report_routing_data() RETURNS json
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN json_build_object('credentials',
+        (SELECT coalesce(json_agg((_routing_json(c.id)::jsonb || jsonb_build_object(
+                     'queue', jsonb_build_object(
+                         'first', (SELECT count(*) FROM submissions s
+                                    WHERE s.credential_id = c.id
+                                      AND (s.status = 'queued'
+                                           OR (s.status = 'in_review' AND s.stage = 'first'
+                                               AND s.lease_expires_at < now()))),
+                         'second', (SELECT count(*) FROM submissions s
+                                     WHERE s.credential_id = c.id AND s.status = 'in_review'
+                                       AND s.stage = 'second'
+                                       AND (s.current_review_id IS NULL OR s.lease_expires_at < now())),
+                         'adjudication', (SELECT count(*) FROM submissions s
+                                           WHERE s.credential_id = c.id AND s.status = 'in_review'
+                                             AND s.stage = 'adjudication'
+                                             AND (s.current_review_id IS NULL OR s.lease_expires_at < now()))),
+                     'oldest_waiting_hours',
+                         (SELECT round(extract(epoch FROM now() - min(s.queued_at))::numeric / 3600, 2)
+                            FROM submissions s
+                           WHERE s.credential_id = c.id
+                             AND (s.status = 'queued'
+                                  OR (s.status = 'in_review'
+                                      AND (s.current_review_id IS NULL OR s.lease_expires_at < now())))),
+                     'adjudications_open', (SELECT count(*) FROM submissions s
+                                             WHERE s.credential_id = c.id AND s.status = 'in_review'
+                                               AND s.stage = 'adjudication'),
+                     'threshold', c.reliability_threshold,
+                     'history', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                            'at', _ts(h.at), 'pairs', h.pairs, 'kappa', h.kappa,
+                                            'ci', CASE WHEN h.ci_lo IS NOT NULL
+                                                       THEN jsonb_build_array(h.ci_lo, h.ci_hi) END)
+                                            ORDER BY h.id), '[]'::jsonb)
+                                   FROM (SELECT * FROM routing_history rh
+                                          WHERE rh.credential_id = c.id
+                                          ORDER BY rh.id DESC LIMIT 200) h)))
+                                  ORDER BY c.created_at, c.id), '[]'::json)
+           FROM credentials c));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_report_assessors(p_token text, p_query jsonb) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+BEGIN
+    PERFORM _report_access(v_me, 'assessors', p_query);
+    RETURN report_assessors_data(p_query);
+END $$;
+
+CREATE OR REPLACE FUNCTION api_report_routing(p_token text) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_me users := _auth_role(p_token, '{lead}');
+BEGIN
+    PERFORM _report_access(v_me, 'routing', NULL);
+    RETURN report_routing_data();
 END $$;

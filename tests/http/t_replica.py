@@ -4,11 +4,11 @@
 Two local clusters: the suite's own (the primary) and a streaming standby made
 from it with `pg_basebackup -R` (tests/replica/standby.sh), each on a unix
 socket of its own. A server started with ACCORD_REPLICA_URL reads the
-agreement statistics and ratings.csv from the standby while it is within the
-staleness bound, says so (Accord-Read-From / Accord-Replica-Lag, /metrics),
-and reads them from the primary when the standby falls behind (replay paused)
-or is stopped, and from the standby again once it is back. Authorization and
-the audit row stay on the primary.
+agreement statistics, ratings.csv and the assessors and routing reports from
+the standby while it is within the staleness bound, says so (Accord-Read-From
+/ Accord-Replica-Lag, /metrics), and reads them from the primary when the
+standby falls behind (replay paused) or is stopped, and from the standby
+again once it is back. Authorization and the audit row stay on the primary.
 
 That the standby answered is proved by the data, not only by the header:
 with its replay paused it answers without a score the primary already has.
@@ -136,6 +136,17 @@ def replica_reports_from_a_standby(env):
             within_bound(t, r, truth.body, written, "ratings.csv")
             return r if source(r) == "replica" and r.body == truth.body else None
         until(csv_from_replica, "ratings.csv answered by the caught-up standby")
+        # the assessors and routing reports too (the same answers as the primary's)
+        rubric_id = expect(lead.c.get("/v1/credentials/%s" % cred["id"]), 200)["rubric_id"]
+        ass_path = "/v1/reports/assessors?rubric_id=%s" % rubric_id
+        r = lr.get(ass_path)
+        eq((r.status, source(r)), (200, "replica"), "assessors once caught up")
+        eq(r.json, expect(lead.c.get(ass_path), 200, what="assessors from the primary"),
+           "the assessors report from the standby = from the primary")
+        r = lr.get("/v1/reports/routing")
+        eq((r.status, source(r)), (200, "replica"), "routing once caught up")
+        routed = [c["credential_id"] for c in r.json["credentials"]]
+        check(cred["id"] in routed, "the routing report from the standby lists the credential")
         r = lr.get(agr_path)
         eq((r.status, source(r)), (200, "replica"), "agreement once caught up")
         eq(r.json, agreement, "the agreement statistics from the standby = from the primary")
@@ -154,6 +165,8 @@ def replica_reports_from_a_standby(env):
         # a non-lead and an unknown credential are refused by the primary
         expect(peer.on(s).get(csv_path), 403, "forbidden", "an assessor asks for ratings.csv")
         expect(peer.on(s).get(agr_path), 403, "forbidden", "an assessor asks for agreement")
+        expect(peer.on(s).get(ass_path), 403, "forbidden", "an assessor asks for assessors")
+        expect(peer.on(s).get("/v1/reports/routing"), 403, "forbidden", "an assessor, routing")
         expect(lr.get("/v1/reports/ratings.csv?credential_id=00000000-0000-4000-8000-"
                       "000000000000"), 404, "not_found", "an unknown credential")
         expect(lr.get(agr_path + "&pool=nobody"), 400, what="a bad pool")
@@ -219,7 +232,7 @@ def replica_reports_from_a_standby(env):
         # the standby stopped: every report still answers, from the primary
         standby("stop", sdir)
         for _ in range(3):
-            for p in (csv_path, agr_path):
+            for p in (csv_path, agr_path, ass_path, "/v1/reports/routing"):
                 r = lr.get(p)
                 eq((r.status, source(r)), (200, "primary"), "%s with the standby down" % p)
             eq(lr.get(csv_path).body, fresh, "ratings.csv with the standby down")
