@@ -17,8 +17,9 @@
 #include "replica.h"
 #include "worker.h"
 
-#define CHECK_MS 1000 /* one primary sample and one standby reading a second */
-#define SAMPLES  128  /* primary positions kept: two minutes of them */
+#define CHECK_MS   1000 /* one primary sample and one standby reading a second */
+#define RECHECK_MS 100  /* a second reading when the first came before the standby caught up */
+#define SAMPLES    128  /* primary positions kept: two minutes of them */
 
 /* WAL page headers (PostgreSQL's access/xlog_internal.h, MAXALIGNed): the
  * insert position is never just after one unless the last record ended
@@ -35,10 +36,11 @@ enum replica_state { R_UNKNOWN, R_USABLE, R_BEHIND, R_DOWN, R_NOT_STANDBY };
 
 struct replica_monitor {
     struct pgpool *primary, *replica;
-    struct event *timer;
+    struct event *timer, *recheck;
     struct sample samples[SAMPLES];
     int n_samples, next;
     int64_t sent_ms; /* when the sample in flight was asked for */
+    bool rechecked;  /* this round's second standby reading was made */
     bool stopping;
     enum replica_state state; /* last one logged */
 };
@@ -104,6 +106,8 @@ static void out_of_use(struct replica_monitor *m, enum replica_state st, const c
     set_state(m, st, detail);
 }
 
+static void on_recheck(evutil_socket_t fd, short what, void *arg);
+
 static void on_replay(const struct db_result *res, void *arg)
 {
     struct replica_monitor *m = arg;
@@ -131,6 +135,14 @@ static void on_replay(const struct db_result *res, void *arg)
             best = m->samples[i].at_ms;
     if (best > atomic_load(&fresh_at_ms))
         atomic_store(&fresh_at_ms, best);
+    if (best < m->sent_ms && !m->rechecked) {
+        /* the sample's commits were still on their way (a busy primary): one
+         * more reading shortly, or the bound would be a whole period older */
+        struct timeval tv = {0, RECHECK_MS * 1000};
+        m->rechecked = true;
+        evtimer_add(m->recheck, &tv);
+        return;
+    }
     lag = lag_bound_ms();
     if (lag < 0) {
         set_state(m, R_BEHIND, "behind every kept sample");
@@ -182,12 +194,25 @@ static void on_sample(const struct db_result *res, void *arg)
     }
 }
 
+static void on_recheck(evutil_socket_t fd, short what, void *arg)
+{
+    struct replica_monitor *m = arg;
+    static const char *const no_params[1];
+    (void)fd;
+    (void)what;
+    if (pgpool_query(m->replica, STMT_REPLICA_REPLAY_LSN, no_params, on_replay, m) != DB_OK) {
+        out_of_use(m, R_DOWN, "no connection");
+        arm(m);
+    }
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct replica_monitor *m = arg;
     static const char *const no_params[1];
     (void)fd;
     (void)what;
+    m->rechecked = false;
     m->sent_ms = now_ms();
     if (pgpool_query(m->primary, STMT_PRIMARY_WAL_LSN, no_params, on_sample, m) != DB_OK) {
         struct db_result none = {.status = DB_UNAVAILABLE};
@@ -207,7 +232,8 @@ struct replica_monitor *replica_monitor_start(struct event_base *base, const str
     m->primary = pgpool_new(base, config_direct_url(cfg), 1, 4, -1);
     m->replica = pgpool_new(base, cfg->replica_url, 1, 4, -1);
     m->timer = evtimer_new(base, on_timer, m);
-    if (!m->primary || !m->replica || !m->timer) {
+    m->recheck = evtimer_new(base, on_recheck, m);
+    if (!m->primary || !m->replica || !m->timer || !m->recheck) {
         replica_monitor_free(m);
         return NULL;
     }
@@ -228,6 +254,8 @@ void replica_monitor_free(struct replica_monitor *m)
     atomic_store(&configured, false);
     if (m->timer)
         event_free(m->timer);
+    if (m->recheck)
+        event_free(m->recheck);
     /* pending checks fail here, and their callbacks see `stopping` */
     pgpool_free(m->primary);
     pgpool_free(m->replica);

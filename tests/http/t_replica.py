@@ -30,7 +30,7 @@ from harness import Client, check, eq, expect, short, test
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STANDBY = os.path.join(os.path.dirname(HERE), "replica", "standby.sh")
-MAX_LAG = 2          # ACCORD_REPLICA_MAX_LAG for the server under test (seconds)
+MAX_LAG = 3          # ACCORD_REPLICA_MAX_LAG for the server under test (seconds)
 WAIT = 30.0          # deadline for a state change the monitor must notice
 
 
@@ -59,6 +59,13 @@ def until(fn, what, bound=WAIT):
             return got
         check(time.monotonic() < deadline, "%s: not within %.0f s" % (what, bound))
         time.sleep(0.1)
+
+
+def from_replica(get, what):
+    """The first answer from the standby. Whether a given request goes there
+    depends on when the monitor last confirmed it (a loaded machine can delay
+    that past the bound), so the test waits for one instead of expecting it."""
+    return until(lambda: (lambda r: r if source(r) == "replica" else None)(get()), what)
 
 
 def metric(server, name):
@@ -139,29 +146,33 @@ def replica_reports_from_a_standby(env):
         # the assessors and routing reports too (the same answers as the primary's)
         rubric_id = expect(lead.c.get("/v1/credentials/%s" % cred["id"]), 200)["rubric_id"]
         ass_path = "/v1/reports/assessors?rubric_id=%s" % rubric_id
-        r = lr.get(ass_path)
-        eq((r.status, source(r)), (200, "replica"), "assessors once caught up")
+        r = from_replica(lambda: lr.get(ass_path), "assessors from the standby")
+        eq(r.status, 200, "assessors once caught up")
         eq(r.json, expect(lead.c.get(ass_path), 200, what="assessors from the primary"),
            "the assessors report from the standby = from the primary")
-        r = lr.get("/v1/reports/routing")
-        eq((r.status, source(r)), (200, "replica"), "routing once caught up")
+        r = from_replica(lambda: lr.get("/v1/reports/routing"), "routing from the standby")
+        eq(r.status, 200, "routing once caught up")
         routed = [c["credential_id"] for c in r.json["credentials"]]
         check(cred["id"] in routed, "the routing report from the standby lists the credential")
-        r = lr.get(agr_path)
-        eq((r.status, source(r)), (200, "replica"), "agreement once caught up")
+        r = from_replica(lambda: lr.get(agr_path), "agreement from the standby")
+        eq(r.status, 200, "agreement once caught up")
         eq(r.json, agreement, "the agreement statistics from the standby = from the primary")
-        eq(r.header("x-report-cache"), "miss", "the first agreement read on this server")
-        r = lr.get(agr_path)
-        eq((source(r), r.header("x-report-cache")), ("replica", "hit"),
-           "the standby's stamp is unchanged: the kept answer")
-        check(next(metric(s, "accord_replica_in_use"), "") == "accord_replica_in_use 1",
+        r = from_replica(lambda: lr.get(agr_path), "agreement from the standby, again")
+        eq(r.header("x-report-cache"), "hit", "the standby's stamp is unchanged: the kept answer")
+        until(lambda: next(metric(s, "accord_replica_in_use"), "") == "accord_replica_in_use 1",
               "/metrics says the replica is in use")
         # the audit row is written on the primary, once per report
         count_sql = ("SELECT count(*) FROM audit_log WHERE action = 'report.read'"
                      " AND object_id = '%s'" % cred["id"])
-        before = int(psql(primary_url, count_sql))
-        eq(source(lr.get(csv_path)), "replica", "one more ratings.csv")
-        eq(int(psql(primary_url, count_sql)), before + 1, "report.read rows after a replica read")
+        before, asked = int(psql(primary_url, count_sql)), [0]
+
+        def counted_csv():
+            asked[0] += 1
+            return lr.get(csv_path)
+        from_replica(counted_csv, "ratings.csv from the standby, counted")
+        eq(int(psql(primary_url, count_sql)), before + asked[0],
+           "one report.read row per ratings.csv, the standby's included")
+        before = before + asked[0]
         # a non-lead and an unknown credential are refused by the primary
         expect(peer.on(s).get(csv_path), 403, "forbidden", "an assessor asks for ratings.csv")
         expect(peer.on(s).get(agr_path), 403, "forbidden", "an assessor asks for agreement")
@@ -170,7 +181,7 @@ def replica_reports_from_a_standby(env):
         expect(lr.get("/v1/reports/ratings.csv?credential_id=00000000-0000-4000-8000-"
                       "000000000000"), 404, "not_found", "an unknown credential")
         expect(lr.get(agr_path + "&pool=nobody"), 400, what="a bad pool")
-        eq(int(psql(primary_url, count_sql)), before + 1, "no audit row for a refused report")
+        eq(int(psql(primary_url, count_sql)), before, "no audit row for a refused report")
 
         # replay paused, then a new score on the primary (five minutes old: a
         # newer stamp, still an answer that may be kept): while the bound
@@ -225,8 +236,8 @@ def replica_reports_from_a_standby(env):
             return r if source(r) == "replica" and r.body == fresh else None
         written = time.monotonic()
         until(caught_up_again, "the standby answers again, caught up, after replay resumed")
-        r = lr.get(agr_path)
-        eq((source(r), r.header("x-report-cache"), r.json), ("replica", "hit", fresh_agreement),
+        r = from_replica(lambda: lr.get(agr_path), "agreement from the standby, caught up")
+        eq((r.header("x-report-cache"), r.json), ("hit", fresh_agreement),
            "caught up: the standby's stamp is the primary's, the kept answer holds")
 
         # the standby stopped: every report still answers, from the primary
