@@ -249,3 +249,81 @@ BEGIN
                               p_max_attempts);
     END LOOP;
 END $$;
+
+-- The credential's own turnaround target -------------------------------------
+
+-- Programmes promise different turnarounds (5 or 14 business days): a lead
+-- sets review_policy.turnaround_hours per credential; NULL keeps the
+-- server's --turnaround-hours. outbox_scan() tells leads of submissions
+-- waiting longer than their credential's target.
+ALTER TABLE credentials ADD COLUMN turnaround_hours int
+    CHECK (turnaround_hours BETWEEN 1 AND 8760);
+
+CREATE OR REPLACE FUNCTION _policy_json(c credentials) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT json_build_object('validity_rate', c.validity_rate,
+                             'second_score_rate', _second_rate(c),
+                             'second_score_floor', c.second_score_floor,
+                             'reliability_threshold', c.reliability_threshold,
+                             'min_pairs', c.min_pairs, 'peer_wait_hours', c.peer_wait_hours,
+                             'turnaround_hours', c.turnaround_hours)
+$$;
+
+-- Small edits to the current definitions of longer functions, each checked:
+-- the new key is accepted and kept wherever the policy is read or written.
+DO $$
+DECLARE
+    e record;
+    v_def text;
+    v_new text;
+BEGIN
+    FOR e IN SELECT * FROM (VALUES
+        ('_policy_apply(credentials,jsonb)'::regprocedure,
+         'min_pairs,peer_wait_hours}''',
+         'min_pairs,peer_wait_hours,turnaround_hours}'''),
+        ('_policy_apply(credentials,jsonb)'::regprocedure,
+         '    RETURN c;
+END',
+         '    IF p ? ''turnaround_hours'' THEN
+        c.turnaround_hours := _j_int_range(p -> ''turnaround_hours'', ''turnaround_hours'', 1, 8760,
+                                           ''invalid_policy'');
+    END IF;
+    RETURN c;
+END'),
+        ('api_credential_policy_put(text,uuid,jsonb)'::regprocedure,
+         '           peer_wait_hours = c.peer_wait_hours
+',
+         '           peer_wait_hours = c.peer_wait_hours, turnaround_hours = c.turnaround_hours
+'),
+        ('api_credential_create(text,jsonb)'::regprocedure,
+         'min_pairs, peer_wait_hours)
+    VALUES',
+         'min_pairs, peer_wait_hours, turnaround_hours)
+    VALUES'),
+        ('api_credential_create(text,jsonb)'::regprocedure,
+         'p.min_pairs, p.peer_wait_hours)
+    RETURNING',
+         'p.min_pairs, p.peer_wait_hours, p.turnaround_hours)
+    RETURNING'),
+        ('outbox_scan(int,int)'::regprocedure,
+         'make_interval(hours => p_turnaround_hours)',
+         'make_interval(hours => coalesce(c.turnaround_hours, p_turnaround_hours))'),
+        ('outbox_scan(int,int)'::regprocedure,
+         'SELECT s.id, s.credential_id, s.attempt, s.created_at, c.title
+',
+         'SELECT s.id, s.credential_id, s.attempt, s.created_at, c.title,
+               coalesce(c.turnaround_hours, p_turnaround_hours) AS target
+'),
+        ('outbox_scan(int,int)'::regprocedure,
+         '''turnaround_hours'', p_turnaround_hours)',
+         '''turnaround_hours'', x.target)')
+    ) AS t(fn, old, new)
+    LOOP
+        v_def := pg_get_functiondef(e.fn);
+        v_new := replace(v_def, e.old, e.new);
+        IF v_new = v_def OR position(e.old IN v_new) > 0 AND position(e.old IN e.new) = 0 THEN
+            RAISE EXCEPTION '022: cannot edit %: % not found once', e.fn, e.old;
+        END IF;
+        EXECUTE v_new;
+    END LOOP;
+END $$;

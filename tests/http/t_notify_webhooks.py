@@ -421,3 +421,57 @@ def notify_webhook_adjudication_lease_overdue(env):
         rx.close()
         msg = s.stop()
     check(msg is None, msg)
+
+
+@test
+def notify_overdue_per_credential_target(env):
+    """Each credential may promise its own turnaround (review_policy.
+    turnaround_hours; programmes promise 5 or 14 business days): leads hear of
+    a submission waiting longer than its credential's target, else the
+    server's --turnaround-hours."""
+    s = delivering(env, "notify-turnaround", ACCORD_TURNAROUND_HOURS=1000)
+    admin = env.admin.on(s)
+    rx = Receiver()
+    hook = None
+    try:
+        hook = register(admin, rx.url(), ["submission.overdue"])
+        rx.secret = hook["secret"]
+        lead = env.user(["lead"], server=s)
+        earner = env.user(["earner"], server=s)
+        rubric = env.rubric(lead)
+        fast = env.credential(lead, rubric["id"], videos=1, title="Turnaround: two days",
+                              review_policy={"turnaround_hours": 48})
+        eq(fast["review_policy"]["turnaround_hours"], 48, "the target, as created")
+        slow = env.credential(lead, rubric["id"], videos=1, title="Turnaround: server default")
+        eq(slow["review_policy"]["turnaround_hours"], None, "no target: the server's")
+        # out of range: 422 as every policy field; not an integer: 400
+        for bad, status, code in ((0, 422, "invalid_policy"), (8761, 422, "invalid_policy"),
+                                  (1.5, 400, None), ("48", 400, None)):
+            expect(lead.c.request("PUT", "/v1/credentials/%s/policy" % slow["id"],
+                                  {"turnaround_hours": bad}), status, code,
+                   what="turnaround_hours %r" % (bad,))
+        eq(expect(lead.c.request("PUT", "/v1/credentials/%s/policy" % fast["id"],
+                             {"turnaround_hours": 1}), 200)["turnaround_hours"], 1,
+           "the target, changed")
+        subs = []
+        for cred in (fast, slow):
+            ev = env.evidence(earner.c, video_size=128, videos=1)
+            subs.append(env.submit(earner.c, cred["id"], [a["id"] for a, _ in ev])["id"])
+        # both two hours old in one statement: the scan that finds one sees both
+        sql(env, "UPDATE submissions SET created_at = created_at - interval '2 hours' "
+                 "WHERE id IN ('%s', '%s')" % tuple(subs))
+        rx.wait(lambda: any(b["type"] == "submission.overdue"
+                            and b["data"]["submission_id"] == subs[0]
+                            for b in rx.processed.values()), 30,
+                "submission.overdue past the credential's own target")
+        with rx.lock:
+            overdue = [b["data"] for b in rx.processed.values()
+                       if b["type"] == "submission.overdue" and b["data"]["submission_id"] in subs]
+        eq([d["submission_id"] for d in overdue], [subs[0]],
+           "only the submission past its credential's target (the other's is the server's 1000 h)")
+        eq(overdue[0]["turnaround_hours"], 1, "the target in the event")
+    finally:
+        if hook:
+            expect(admin.delete("/v1/webhooks/%s" % hook["id"]), 204)
+        rx.close()
+        s.stop()
