@@ -61,7 +61,7 @@ cred() { run "credential $1" "SELECT put('$1', api_credential_create(tk('tok-lea
     'rubric_id',g('rubric'),'evidence','[]'::jsonb,'pass_rule','{\"min_level_each\":3}'::jsonb,'review_policy','$3'::jsonb))->>'id')"; }
 cred low low '{"validity_rate":0,"second_score_rate":0}'
 cred high high '{"validity_rate":0}'
-check "policy defaults (high)" "SELECT j->'review_policy' = '{\"validity_rate\":0,\"second_score_rate\":0.25,\"second_score_floor\":0.10,\"reliability_threshold\":0.60,\"min_pairs\":30,\"peer_wait_hours\":72}'
+check "policy defaults (high)" "SELECT j->'review_policy' = '{\"validity_rate\":0,\"second_score_rate\":0.25,\"second_score_floor\":0.10,\"reliability_threshold\":0.60,\"min_pairs\":30,\"peer_wait_hours\":72,\"turnaround_hours\":null}'
     FROM (SELECT api_credential_get(tk('tok-peer1'), g('high'))::jsonb j) x"
 check "policy put partial" "SELECT j->>'min_pairs' = '4' AND j->>'second_score_rate' = '0'
     FROM (SELECT api_credential_policy_put(tk('tok-lead'), g('low'), '{\"min_pairs\":4}')::jsonb j) x"
