@@ -7,7 +7,8 @@
 # debootstrap from the Debian mirror and `docker import` (cached in
 # $ACCORD_DOCKER_CACHE, with the daemon's image store, so only the first run
 # pays for it), and PostgreSQL runs from docker/postgres.Dockerfile, a
-# stand-in with the official image's interface.
+# stand-in with the official image's interface. The object store (Ceph's
+# radosgw, docker/rgw.Dockerfile) is built from Debian's packages.
 #
 # The script starts its own dockerd on a socket of its own with
 # --bridge=none --iptables=false (no bridge network, no NAT: every container
@@ -95,13 +96,18 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export ACCORD_BASE_IMAGE=$BASE_IMAGE ACCORD_POSTGRES_IMAGE=$PG_IMAGE ACCORD_IMAGE=$IMAGE
 export ACCORD_PORT=$(free_port) ACCORD_DB_PORT=$(free_port)
+export ACCORD_RGW_PORT=$(free_port) ACCORD_RGW_MON_PORT=$(free_port)
 export ACCORD_DB_PASSWORD=test-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+export ACCORD_S3_ACCESS_KEY=test$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+export ACCORD_S3_SECRET_KEY=test-$(od -An -N16 -tx8 /dev/urandom | tr -d ' ')
+export ACCORD_RGW_STORE_BYTES=$((2 << 30)) ACCORD_RGW_IMAGE=accord-rgw:test
 timeout 1200 $DOCKER build -q --network host -f "$ROOT/docker/postgres.Dockerfile" \
     --build-arg BASE=$BASE_IMAGE -t $PG_IMAGE "$ROOT" >/dev/null || die "building $PG_IMAGE"
 say "built $PG_IMAGE"
-timeout 1800 "${COMPOSE[@]}" build -q accord >"$RUN/build.log" 2>&1 ||
+timeout 1800 "${COMPOSE[@]}" build -q rgw accord >"$RUN/build.log" 2>&1 ||
     { tail -30 "$RUN/build.log"; die "docker-compose build"; }
-say "built $IMAGE ($($DOCKER image inspect -f '{{.Size}}' $IMAGE | awk '{printf "%.0f MB", $1/1e6}'))"
+size() { $DOCKER image inspect -f '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1/1e6}'; }
+say "built $IMAGE ($(size $IMAGE)) and $ACCORD_RGW_IMAGE ($(size $ACCORD_RGW_IMAGE))"
 
 # --- the image itself --------------------------------------------------------
 user=$($DOCKER image inspect -f '{{.Config.User}}' $IMAGE)
@@ -114,7 +120,7 @@ tools=$($DOCKER run --rm --network host --entrypoint sh $IMAGE -c \
 say "image: user accord, HEALTHCHECK on /readyz, no compiler or -dev package"
 
 # --- the compose file ----------------------------------------------------------
-timeout 300 "${COMPOSE[@]}" up -d >"$RUN/up.log" 2>&1 || { cat "$RUN/up.log"; die "docker-compose up"; }
+timeout 600 "${COMPOSE[@]}" up -d >"$RUN/up.log" 2>&1 || { cat "$RUN/up.log"; die "docker-compose up"; }
 cid=$("${COMPOSE[@]}" ps -q accord)
 health() { $DOCKER inspect -f '{{.State.Health.Status}}' "$cid"; }
 wait_health() {
@@ -125,7 +131,10 @@ wait_health() {
     done
 }
 wait_health healthy 180
-say "accord healthy on 127.0.0.1:$ACCORD_PORT (PostgreSQL on 127.0.0.1:$ACCORD_DB_PORT)"
+say "accord healthy on 127.0.0.1:$ACCORD_PORT (PostgreSQL on 127.0.0.1:$ACCORD_DB_PORT, S3 on 127.0.0.1:$ACCORD_RGW_PORT)"
+rid=$("${COMPOSE[@]}" ps -q rgw)
+[ "$($DOCKER inspect -f '{{.State.Health.Status}}' "$rid")" = healthy ] || die "rgw is not healthy"
+[ "$("${COMPOSE[@]}" exec -T rgw id -u)" != 0 ] || die "rgw runs as root in the container"
 B=http://127.0.0.1:$ACCORD_PORT
 [ "$(curl -s -o /dev/null -w '%{http_code}' $B/readyz)" = 200 ] || die "/readyz from the host"
 uid=$("${COMPOSE[@]}" exec -T accord id -u)
@@ -143,9 +152,23 @@ art=$(curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: video/mp4' -H
       --data-binary @"$RUN/clip.mp4" $B/v1/artifacts | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') ||
       die "uploading an artifact (written by the non-root user to the volume)"
 : "$org"
-fetch() { curl -sf -H "Authorization: Bearer $TOKEN" -o "$RUN/back.mp4" $B/v1/artifacts/$art/content; }
+# the bytes come from the object store: a redirect to a presigned URL of radosgw
+fetch() { curl -sfL -H "Authorization: Bearer $TOKEN" -o "$RUN/back.mp4" $B/v1/artifacts/$art/content; }
 fetch && cmp -s "$RUN/clip.mp4" "$RUN/back.mp4" || die "the artifact read back differs"
-say "admin made with the CLI in the container; token, upload and download through the API"
+where=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H "Authorization: Bearer $TOKEN" \
+    $B/v1/artifacts/$art/content)
+case "$where" in
+"302 http://127.0.0.1:$ACCORD_RGW_PORT/accord-evidence/"*) ;;
+*) die "the artifact is not served from the object store: $where" ;;
+esac
+# and the object is in the bucket (listed with curl's own signature, not accord's)
+sha=$(sha256sum "$RUN/clip.mp4" | cut -d' ' -f1)
+curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user "$ACCORD_S3_ACCESS_KEY:$ACCORD_S3_SECRET_KEY" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    "http://127.0.0.1:$ACCORD_RGW_PORT/accord-evidence?list-type=2" | grep -q "$sha" ||
+    die "the bucket does not list the artifact's object ($sha)"
+say "admin made with the CLI in the container; token, upload and download through the API;" \
+    "the bytes are in radosgw's bucket"
 
 # the volume outlives the container
 timeout 120 "${COMPOSE[@]}" up -d --force-recreate --no-deps accord >/dev/null 2>&1 || die "recreate accord"
@@ -153,6 +176,17 @@ cid=$("${COMPOSE[@]}" ps -q accord)
 wait_health healthy 120
 fetch && cmp -s "$RUN/clip.mp4" "$RUN/back.mp4" || die "the artifact after a new container"
 say "a new accord container serves the same artifact (volume) and token (database)"
+
+# the object store's volume outlives its container too
+timeout 120 "${COMPOSE[@]}" up -d --force-recreate --no-deps rgw >/dev/null 2>&1 || die "recreate rgw"
+rid=$("${COMPOSE[@]}" ps -q rgw)
+t0=$SECONDS
+until [ "$($DOCKER inspect -f '{{.State.Health.Status}}' "$rid")" = healthy ]; do
+    [ $((SECONDS - t0)) -lt 180 ] || die "rgw not healthy 180 s after a new container"
+    sleep 1
+done
+fetch && cmp -s "$RUN/clip.mp4" "$RUN/back.mp4" || die "the artifact after a new rgw container"
+say "a new rgw container serves the same object (volume)"
 
 # the health check follows /readyz: database stopped -> unhealthy -> back
 timeout 120 "${COMPOSE[@]}" stop db >/dev/null 2>&1
