@@ -525,6 +525,16 @@ static void patch_write(void *arg)
         st->disk_failed = 1;
         goto done;
     }
+    /* Under S3 another server may have taken the first chunks: rebuilt from the store. */
+    if (r->w->storage->backend == STORAGE_S3) {
+        st->stored = storage_tus_resume(r->w->storage, st->id, path, st->from, st->disk_error,
+                                        sizeof st->disk_error);
+        if (st->stored != STORAGE_OK) {
+            st->damaged = st->stored == STORAGE_GONE; /* (not in the store either) */
+            st->disk_failed = 1;
+            goto done; /* (not through fail: cutting a short file would lengthen it) */
+        }
+    }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
         disk_fail(st, "cannot open", path);
@@ -579,6 +589,11 @@ static void patch_write(void *arg)
         goto fail;
     }
     fd = -1;
+    /* Under S3 the chunk is in the store before the database counts it. */
+    st->stored = storage_tus_chunk(r->w->storage, st->id, path, st->from, st->len, st->disk_error,
+                                   sizeof st->disk_error);
+    if (st->stored != STORAGE_OK)
+        goto fail;
     st->hashed = sha256_midstate_save(&sha, st->hash_state);
     if (st->from + st->len == st->length)
         sha256_midstate_final(&sha, st->sha256);
@@ -646,9 +661,16 @@ static void patch_store(void *arg)
     char path[4200], err[256];
 
     part_path(r, st, path, sizeof path);
+    /* (under S3, a retry of the last step on another server: rebuilt from the store's chunks) */
+    if (r->w->storage->backend == STORAGE_S3 && access(path, F_OK) < 0 && errno == ENOENT &&
+        storage_check(r->w->storage, st->sha256, NULL, st->length, err, sizeof err) != STORAGE_OK &&
+        storage_tus_resume(r->w->storage, st->id, path, st->length, st->disk_error,
+                           sizeof st->disk_error) != STORAGE_OK)
+        log_warn("upload %s: %s", st->id, st->disk_error);
     st->stored = storage_put_file(r->w->storage, path, st->media_type[0] ? st->media_type : NULL,
                                   st->sha256, st->length, st->disk_error, sizeof st->disk_error);
     if (st->stored == STORAGE_OK) {
+        storage_tus_forget(r->w->storage, st->id, st->length);
         st->disk_full = false;
         return;
     }
@@ -740,6 +762,11 @@ static void on_advanced(const struct db_result *res, void *arg)
         if (st->disk_full) {
             add_u64_header(r, "Upload-Offset", st->from);
             reply_storage_full(r);
+            return;
+        }
+        if (st->stored == STORAGE_UNAVAILABLE) {
+            add_u64_header(r, "Upload-Offset", st->from);
+            reply_storage_status(r, STORAGE_UNAVAILABLE, "the chunk");
             return;
         }
         reply_error(r, 500, "storage_failed",
@@ -879,7 +906,8 @@ static void on_begun(const struct db_result *res, void *arg)
         reply_error(r, 500, "internal", "internal error (logged on the server)");
         goto cleanup;
     }
-    if (offload_submit(r->w->offload, r->w->base, patch_write, patch_written, r) < 0)
+    if (offload_submit(r->w->storage->backend == STORAGE_S3 ? r->w->offload_net : r->w->offload,
+                       r->w->base, patch_write, patch_written, r) < 0)
         reply_error(r, 503, "busy", "the server is busy; try again shortly");
 cleanup:
     json_decref(doc);
@@ -940,6 +968,7 @@ static void part_unlink(void *arg)
     part_path(r, st, path, sizeof path);
     if (unlink(path) < 0 && errno != ENOENT)
         log_error("upload %s: cannot remove %s: %s", st->id, path, strerror(errno));
+    storage_tus_forget(r->w->storage, st->id, UINT64_MAX);
 }
 
 static void part_unlinked(void *arg)
@@ -955,7 +984,8 @@ static void on_deleted(const struct db_result *res, void *arg)
         return;
     }
     /* The row is gone: its part file goes before the answer, so a 204 means both. */
-    if (offload_submit(r->w->offload, r->w->base, part_unlink, part_unlinked, r) < 0) {
+    if (offload_submit(r->w->storage->backend == STORAGE_S3 ? r->w->offload_net : r->w->offload,
+                       r->w->base, part_unlink, part_unlinked, r) < 0) {
         log_error("upload %s: deleted, but its part file stays (shutting down)", r->ids[0]);
         reply_empty(r, 204);
     }

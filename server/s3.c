@@ -37,7 +37,8 @@ struct call {
     const char *payload_sha256;
     const char *media_type;
     /* the request body: one of */
-    int fd;
+    int fd; /* from fd_offset on */
+    uint64_t fd_offset;
     struct evbuffer *evb;
     const char *body;
     uint64_t size, sent;
@@ -46,6 +47,10 @@ struct call {
     char *answer;
     size_t answer_len;
     EVP_MD_CTX *hash; /* when set, the answer is hashed, not kept */
+    bool to_file;     /* when set, a 2xx answer goes into out_fd at out_offset, */
+    int out_fd;       /* at most out_max bytes */
+    uint64_t out_offset, out_max;
+    CURL *curl;
     uint64_t received;
     curl_off_t content_length;
     bool small; /* bounded by SMALL_CALL_MS in all */
@@ -74,13 +79,20 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *arg)
         memcpy(buf, c->body + c->sent, want);
         n = want;
     } else {
-        ssize_t got = pread(c->fd, buf, want, (off_t)c->sent);
+        ssize_t got = pread(c->fd, buf, want, (off_t)(c->fd_offset + c->sent));
         if (got <= 0)
             return CURL_READFUNC_ABORT; /* the file shrank: never send short */
         n = (size_t)got;
     }
     c->sent += n;
     return n;
+}
+
+static bool ok_so_far(const struct call *c)
+{
+    long code = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+    return code >= 200 && code < 300;
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -91,6 +103,18 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
     c->received += n;
     if (c->hash)
         return EVP_DigestUpdate(c->hash, data, n) ? n : 0;
+    if (c->to_file && ok_so_far(c)) {
+        if (c->received > c->out_max)
+            return 0;
+        for (size_t done = 0; done < n;) {
+            ssize_t w = pwrite(c->out_fd, data + done, n - done,
+                               (off_t)(c->out_offset + c->received - n + done));
+            if (w <= 0)
+                return 0;
+            done += (size_t)w;
+        }
+        return n;
+    }
     if (c->answer_len + n > (size_t)ANSWER_MAX)
         return 0;
     grown = realloc(c->answer, c->answer_len + n + 1);
@@ -167,7 +191,7 @@ static int perform(struct call *c, struct s3_status *st)
         return -1;
     }
     snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", c->t->region);
-    curl = curl_easy_init();
+    curl = c->curl = curl_easy_init();
     if (!curl) {
         status_set(st, S3_FAILED, "%s", "out of memory");
         return -1;
@@ -258,15 +282,42 @@ static void call_free(struct call *c)
 int s3_put_fd(const struct s3_target *t, const char *key, int fd, uint64_t size,
               const char *sha256_hex, const char *media_type, struct s3_status *st)
 {
+    return s3_put_range(t, key, fd, 0, size, sha256_hex, media_type, st);
+}
+
+int s3_put_range(const struct s3_target *t, const char *key, int fd, uint64_t offset, uint64_t size,
+                 const char *sha256_hex, const char *media_type, struct s3_status *st)
+{
     struct call c = {.t = t,
                      .method = "PUT",
                      .key = key,
                      .payload_sha256 = sha256_hex,
                      .media_type = media_type,
                      .fd = fd,
+                     .fd_offset = offset,
                      .size = size,
                      .has_body = true};
     int rc = perform(&c, st);
+    call_free(&c);
+    return rc;
+}
+
+int s3_get_to_fd(const struct s3_target *t, const char *key, int fd, uint64_t offset, uint64_t max,
+                 uint64_t *size, struct s3_status *st)
+{
+    struct call c = {.t = t,
+                     .method = "GET",
+                     .key = key,
+                     .fd = -1,
+                     .to_file = true,
+                     .out_fd = fd,
+                     .out_offset = offset,
+                     .out_max = max};
+    int rc = perform(&c, st);
+    if (rc == 0)
+        *size = c.received;
+    else if (c.received > max && st->outcome == S3_UNAVAILABLE) /* we cut it */
+        status_set(st, S3_FAILED, "GET %s: more than the %" PRIu64 " bytes expected", key, max);
     call_free(&c);
     return rc;
 }

@@ -57,6 +57,18 @@ int s3_put_fd(const struct s3_target *t, const char *key, int fd, uint64_t size,
 int s3_put_evbuffer(const struct s3_target *t, const char *key, struct evbuffer *data,
                     const char *sha256_hex, const char *media_type, struct s3_status *st);
 
+/* PUT key from size bytes of fd at offset (a chunk of a file). */
+int s3_put_range(const struct s3_target *t, const char *key, int fd, uint64_t offset, uint64_t size,
+                 const char *sha256_hex, const char *media_type, struct s3_status *st);
+
+/*
+ * GET key into the file fd at offset (pwrite): *size bytes. An object of more
+ * than max bytes fails (S3_UNAVAILABLE: the transfer is cut), with nothing
+ * written past offset + max.
+ */
+int s3_get_to_fd(const struct s3_target *t, const char *key, int fd, uint64_t offset, uint64_t max,
+                 uint64_t *size, struct s3_status *st);
+
 /* HEAD key: *size when found. */
 int s3_head(const struct s3_target *t, const char *key, uint64_t *size, struct s3_status *st);
 

@@ -112,4 +112,36 @@ int storage_presign_get(const struct storage *s, const char *key, const char *me
                         const char *disposition, char *out, size_t out_len)
     __attribute__((warn_unused_result));
 
+/*
+ * tus part files (handlers_upload.c) on several servers. A part file lives on
+ * the disk of the server that took the chunks; under S3 each chunk is also
+ * put in the store, as tus/<upload id>/<offset>, before the database counts
+ * it, so that any server can rebuild the part file and go on (the first
+ * chunk on A, the rest on B). The local backend keeps part files on the data
+ * directory only: several servers need it shared (it holds the store too).
+ */
+
+/*
+ * Makes the part file at path hold the upload's first offset bytes: nothing
+ * to do when it has them; cut back when it has more (bytes never counted);
+ * rebuilt from the chunks in the store when it has fewer (S3).
+ * STORAGE_GONE: the bytes are not here (local: another server's disk) or not
+ * all in the store; STORAGE_UNAVAILABLE: the store did not answer. BLOCKS.
+ */
+enum storage_status storage_tus_resume(const struct storage *s, const char *upload_id,
+                                       const char *path, uint64_t offset, char *err,
+                                       size_t err_len);
+
+/* The chunk [from, from + len) of the part file, written and fsynced, into the store (S3). BLOCKS.
+ */
+enum storage_status storage_tus_chunk(const struct storage *s, const char *upload_id,
+                                      const char *path, uint64_t from, uint64_t len, char *err,
+                                      size_t err_len);
+
+/*
+ * The upload is stored or gone: its chunks leave the store (S3; best effort,
+ * logged; length: the upload's length, or UINT64_MAX when unknown). BLOCKS.
+ */
+void storage_tus_forget(const struct storage *s, const char *upload_id, uint64_t length);
+
 #endif

@@ -25,8 +25,9 @@ struct sweep_kind {
     const char *what; /* for the log: "%zu expired <what> removed" */
     enum stmt_id stmt;
     bool (*applies)(const struct worker *w);
-    bool network; /* remove() talks to the store: the network threads, not the disk's */
-    /* BLOCKS (offload thread): the bytes behind the rows the statement deleted. */
+    /* BLOCKS (offload thread: the network threads under S3, where remove()
+     * talks to the store, else the disk's): the bytes behind the rows the
+     * statement deleted. */
     void (*remove)(const struct worker *w, json_t *gone);
 };
 
@@ -41,7 +42,7 @@ static bool object_storage(const struct worker *w)
     return w->storage && w->storage->backend == STORAGE_S3;
 }
 
-/* tus: gone is [id, ...]; each has DATA/uploads/<id>.part. */
+/* tus: gone is [id, ...]; each has DATA/uploads/<id>.part, and under S3 chunks in the store. */
 static void remove_part_files(const struct worker *w, json_t *gone)
 {
     size_t i;
@@ -55,6 +56,7 @@ static void remove_part_files(const struct worker *w, json_t *gone)
         snprintf(path, sizeof path, "%s/uploads/%s.part", w->cfg->data_dir, text);
         if (unlink(path) < 0 && errno != ENOENT)
             log_error("upload sweep: cannot remove %s: %s", path, strerror(errno));
+        storage_tus_forget(w->storage, text, UINT64_MAX);
     }
 }
 
@@ -77,8 +79,8 @@ static void abort_in_store(const struct worker *w, json_t *gone)
 }
 
 static const struct sweep_kind kinds[] = {
-    {"tus uploads", STMT_UPLOAD_SWEEP, always, false, remove_part_files},
-    {"multipart uploads", STMT_OBJECT_UPLOAD_SWEEP, object_storage, true, abort_in_store},
+    {"tus uploads", STMT_UPLOAD_SWEEP, always, remove_part_files},
+    {"multipart uploads", STMT_OBJECT_UPLOAD_SWEEP, object_storage, abort_in_store},
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
@@ -156,8 +158,8 @@ static void on_swept(const struct db_result *res, void *arg)
     }
     s->gone = json_loads(res->value, 0, NULL);
     if (!json_is_array(s->gone) || json_array_size(s->gone) == 0 ||
-        offload_submit(k->network ? s->w->offload_net : s->w->offload, s->w->base, remove_work,
-                       removed, s) < 0)
+        offload_submit(object_storage(s->w) ? s->w->offload_net : s->w->offload, s->w->base,
+                       remove_work, removed, s) < 0)
         kind_done(s);
 }
 

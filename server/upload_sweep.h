@@ -5,7 +5,8 @@
  *
  *   tus uploads        upload_sweep() in SQL deletes the rows untouched for
  *                      --upload-expiry seconds; their part files go from the
- *                      data directory (disk threads)
+ *                      data directory (disk threads), and under S3 their
+ *                      chunks from the store (network threads)
  *   multipart uploads  object_upload_sweep() deletes them (audited; their
  *                      bytes no longer count against the quotas); the store
  *                      is told to abort them, which drops their parts

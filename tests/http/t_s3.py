@@ -16,7 +16,8 @@ these tests, ~13 s, stopped when the run ends).
   a wrong recorded ETag (409, part forgotten), a wrong announced sha256 (422),
   an object deleted behind accord's back (410 on reads, the submission intact;
   409 evidence_missing when it is submitted again, nothing made), the
-  store down (503 + Retry-After, nothing lost); abandoned uploads expire
+  store down (503 + Retry-After, nothing lost, a tus chunk not counted);
+  abandoned uploads expire
   (rows audited and gone, the store told to abort them).
 """
 
@@ -399,6 +400,20 @@ def s3_store_down(env):
        "a failed create leaves no upload holding quota")
     eq(sql(env, "select count(*) from artifacts where owner_id = '%s'" % earner.id), rows,
        "no artifact without bytes")
+    # a tus chunk under S3 goes to the store before it counts: 503, nothing counted
+    tus = {"Tus-Resumable": "1.0.0"}
+    r = d.request("POST", "/v1/uploads", data=b"",
+                  headers=dict(tus, **{"Upload-Length": "5000",
+                                       "Upload-Metadata": "kind dmlkZW8="}))
+    tid = expect(r, 201, what="tus create (the database only)")["id"]
+    chunk = dict(tus, **{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    r = d.request("PATCH", "/v1/uploads/" + tid, data=data[:3000], headers=chunk)
+    expect(r, 503, "storage_unavailable")
+    eq(r.header("retry-after"), "30", "Retry-After of a tus chunk")
+    eq(c.request("HEAD", "/v1/uploads/" + tid, headers=tus).header("upload-offset"), "0",
+       "the offset after the store refused the chunk")
+    r = c.request("PATCH", "/v1/uploads/" + tid, data=data[:5000], headers=chunk)
+    eq(r.status, 204, "the chunk again, the store up (%s)" % r.text[:200])
     # an open upload whose complete meets a dead store keeps its parts
     u = new_upload(c, data)
     urls = part_urls(c, u["id"], [1])
@@ -458,6 +473,18 @@ def s3_abandoned_multipart_uploads_expire(env):
     upload_id = urllib.parse.parse_qs(urllib.parse.urlsplit(urls[1]["url"]).query)["uploadId"][0]
     listing = "%s?uploadId=%s" % (key, urllib.parse.quote(upload_id, safe=""))
     eq(rgw.request("GET", listing)[0], 200, "the store lists the upload's parts")
+    # and a tus upload left half done: its chunk in the store goes with it
+    tus = {"Tus-Resumable": "1.0.0"}
+    r = c.request("POST", "/v1/uploads", data=b"",
+                  headers=dict(tus, **{"Upload-Length": "3000",
+                                       "Upload-Metadata": "kind dmlkZW8="}))
+    tid = expect(r, 201, what="tus create")["id"]
+    r = c.request("PATCH", "/v1/uploads/" + tid, data=os.urandom(1000),
+                  headers=dict(tus, **{"Upload-Offset": "0",
+                                       "Content-Type": "application/offset+octet-stream"}))
+    eq(r.status, 204, "the first tus chunk")
+    chunk = "/%s/tus/%s/0" % (rgw.bucket, tid)
+    eq(rgw.request("HEAD", chunk)[0], 200, "the tus chunk is in the store")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if c.get("/v1/object-uploads/" + u["id"]).status == 404:
@@ -469,3 +496,6 @@ def s3_abandoned_multipart_uploads_expire(env):
     while time.monotonic() < deadline and rgw.request("GET", listing)[0] != 404:
         time.sleep(0.5)
     eq(rgw.request("GET", listing)[0], 404, "the store aborted the expired upload")
+    while time.monotonic() < deadline and rgw.request("HEAD", chunk)[0] != 404:
+        time.sleep(0.5)
+    eq(rgw.request("HEAD", chunk)[0], 404, "the expired tus upload's chunk left the store")

@@ -16,7 +16,12 @@ work by accident through a file one of them wrote.
   ago by the independent signer of t_s3.py, which signed for now is accepted);
 - a server that died after the store completed an upload but before the
   database heard of it: the upload stays locked for the completing lease, and
-  once that ran out another server finishes it from the object in the store.
+  once that ran out another server finishes it from the object in the store;
+- a tus upload under the S3 backend, begun on A, A killed: B answers where it
+  stands and takes the next chunk, and a third server (its own empty disk)
+  the last (the chunks are in the store, not only on the disk of the server
+  that took them); the artifact holds exactly the bytes that were sent, and
+  the chunks leave the store once it is stored.
 """
 
 import datetime
@@ -233,3 +238,80 @@ def s3_scaleout_complete_taken_over(env):
     eq((art["bytes"], art["sha256"]), (len(data), sha256(data)), "the artifact B hashed")
     _, (st, _, body) = content(eb, art["id"])
     check(st == 200 and body == data, "the object reads back whole through B")
+@test
+def s3_scaleout_tus_resumes_on_the_other_server(env):
+    rgw, _ = store(env)
+    a = private_server(env, rgw, "s3-a3")
+    b = private_server(env, rgw, "s3-b3")
+    earner = env.user(["earner"])
+    ea, eb = earner.on(a), earner.on(b)
+    data = os.urandom(300 * 1024)
+    cuts = [0, 100 * 1024, 180 * 1024, len(data)]
+    tus = {"Tus-Resumable": "1.0.0"}
+    meta = "kind dmlkZW8=,filename Y2xpcC5tcDQ=,filetype dmlkZW8vbXA0"  # video, clip.mp4, video/mp4
+    r = ea.request("POST", "/v1/uploads", data=b"",
+                   headers=dict(tus, **{"Upload-Length": str(len(data)),
+                                        "Upload-Metadata": meta}))
+    uid = expect(r, 201, what="create the upload on A")["id"]
+
+    def patch(client, i, what):
+        r = client.request("PATCH", "/v1/uploads/" + uid, data=data[cuts[i]:cuts[i + 1]],
+                           headers=dict(tus, **{"Content-Type": "application/offset+octet-stream",
+                                                "Upload-Offset": str(cuts[i])}))
+        eq(r.status, 204, "%s (%s)" % (what, r.text[:300]))
+        return r
+
+    patch(ea, 0, "first chunk through A")
+    a.kill()
+    r = eb.request("HEAD", "/v1/uploads/" + uid, headers=tus)
+    eq((r.status, r.header("upload-offset")), (200, str(cuts[1])), "HEAD on B after A died")
+    patch(eb, 1, "second chunk through B")
+    # and back to a third server (A's replacement, its own empty disk)
+    c = private_server(env, rgw, "s3-c3")
+    r = patch(earner.on(c), 2, "the last chunk through C")
+    aid = r.header("x-artifact-id")
+    art = expect(eb.get("/v1/artifacts/%s" % aid), 200, what="the artifact on B")
+    eq((art["bytes"], art["sha256"]), (len(data), sha256(data)), "the resumed artifact")
+    _, (st, _, body) = content(eb, aid, headers={"Range": "bytes=1000-1999"})
+    eq((st, body), (206, data[1000:2000]), "seeking in the resumed video")
+    for off in cuts[:-1]:
+        eq(rgw.request("HEAD", "/%s/tus/%s/%d" % (rgw.bucket, uid, off))[0], 404,
+           "the chunk at %d is gone from the store once the upload is stored" % off)
+
+
+@test
+def s3_scaleout_local_tus_on_a_disk_not_shared(env):
+    """The local backend on servers that do not share the data directory (a
+    misconfiguration: README, Scaling out): a chunk sent to the server that
+    does not hold the first ones is refused, never written after a hole."""
+    a = Server(env.binary, env.workdir, os.path.join(env.workdir, "own-a-data"), env.base_env,
+               "own-a")
+    b = Server(env.binary, env.workdir, os.path.join(env.workdir, "own-b-data"), env.base_env,
+               "own-b")
+    for s in (a, b):
+        env.servers.append(s)
+        s.start()
+    earner = env.user(["earner"])
+    ea, eb = earner.on(a), earner.on(b)
+    data = os.urandom(64 * 1024)
+    tus = {"Tus-Resumable": "1.0.0"}
+    r = ea.request("POST", "/v1/uploads", data=b"",
+                   headers=dict(tus, **{"Upload-Length": str(len(data)),
+                                        "Upload-Metadata": "kind dmlkZW8="}))
+    uid = expect(r, 201, what="create on A")["id"]
+
+    def patch(client, lo, hi):
+        return client.request("PATCH", "/v1/uploads/" + uid, data=data[lo:hi],
+                              headers=dict(tus, **{"Upload-Offset": str(lo),
+                                                   "Content-Type":
+                                                   "application/offset+octet-stream"}))
+
+    eq(patch(ea, 0, 30000).status, 204, "the first chunk on A")
+    r = patch(eb, 30000, len(data))
+    expect(r, 409, "upload_elsewhere", "the rest on B, which has not the first bytes")
+    r = ea.request("HEAD", "/v1/uploads/" + uid, headers=tus)
+    eq(r.header("upload-offset"), "30000", "the offset after B's refusal")
+    r = patch(ea, 30000, len(data))
+    eq(r.status, 204, "the rest on A (%s)" % r.text[:200])
+    art = expect(ea.get("/v1/artifacts/%s" % r.header("x-artifact-id")), 200)
+    eq(art["sha256"], sha256(data), "the artifact's bytes")
