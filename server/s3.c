@@ -219,6 +219,9 @@ static int perform(struct call *c, struct s3_status *st)
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
     if (c->small)
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, SMALL_CALL_MS);
+    /* Large answers (hashed or written to a file) in large reads: fewer calls of on_write. */
+    if (c->hash || c->to_file)
+        curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, c);
     if (strcmp(c->method, "HEAD") == 0) {

@@ -67,6 +67,7 @@ struct objup {
     char bad_parts[4096]; /* "{2,5}": a PostgreSQL int[] literal */
     char sha256[65];
     uint64_t got_bytes;
+    double store_seconds, hash_seconds; /* complete: for the log */
     char error[512];
     /* parameter text */
     char n1[24], n2[24], n3[24], n4[24];
@@ -297,6 +298,13 @@ static void store_failed(struct objup *u, const struct s3_status *st)
     snprintf(u->error, sizeof u->error, "%s", st->message);
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 /* Network thread: check the parts, complete in the store, hash the object. */
 static void complete_work(void *arg)
 {
@@ -307,7 +315,9 @@ static void complete_work(void *arg)
     struct s3_part *stored = NULL;
     size_t n_stored = 0, bad_len = 0;
     uint64_t size = 0;
+    struct timespec t0;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     stored = calloc((size_t)u->parts + 1, sizeof *stored);
     if (!stored) {
         u->outcome = COMPLETE_STORE;
@@ -371,6 +381,8 @@ static void complete_work(void *arg)
         }
     }
     /* Integrity: accord hashes what the store now holds, whatever the client said. */
+    u->store_seconds = seconds_since(&t0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (s3_hash_object(t, u->object_key, u->sha256, &u->got_bytes, &st) < 0) {
         if (st.outcome == S3_NOT_FOUND) {
             u->outcome = COMPLETE_GONE;
@@ -390,6 +402,7 @@ static void complete_work(void *arg)
             log_warn("object upload %s: the mismatched object stays: %s", u->id, st.message);
         goto cleanup;
     }
+    u->hash_seconds = seconds_since(&t0);
     u->outcome = COMPLETE_OK;
 cleanup:
     free(stored);
@@ -442,6 +455,9 @@ static void complete_done(void *arg)
     struct objup *u = r->state;
 
     if (u->outcome == COMPLETE_OK) {
+        log_info("object upload %s: %d parts, %" PRIu64 " bytes: the store's checks and "
+                 "complete %.2f s, accord's read-back and SHA-256 %.2f s",
+                 u->id, u->parts, u->got_bytes, u->store_seconds, u->hash_seconds);
         snprintf(u->n1, sizeof u->n1, "%" PRIu64, u->got_bytes);
         r->params[0] = request_token_param(r);
         r->params[1] = u->id;

@@ -8,10 +8,13 @@ directly, in the same run.
                   chunk written and fsynced, then moved into the store)
                   anchor: curl -T to a file:// on the same disk
   local download  GET /v1/artifacts/{id}/content (sendfile from the page cache)
-                  anchor: curl file:// of the stored file
+                  anchors: curl file:// of the stored file (no socket at all),
+                  and Debian's nginx serving the same file (sendfile over the
+                  same loopback, as tests/bench/scaling.py runs it)
   s3 upload       create -> part URLs -> curl -T each 16 MiB part straight to
-                  the store -> record -> complete (accord reads the object
-                  back and hashes it before the artifact exists)
+                  the store, 4 at once (--in-flight; browsers' S3 clients
+                  send several) -> record -> complete (accord reads the
+                  object back and hashes it before the artifact exists)
                   anchor: curl --aws-sigv4 -T of the whole file to the store
   s3 download     GET content (302) followed by curl -L to the store
                   anchor: curl --aws-sigv4 GET of the object
@@ -26,10 +29,12 @@ Only loopback; everything it starts is stopped, its files removed.
 """
 
 import argparse
+import concurrent.futures
 import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +51,6 @@ from harness import HOST, Cluster, Server, last_line, run_cli  # noqa: E402
 from rgw import Rgw  # noqa: E402
 
 MIB = 1 << 20
-PART = 16 * MIB
 
 
 def rss_kib(pid, field):
@@ -93,6 +97,45 @@ def s3_curl(r, extra):
             "x-amz-content-sha256:UNSIGNED-PAYLOAD"] + extra
 
 
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+def start_nginx(work, path):
+    """Debian's nginx serving the file at path as /video.bin (sendfile, as
+    tests/bench/scaling.py runs it): the anchor that crosses a socket too."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise SystemExit("nginx is missing (make bench installs nginx-light)")
+    www = os.path.join(work, "www")
+    os.makedirs(www)
+    os.link(path, os.path.join(www, "video.bin"))
+    os.chmod(path, 0o644)  # (the same inode: nginx's workers run as nobody)
+    for d in (work, www):
+        os.chmod(d, 0o755)
+    with socket.socket() as sk:
+        sk.bind((HOST, 0))
+        port = sk.getsockname()[1]
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("worker_processes 2; pid %s/nginx.pid; error_log %s/nginx.err;\n"
+                "events { worker_connections 64; }\n"
+                "http { access_log off; sendfile on; tcp_nopush on;\n"
+                "  server { listen %s:%d; root %s; } }\n" % (work, work, HOST, port, www))
+    p = subprocess.Popen([nginx, "-c", conf, "-p", work, "-g", "daemon off;"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return p, port
+        except OSError:
+            if p.poll() is not None or time.monotonic() > deadline:
+                p.kill()
+                raise SystemExit("nginx did not start; see %s/nginx.err" % work)
+            time.sleep(0.1)
+
+
 def tus_upload(port, token, path, size, chunk):
     import base64
     meta = "kind %s,filetype %s" % (base64.b64encode(b"video").decode(),
@@ -116,30 +159,37 @@ def tus_upload(port, token, path, size, chunk):
     return h["x-artifact-id"]
 
 
-def s3_upload(port, token, parts_dir, size):
+def s3_upload(port, token, parts_dir, size, in_flight):
+    """What a browser client does (Uppy's S3 multipart plugin, say): part URLs
+    in batches of up to 100, `in_flight` parts on their way at once, each
+    recorded when the store took it, then complete."""
     st, h, body = api(port, token, "POST", "/v1/object-uploads",
                       {"kind": "video", "media_type": "video/mp4", "bytes": size})
     if st != 201:
         raise SystemExit("object upload create: %d %s" % (st, body[:300]))
     u = json.loads(body)
     numbers = list(range(1, u["parts"] + 1))
-    for i in range(0, len(numbers), 100):
-        st, h, body = api(port, token, "POST", "/v1/object-uploads/%s/part-urls" % u["id"],
-                          {"part_numbers": numbers[i:i + 100]})
+
+    def send(p):
+        part = os.path.join(parts_dir, "part%05d" % p["part_number"])
+        out = subprocess.run(["curl", "-sS", "--fail", "-T", part, "-D", "-", "-o",
+                              "/dev/null", p["url"]], capture_output=True, timeout=600)
+        etag = [l.split(":", 1)[1].strip() for l in out.stdout.decode().splitlines()
+                if l.lower().startswith("etag:")]
+        if out.returncode != 0 or not etag:
+            raise SystemExit("PUT part %d: %s" % (p["part_number"], out.stderr[-300:]))
+        st, _, body = api(port, token, "POST", "/v1/object-uploads/%s/parts" % u["id"],
+                          {"part_number": p["part_number"], "etag": etag[0]})
         if st != 200:
-            raise SystemExit("part URLs: %d %s" % (st, body[:300]))
-        for p in json.loads(body)["parts"]:
-            part = os.path.join(parts_dir, "part%05d" % p["part_number"])
-            out = subprocess.run(["curl", "-sS", "--fail", "-T", part, "-D", "-", "-o",
-                                  "/dev/null", p["url"]], capture_output=True, timeout=600)
-            etag = [l.split(":", 1)[1].strip() for l in out.stdout.decode().splitlines()
-                    if l.lower().startswith("etag:")]
-            if out.returncode != 0 or not etag:
-                raise SystemExit("PUT part %d: %s" % (p["part_number"], out.stderr[-300:]))
-            st, _, body = api(port, token, "POST", "/v1/object-uploads/%s/parts" % u["id"],
-                              {"part_number": p["part_number"], "etag": etag[0]})
+            raise SystemExit("record part: %d %s" % (st, body[:300]))
+
+    with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
+        for i in range(0, len(numbers), 100):
+            st, h, body = api(port, token, "POST", "/v1/object-uploads/%s/part-urls" % u["id"],
+                              {"part_numbers": numbers[i:i + 100]})
             if st != 200:
-                raise SystemExit("record part: %d %s" % (st, body[:300]))
+                raise SystemExit("part URLs: %d %s" % (st, body[:300]))
+            list(pool.map(send, json.loads(body)["parts"]))
     t0 = time.monotonic()
     st, h, body = api(port, token, "POST", "/v1/object-uploads/%s/complete" % u["id"])
     if st != 201:
@@ -151,8 +201,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "accord"))
     ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--in-flight", type=int, default=4,
+                    help="parts a client sends at once (default 4, as browsers' S3 clients do)")
+    ap.add_argument("--part-mib", type=int, default=16,
+                    help="ACCORD_S3_PART_SIZE in MiB (default 16, accord's default)")
+    ap.add_argument("--skip-local", action="store_true", help="only the S3 backend")
     args = ap.parse_args()
     size = args.mib * MIB
+    part = args.part_mib * MIB
 
     work = tempfile.mkdtemp(prefix="accord-storage-bench.")
     os.chmod(work, 0o755)  # the cluster may belong to the postgres user
@@ -168,7 +224,7 @@ def main():
                 f.write(block[i % 251:] + block[:i % 251])  # no two MiB alike
         parts = os.path.join(work, "parts")
         os.makedirs(parts)
-        subprocess.run(["split", "-b", str(PART), "-a", "5", "-d", src,
+        subprocess.run(["split", "-b", str(part), "-a", "5", "-d", src,
                         os.path.join(parts, "part")], check=True)
         # split numbers from 0, S3 parts from 1: highest first, so no name is taken
         for name in sorted(os.listdir(parts), reverse=True):
@@ -189,29 +245,40 @@ def main():
         token = last_line(out)
 
         # ---- local backend
-        local = Server(args.bin, work, os.path.join(work, "artifacts"), env, "local")
-        servers.append(local.start())
-        t0 = time.monotonic()
-        aid = tus_upload(local.port, token, src, size, 64 * MIB)
-        t_acc = time.monotonic() - t0
-        t_anchor = curl(["-T", src, "file://" + os.path.join(work, "copy.bin")])
-        os.unlink(os.path.join(work, "copy.bin"))
-        rows.append(("local upload (tus, 64 MiB PATCHes)", t_acc, t_anchor,
-                     "anchor: curl -T file:// (no fsync)"))
-        content = "http://%s:%d/v1/artifacts/%s/content" % (HOST, local.port, aid)
-        curl(["-H", "Authorization: Bearer " + token, content])    # warm the page cache
-        t_acc = curl(["-H", "Authorization: Bearer " + token, content])
-        stored = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(work, "artifacts"))
-                  for f in fs if len(f) == 64]
-        t_anchor = curl(["file://" + stored[0]])
-        rows.append(("local download (GET content)", t_acc, t_anchor, "anchor: curl file://"))
+        if not args.skip_local:
+            local = Server(args.bin, work, os.path.join(work, "artifacts"), env, "local")
+            servers.append(local.start())
+            t0 = time.monotonic()
+            aid = tus_upload(local.port, token, src, size, 64 * MIB)
+            t_acc = time.monotonic() - t0
+            t_anchor = curl(["-T", src, "file://" + os.path.join(work, "copy.bin")])
+            os.unlink(os.path.join(work, "copy.bin"))
+            rows.append(("local upload (tus, 64 MiB PATCHes)", t_acc, t_anchor,
+                         "anchor: curl -T file:// (no fsync)", None))
+            content = "http://%s:%d/v1/artifacts/%s/content" % (HOST, local.port, aid)
+            curl(["-H", "Authorization: Bearer " + token, content])    # warm the page cache
+            stored = [os.path.join(dp, f)
+                      for dp, _, fs in os.walk(os.path.join(work, "artifacts"))
+                      for f in fs if len(f) == 64]
+            ngx, nport = start_nginx(work, stored[0])
+            try:
+                acc, fil, ngt = [], [], []
+                for _ in range(3):          # alternating: background load hits all three alike
+                    acc.append(curl(["-H", "Authorization: Bearer " + token, content]))
+                    fil.append(curl(["file://" + stored[0]]))
+                    ngt.append(curl(["http://%s:%d/video.bin" % (HOST, nport)]))
+            finally:
+                ngx.terminate()
+                ngx.wait(10)
+            rows.append(("local download (GET content)", median(acc), median(fil),
+                         "anchor: curl file:// (no socket); medians of 3", median(ngt)))
 
         # ---- S3 backend
         s3 = Server(args.bin, work, os.path.join(work, "artifacts-s3"),
                     dict(env, ACCORD_STORAGE="s3", ACCORD_S3_ENDPOINT=store.endpoint,
                          ACCORD_S3_BUCKET=store.bucket, ACCORD_S3_ACCESS_KEY=store.access_key,
                          ACCORD_S3_SECRET_KEY=store.secret_key,
-                         ACCORD_S3_PART_SIZE=str(PART)), "s3")
+                         ACCORD_S3_PART_SIZE=str(part), ACCORD_LOG="info"), "s3")
         servers.append(s3.start())
         pid = s3.proc.pid
         # a fresh radosgw makes its pools on first use (seconds): warm them up first
@@ -219,7 +286,7 @@ def main():
         os.makedirs(warm)
         with open(os.path.join(warm, "part00001"), "wb") as f:
             f.write(os.urandom(MIB))
-        s3_upload(s3.port, token, warm, MIB)
+        s3_upload(s3.port, token, warm, MIB, 1)
         curl(s3_curl(store, ["-T", os.path.join(warm, "part00001"),
                              store.endpoint + "/%s/warm.bin" % store.bucket]))
         time.sleep(0.5)
@@ -227,27 +294,34 @@ def main():
         idle = rss_kib(pid, "VmHWM")
         reset_peak(pid)
         t0 = time.monotonic()
-        aid, t_complete = s3_upload(s3.port, token, parts, size)
+        aid, t_complete = s3_upload(s3.port, token, parts, size, args.in_flight)
         t_acc = time.monotonic() - t0
         peak = rss_kib(pid, "VmHWM")
+        with open(s3.stderr_path, errors="replace") as f:   # the server's own account
+            split = [l.split(": ", 2)[-1].strip() for l in f if "%d bytes: the store" % size in l]
         key = "/%s/anchor.bin" % store.bucket
         t_anchor = curl(s3_curl(store, ["-T", src, store.endpoint + key]))
         rows.append(("s3 upload (presigned parts + complete)", t_acc, t_anchor,
-                     "anchor: curl --aws-sigv4 -T (one PUT); accord's includes complete, %.2f s "
-                     "(the store's complete + accord hashing the object)" % t_complete))
+                     "anchor: curl --aws-sigv4 -T (one PUT); accord's: %d MiB parts, %d in "
+                     "flight, then complete, %.2f s (%s)"
+                     % (args.part_mib, args.in_flight, t_complete, split[-1] if split else "?"),
+                     None))
         content = "http://%s:%d/v1/artifacts/%s/content" % (HOST, s3.port, aid)
-        t_acc = curl(["-L", "-H", "Authorization: Bearer " + token, content])
-        t_anchor = curl(s3_curl(store, [store.endpoint + key]))
-        rows.append(("s3 download (302 + presigned GET)", t_acc, t_anchor,
-                     "anchor: curl --aws-sigv4 GET"))
+        acc, anc = [], []
+        for _ in range(3):
+            acc.append(curl(["-L", "-H", "Authorization: Bearer " + token, content]))
+            anc.append(curl(s3_curl(store, [store.endpoint + key])))
+        rows.append(("s3 download (302 + presigned GET)", median(acc), median(anc),
+                     "anchor: curl --aws-sigv4 GET; medians of 3", None))
 
         print("== storage: %d MiB through each backend, next to curl on the same disk/store"
               % args.mib)
-        print("%-40s %9s %9s %9s %9s  %s" % ("case", "accord s", "MiB/s", "anchor s", "ratio",
-                                             "notes"))
-        for name, ta, tb, note in rows:
-            print("%-40s %9.2f %9.1f %9.2f %9.2f  %s" % (name, ta, args.mib / ta, tb, tb / ta,
-                                                         note))
+        print("%-40s %9s %9s %9s %9s %9s %9s  %s" % ("case", "accord s", "MiB/s", "anchor s",
+                                                     "ratio", "nginx s", "vs nginx", "notes"))
+        for name, ta, tb, note, tn in rows:
+            print("%-40s %9.2f %9.1f %9.2f %9.2f %9s %9s  %s" % (
+                name, ta, args.mib / ta, tb, tb / ta, "%.2f" % tn if tn else "-",
+                "%.2f" % (tn / ta) if tn else "-", note))
         print("accord RSS during the %d MiB upload through object storage: peak %.1f MiB, "
               "idle peak %.1f MiB (growth %.1f MiB; the file is %d MiB)"
               % (args.mib, peak / 1024, idle / 1024, (peak - idle) / 1024, args.mib))
