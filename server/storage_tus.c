@@ -108,14 +108,22 @@ enum storage_status storage_tus_resume(const struct storage *s, const char *uplo
 {
     enum storage_status rc = STORAGE_FAILED;
     struct stat sb;
-    uint64_t have;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    uint64_t have = 0;
+    /* (made only when it can be filled: never an empty stand-in for bytes elsewhere) */
+    int fd = open(
+        path, O_RDWR | O_CLOEXEC | (offset == 0 || s->backend == STORAGE_S3 ? O_CREAT : 0), 0640);
 
-    if (fd < 0 || fstat(fd, &sb) < 0) {
+    if (fd < 0 && errno != ENOENT) {
         snprintf(err, err_len, "cannot open %s: %s", path, strerror(errno));
         goto cleanup;
     }
-    have = (uint64_t)sb.st_size;
+    if (fd >= 0) {
+        if (fstat(fd, &sb) < 0) {
+            snprintf(err, err_len, "cannot stat %s: %s", path, strerror(errno));
+            goto cleanup;
+        }
+        have = (uint64_t)sb.st_size;
+    }
     if (have == offset) {
         rc = STORAGE_OK;
         goto cleanup;

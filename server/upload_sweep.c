@@ -5,11 +5,14 @@
  * whether the kind applies to this server, and how the bytes behind each
  * expired row are removed (on an offload thread).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -90,6 +93,7 @@ struct upload_sweep {
     char seconds[24];
     const char *params[1];
     size_t kind;  /* the kind under way */
+    bool pruned;  /* this pass pruned the part file cache (S3) */
     bool busy;    /* a sweep is under way */
     bool stopped; /* freed while busy: the sweep frees it when done */
     json_t *gone; /* what the kind's statement deleted */
@@ -103,6 +107,38 @@ static void arm(struct upload_sweep *s)
 }
 
 static void on_swept(const struct db_result *res, void *arg);
+static void pruned(void *arg);
+
+/*
+ * Under S3 a server's part files are a cache (storage_tus.c): an upload
+ * finished or cancelled through another server leaves its partial file here,
+ * which no row points to any more. Files untouched for --upload-expiry go;
+ * should the upload come back to this server, it is rebuilt from the store.
+ * At most PRUNE_MAX names a pass. Disk thread.
+ */
+#define PRUNE_MAX 10000
+static void prune_part_cache(void *arg)
+{
+    struct upload_sweep *s = arg;
+    char dir[4200], path[4500];
+    time_t before = time(NULL) - s->w->cfg->upload_expiry;
+    struct dirent *e;
+    struct stat sb;
+    DIR *d;
+    snprintf(dir, sizeof dir, "%s/uploads", s->w->cfg->data_dir);
+    if (!(d = opendir(dir)))
+        return;
+    for (int n = 0; n < PRUNE_MAX && (e = readdir(d)); n++) {
+        size_t len = strlen(e->d_name);
+        if (len != 41 || strcmp(e->d_name + 36, ".part") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &sb) == 0 && sb.st_mtime < before && unlink(path) == 0)
+            log_info("upload sweep: %s, untouched since the upload went on elsewhere, removed",
+                     path);
+    }
+    closedir(d);
+}
 
 /* Runs the next kind that applies from s->kind on; re-arms after the last. */
 static void run_from(struct upload_sweep *s)
@@ -115,8 +151,23 @@ static void run_from(struct upload_sweep *s)
         if (pgpool_query(s->w->pool, kinds[s->kind].stmt, s->params, on_swept, s) == DB_OK)
             return;
     }
+    if (!s->pruned && !s->w->draining && object_storage(s->w)) {
+        s->pruned = true;
+        if (offload_submit(s->w->offload, s->w->base, prune_part_cache, pruned, s) == 0)
+            return;
+    }
     s->busy = false;
     arm(s);
+}
+
+static void pruned(void *arg)
+{
+    struct upload_sweep *s = arg;
+    if (s->stopped) {
+        free(s);
+        return;
+    }
+    run_from(s);
 }
 
 /* One kind is done: free when stopped meanwhile, else go on to the next. */
@@ -173,6 +224,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     s->busy = true;
     s->kind = 0;
+    s->pruned = false;
     run_from(s);
 }
 

@@ -12,7 +12,10 @@
  *                      is told to abort them, which drops their parts
  *                      (network threads; ACCORD_STORAGE=s3 only)
  *
- * The two run one after the other from the same timer. One loop per process
+ * The two run one after the other from the same timer. Under S3 a server's
+ * tus part files are only a cache of chunks kept in the store: those
+ * untouched for --upload-expiry (an upload that went on through another
+ * server) are removed too. One loop per process
  * runs it; several processes may, since each row goes only once (SKIP LOCKED).
  */
 #ifndef ACCORD_UPLOAD_SWEEP_H

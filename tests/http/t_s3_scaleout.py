@@ -20,13 +20,15 @@ work by accident through a file one of them wrote.
 - a tus upload under the S3 backend, begun on A, A killed: B answers where it
   stands and takes the next chunk, and a third server (its own empty disk)
   the last (the chunks are in the store, not only on the disk of the server
-  that took them); the artifact holds exactly the bytes that were sent, and
-  the chunks leave the store once it is stored.
+  that took them); the artifact holds exactly the bytes that were sent, the
+  chunks leave the store once it is stored, and the partial copy left on B's
+  disk is removed by B's sweep.
 """
 
 import datetime
 import os
 import socket
+import time
 import urllib.parse
 
 from harness import Server, check, eq, expect, sha256, sql, test
@@ -277,6 +279,19 @@ def s3_scaleout_tus_resumes_on_the_other_server(env):
     for off in cuts[:-1]:
         eq(rgw.request("HEAD", "/%s/tus/%s/%d" % (rgw.bucket, uid, off))[0], 404,
            "the chunk at %d is gone from the store once the upload is stored" % off)
+    # B's copy of the first two chunks is a stale cache now: B's sweep removes
+    # it once untouched for --upload-expiry (here B again, restarted with 3 s)
+    stale = os.path.join(b.data_dir, "uploads", uid + ".part")
+    eq(os.path.getsize(stale), cuts[2], "B's part file after the upload went on through C")
+    check(b.stop() is None, "B stops cleanly")
+    b2 = Server(env.binary, env.workdir, b.data_dir, env.base_env, "s3-b3-again",
+                s3_env(rgw, ACCORD_UPLOAD_EXPIRY="3"))
+    env.servers.append(b2)
+    b2.start()
+    deadline = time.monotonic() + 30
+    while os.path.exists(stale) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    check(not os.path.exists(stale), "B's stale part file is still there after 30 s")
 
 
 @test
