@@ -30,18 +30,26 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "log.h"
 #include "offload.h"
+#include "pgpool.h"
 #include "router.h"
 #include "s3.h"
 #include "storage.h"
 #include "storage_reply.h"
 #include "worker.h"
 
-/* A server completes an upload within this, or another may take over. */
-#define COMPLETE_LEASE_SECONDS "900"
+/*
+ * A server completes an upload within this, or another may take over. While
+ * it works (the read-back of a large file takes seconds) it renews the lease
+ * every COMPLETE_RENEW_SECONDS, so a server killed while completing holds the
+ * upload for at most a minute (019_objects2.sql).
+ */
+#define COMPLETE_LEASE_SECONDS "60"
+#define COMPLETE_RENEW_SECONDS 20
 
 enum complete_outcome {
     COMPLETE_OK,
@@ -51,6 +59,8 @@ enum complete_outcome {
     COMPLETE_STORE,     /* the store failed: see status */
 };
 
+struct lease_renewal;
+
 struct objup {
     char id[37];
     char object_key[64];
@@ -59,7 +69,8 @@ struct objup {
     char declared_sha[65];
     uint64_t bytes, part_size;
     int parts;
-    struct s3_part *recorded; /* complete: the parts as recorded, by number */
+    struct s3_part *recorded;      /* complete: the parts as recorded, by number */
+    struct lease_renewal *renewal; /* complete: while the network thread works */
     size_t n_recorded;
     /* results of the network thread */
     enum storage_status status;
@@ -73,9 +84,81 @@ struct objup {
     char n1[24], n2[24], n3[24], n4[24];
 };
 
+/* ----------------------------------------------- the completing lease, renewed */
+
+struct lease_renewal {
+    struct worker *w;
+    struct event *timer;
+    char id[37];
+    const char *params[2];
+    bool querying; /* a renewal is in flight */
+    bool done;     /* the work ended: freed once no renewal is in flight */
+};
+
+static void renewal_free_if_done(struct lease_renewal *l)
+{
+    if (l->done && !l->querying) {
+        event_free(l->timer);
+        free(l);
+    }
+}
+
+static void on_renewed(const struct db_result *res, void *arg)
+{
+    struct lease_renewal *l = arg;
+    l->querying = false;
+    if (res->status != DB_OK)
+        log_warn("object upload %s: the completing lease was not renewed (%s)", l->id,
+                 res->message ? res->message : "the database did not answer");
+    renewal_free_if_done(l);
+}
+
+static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lease_renewal *l = arg;
+    struct timeval every = {COMPLETE_RENEW_SECONDS, 0};
+    (void)fd;
+    (void)what;
+    if (!l->querying && pgpool_query(l->w->pool, STMT_OBJECT_UPLOAD_COMPLETE_RENEW, l->params,
+                                     on_renewed, l) == DB_OK)
+        l->querying = true;
+    evtimer_add(l->timer, &every);
+}
+
+/* Renews upload id's completing lease until renewal_stop; NULL when out of memory. */
+static struct lease_renewal *renewal_start(struct worker *w, const char *id)
+{
+    struct lease_renewal *l = calloc(1, sizeof *l);
+    struct timeval every = {COMPLETE_RENEW_SECONDS, 0};
+    if (!l)
+        return NULL;
+    l->w = w;
+    snprintf(l->id, sizeof l->id, "%s", id);
+    l->params[0] = l->id;
+    l->params[1] = COMPLETE_LEASE_SECONDS;
+    l->timer = evtimer_new(w->base, on_renew_timer, l);
+    if (!l->timer || evtimer_add(l->timer, &every) < 0) {
+        if (l->timer)
+            event_free(l->timer);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void renewal_stop(struct lease_renewal *l)
+{
+    if (!l)
+        return;
+    l->done = true;
+    evtimer_del(l->timer);
+    renewal_free_if_done(l);
+}
+
 static void objup_free(void *arg)
 {
     struct objup *u = arg;
+    renewal_stop(u->renewal);
     free(u->recorded);
     free(u);
 }
@@ -454,6 +537,9 @@ static void complete_done(void *arg)
     struct request *r = arg;
     struct objup *u = r->state;
 
+    renewal_stop(u->renewal);
+    u->renewal = NULL;
+
     if (u->outcome == COMPLETE_OK) {
         log_info("object upload %s: %d parts, %" PRIu64 " bytes: the store's checks and "
                  "complete %.2f s, accord's read-back and SHA-256 %.2f s",
@@ -512,7 +598,10 @@ static void on_complete_begun(const struct db_result *res, void *arg)
             goto cleanup;
         }
     }
-    if (offload_submit(r->w->offload_net, r->w->base, complete_work, complete_done, r) < 0) {
+    if (offload_submit(r->w->offload_net, r->w->base, complete_work, complete_done, r) == 0) {
+        if (!(u->renewal = renewal_start(r->w, u->id)))
+            log_warn("object upload %s: the completing lease will not be renewed", u->id);
+    } else {
         u->outcome = COMPLETE_STORE;
         u->status = STORAGE_UNAVAILABLE;
         snprintf(u->error, sizeof u->error, "no network thread");

@@ -203,6 +203,9 @@ const struct statement statements[STMT_COUNT] = {
     [STMT_OBJECT_UPLOAD_COMPLETE_FINISH] =
         {"object_upload_complete_finish",
          "select api_object_upload_complete_finish($1, $2::uuid, $3, $4::bigint)", 4},
+    [STMT_OBJECT_UPLOAD_COMPLETE_RENEW] =
+        {"object_upload_complete_renew",
+         "select object_upload_complete_renew($1::uuid, $2::bigint)", 2},
     [STMT_OBJECT_UPLOAD_DELETE] = {"object_upload_delete",
                                    "select api_object_upload_delete($1, $2::uuid)", 2},
     [STMT_OBJECT_UPLOAD_SWEEP] = {"object_upload_sweep", "select object_upload_sweep($1::bigint)",

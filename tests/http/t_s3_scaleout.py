@@ -15,8 +15,9 @@ work by accident through a file one of them wrote.
   number, another key, a changed signature) or that expired (signed an hour
   ago by the independent signer of t_s3.py, which signed for now is accepted);
 - a server that died after the store completed an upload but before the
-  database heard of it: the upload stays locked for the completing lease, and
-  once that ran out another server finishes it from the object in the store;
+  database heard of it: the upload stays locked for the completing lease (a
+  minute, renewed by the completing server while it works), and once that
+  ran out another server finishes it from the object in the store;
 - a tus upload under the S3 backend, begun on A, A killed: B answers where it
   stands and takes the next chunk, and a third server (its own empty disk)
   the last (the chunks are in the store, not only on the disk of the server
@@ -218,7 +219,12 @@ def s3_scaleout_complete_taken_over(env):
     # what A's complete had done when it died: the lease taken, the store's
     # CompleteMultipartUpload made (here with curl's signer, as A would have)
     sql(env, "update object_uploads set state = 'completing', "
-             "lease_until = now() + interval '900 seconds' where id = '%s'" % u["id"])
+             "lease_until = now() + interval '5 seconds' where id = '%s'" % u["id"])
+    # (A renewed its one-minute lease every 20 s while it worked: 019_objects2.sql)
+    sql(env, "select object_upload_complete_renew('%s', 60)" % u["id"])
+    left = float(sql(env, "select extract(epoch from lease_until - now()) from object_uploads "
+                          "where id = '%s'" % u["id"]))
+    check(50 < left <= 60, "the renewed lease has %.1f s left, not about 60" % left)
     upload_id = urllib.parse.parse_qs(urllib.parse.urlsplit(urls[1]).query)["uploadId"][0]
     xml = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
         "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (i + 1, e)
@@ -232,6 +238,13 @@ def s3_scaleout_complete_taken_over(env):
     expect(r, 423, "upload_locked")
     got = expect(eb.get("/v1/object-uploads/" + u["id"]), 200)
     eq(got["state"], "open", "a completing upload reads as open")
+    # a renewal never touches an upload that is not being completed
+    other = expect(eb.post("/v1/object-uploads", {"kind": "video", "media_type": "video/mp4",
+                                                  "bytes": 10}), 201)
+    sql(env, "select object_upload_complete_renew('%s', 60)" % other["id"])
+    eq(sql(env, "select coalesce(lease_until::text, 'none') from object_uploads where id = '%s'"
+           % other["id"]), "none", "the lease of an open upload after a renewal")
+    expect(eb.delete("/v1/object-uploads/" + other["id"]), 204)
     # the lease ran out (A is dead): B finishes from the object in the store
     sql(env, "update object_uploads set lease_until = now() - interval '1 second' "
              "where id = '%s'" % u["id"])
