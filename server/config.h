@@ -42,8 +42,8 @@ struct config {
     char issuer_name[256]; /* the issuer Profile: name, url (default the public URL), email */
     char issuer_url[512];
     char issuer_email[320];
-    long session_idle;       /* seconds a browser session survives unused */
-    long session_lifetime;   /* seconds a browser session lasts at most */
+    long session_idle;     /* seconds a browser session survives unused */
+    long session_lifetime; /* seconds a browser session lasts at most */
     /* live updates (issue 14, live.h) */
     long live_streams;          /* open GET /v1/events streams per process */
     long live_streams_per_user; /* ... per person (tabs, devices) */

@@ -17,10 +17,10 @@
 struct tracked_conn {
     struct bufferevent *bev; /* a reference of ours: valid until released here */
     struct conntrack *ct;
-    size_t received; /* charged to the connection: bytes since its last request reached us */
+    size_t received;    /* charged to the connection: bytes since its last request reached us */
     long last_input_ms; /* CLOCK_MONOTONIC_COARSE, when bytes last arrived */
     bool paused;        /* reading stopped for memory */
-    bool admitted;   /* let through to the end of its body although memory is over */
+    bool admitted;      /* let through to the end of its body although memory is over */
     TAILQ_ENTRY(tracked_conn) in_all;
     TAILQ_ENTRY(tracked_conn) in_paused;
 };
@@ -31,8 +31,8 @@ struct conntrack {
     TAILQ_HEAD(, tracked_conn) all;
     TAILQ_HEAD(, tracked_conn) paused; /* oldest first */
     struct tracked_conn *admitted;
-    long cap;     /* this worker's share of --max-connections */
-    size_t share; /* this worker's share of --max-body-memory */
+    long cap;             /* this worker's share of --max-connections */
+    size_t share;         /* this worker's share of --max-body-memory */
     size_t requests_held; /* part of held charged to requests being answered */
     int receiving;
     bool full; /* accepting stopped at the cap */

@@ -42,9 +42,9 @@
 #include "storage_reply.h"
 #include "store.h"
 
-#define MAX_HEADER_TEXT 255
-#define SENDFILE_PIECE  (4 << 20) /* bytes per sendfile(2) call */
-#define READ_AUDIT_SLOTS 256      /* readings remembered per worker thread */
+#define MAX_HEADER_TEXT  255
+#define SENDFILE_PIECE   (4 << 20) /* bytes per sendfile(2) call */
+#define READ_AUDIT_SLOTS 256       /* readings remembered per worker thread */
 
 struct upload_state {
     struct evbuffer *data;

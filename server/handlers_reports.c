@@ -12,9 +12,9 @@
  * uploads, at most REPORTS_MAX_PENDING at a time per server (then 503 with
  * Retry-After), on a thread that yields the CPU to requests (SCHED_BATCH,
  * nice 10); and one report's data query at a time per event loop, so that
- * reports never hold every connection of a loop's pool. An answer is kept (report_cache.h) under its query and the
- * stamp of the credential's newest score; the database says when the stamp
- * is unchanged and the kept answer is sent again without recomputing.
+ * reports never hold every connection of a loop's pool. An answer is kept (report_cache.h) under
+ * its query and the stamp of the credential's newest score; the database says when the stamp is
+ * unchanged and the kept answer is sent again without recomputing.
  *
  * GET /v1/reports/ratings.csv: streamed in pages of RATINGS_PAGE submissions
  * (api_report_ratings_page), each sent as one chunk of a chunked reply; the
@@ -64,15 +64,15 @@ static _Thread_local struct request *report_waiting_head, *report_waiting_tail;
 static _Thread_local int report_waiting;
 
 struct agreement_job {
-    char *data;         /* the database's answer (owned): header line, then rows */
-    char *cached;       /* the kept answer for this query, if any (owned) */
-    char *stamp;        /* the stamp of the data (owned) */
+    char *data;   /* the database's answer (owned): header line, then rows */
+    char *cached; /* the kept answer for this query, if any (owned) */
+    char *stamp;  /* the stamp of the data (owned) */
     bool cacheable;
-    bool counted;       /* holds a reports_pending slot */
-    bool querying;      /* holds its loop's report query */
+    bool counted;  /* holds a reports_pending slot */
+    bool querying; /* holds its loop's report query */
     struct request *next_waiting;
     enum replica_source source; /* replica.h */
-    json_t *answer;     /* built on the report pool */
+    json_t *answer;             /* built on the report pool */
     char error[160];
 };
 
@@ -420,11 +420,11 @@ void handle_report_agreement(struct request *r)
 
 struct ratings_stream {
     struct request *r;
-    char after[37];   /* the last submission of the page sent */
-    bool started;     /* the chunked reply has begun */
-    bool waiting;     /* a chunk is on its way to the socket */
-    bool querying;    /* a page is being read */
-    bool gone;        /* the client went away */
+    char after[37]; /* the last submission of the page sent */
+    bool started;   /* the chunked reply has begun */
+    bool waiting;   /* a chunk is on its way to the socket */
+    bool querying;  /* a page is being read */
+    bool gone;      /* the client went away */
     size_t bytes;
     enum replica_source source; /* replica.h: where the pages are read */
 };

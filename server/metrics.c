@@ -126,8 +126,7 @@ static void render_connections(struct evbuffer *out)
         conntrack_stats(workers[i], &conns[i], &held[i], &peak[i]);
     family(out, "accord_connections", "gauge", "Open client connections, per event loop.");
     for (int i = 0; i < n_workers; i++)
-        evbuffer_add_printf(out, "accord_connections{loop=\"%d\"} %ld\n", workers[i]->id,
-                            conns[i]);
+        evbuffer_add_printf(out, "accord_connections{loop=\"%d\"} %ld\n", workers[i]->id, conns[i]);
     family(out, "accord_body_memory_bytes", "gauge",
            "Request body bytes held (arriving or being handled), per event loop.");
     for (int i = 0; i < n_workers; i++)
@@ -136,8 +135,8 @@ static void render_connections(struct evbuffer *out)
     family(out, "accord_body_memory_peak_bytes", "gauge",
            "Most request body bytes held at once since start, per event loop.");
     for (int i = 0; i < n_workers; i++)
-        evbuffer_add_printf(out, "accord_body_memory_peak_bytes{loop=\"%d\"} %ld\n",
-                            workers[i]->id, peak[i]);
+        evbuffer_add_printf(out, "accord_body_memory_peak_bytes{loop=\"%d\"} %ld\n", workers[i]->id,
+                            peak[i]);
 }
 
 static void render_pools(struct evbuffer *out)

@@ -49,8 +49,8 @@ int pooler_apply_settings(const struct config *cfg)
     const char *fixed[][2] = {{"statement_timeout", "'30s'"},
                               {"idle_in_transaction_session_timeout", "'60s'"}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        snprintf(sql, sizeof sql, "ALTER ROLE %s IN DATABASE %s SET %s = %s", role, db,
-                 fixed[i][0], fixed[i][1]);
+        snprintf(sql, sizeof sql, "ALTER ROLE %s IN DATABASE %s SET %s = %s", role, db, fixed[i][0],
+                 fixed[i][1]);
         if (exec_ok(c, sql) < 0)
             goto cleanup;
     }

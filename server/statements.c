@@ -77,9 +77,9 @@ const struct statement statements[STMT_COUNT] = {
                                     "select api_report_agreement_data($1, $2::jsonb, $3)", 3},
     [STMT_REPORT_ASSESSORS] = {"report_assessors", "select api_report_assessors($1, $2::jsonb)", 2},
     [STMT_REPORT_ROUTING] = {"report_routing", "select api_report_routing($1)", 1},
-    [STMT_REPORT_RATINGS_PAGE] = {"report_ratings_page",
-                                  "select api_report_ratings_page($1, $2::jsonb, $3::uuid, $4::int)",
-                                  4},
+    [STMT_REPORT_RATINGS_PAGE] =
+        {"report_ratings_page", "select api_report_ratings_page($1, $2::jsonb, $3::uuid, $4::int)",
+         4},
     [STMT_LIVE_BATCH] = {"live_batch", "select live_batch($1::jsonb)", 1},
     [STMT_AUTH_LOOKUP] = {"auth_lookup", "select auth_lookup($1, $2)", 2},
     [STMT_OIDC_PROVIDER_CREATE] = {"oidc_provider_create",
