@@ -172,10 +172,19 @@ static int parse_sample(const char *text, uint64_t *lsn)
     return 0;
 }
 
+/* Asks the standby how far it has replayed (on_replay); no connection: out of use. */
+static void ask_replay(struct replica_monitor *m)
+{
+    static const char *const no_params[1];
+    if (pgpool_query(m->replica, STMT_REPLICA_REPLAY_LSN, no_params, on_replay, m) != DB_OK) {
+        out_of_use(m, R_DOWN, "no connection");
+        arm(m);
+    }
+}
+
 static void on_sample(const struct db_result *res, void *arg)
 {
     struct replica_monitor *m = arg;
-    static const char *const no_params[1];
     uint64_t lsn;
 
     if (m->stopping)
@@ -188,22 +197,15 @@ static void on_sample(const struct db_result *res, void *arg)
             m->n_samples++;
     }
     /* a failed sample only means no newer bound this time */
-    if (pgpool_query(m->replica, STMT_REPLICA_REPLAY_LSN, no_params, on_replay, m) != DB_OK) {
-        out_of_use(m, R_DOWN, "no connection");
-        arm(m);
-    }
+    ask_replay(m);
 }
 
 static void on_recheck(evutil_socket_t fd, short what, void *arg)
 {
     struct replica_monitor *m = arg;
-    static const char *const no_params[1];
     (void)fd;
     (void)what;
-    if (pgpool_query(m->replica, STMT_REPLICA_REPLAY_LSN, no_params, on_replay, m) != DB_OK) {
-        out_of_use(m, R_DOWN, "no connection");
-        arm(m);
-    }
+    ask_replay(m);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -5,7 +5,7 @@
 // new-password link, and (admins) disable or enable an account, change
 // roles, keep the list of organisations.
 import { get, post, del, api } from './api.js';
-import { append, fmtTime, h, notice, put, uid } from './dom.js';
+import { append, field, fmtTime, h, notice, put, uid } from './dom.js';
 import { hasRole, page, showError, state } from './app.js';
 
 const ROLE_NAMES = { earner: 'Earner', assessor: 'Peer assessor', expert: 'Expert assessor', lead: 'Program lead', admin: 'Administrator' };
@@ -14,14 +14,6 @@ function grantableRoles() {
   return hasRole('admin') ? ['earner', 'assessor', 'expert', 'lead', 'admin'] : ['earner', 'assessor'];
 }
 const roleText = (roles) => roles.map((r) => ROLE_NAMES[r] || r).join(', ');
-
-function labelled(label, control, hint) {
-  const id = control.id || uid('p');
-  control.id = id;
-  const hintEl = hint ? h('span', { class: 'hint', id: `${id}-hint` }, hint) : null;
-  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
-  return h('div', { class: 'field' }, h('label', { for: id }, label), hintEl, control);
-}
 
 // A table that scrolls sideways on a phone instead of widening the page.
 function scrollTable(caption, head, rows) {
@@ -33,11 +25,11 @@ function scrollTable(caption, head, rows) {
 
 // The one-time link, shown once: a read-only field to copy from, and a copy button.
 function linkCard(person, url, mailed, kind) {
-  const field = h('input', { type: 'text', readonly: true, value: url, class: 'link-field' });
+  const linkInput = h('input', { type: 'text', readonly: true, value: url, class: 'link-field' });
   const copied = h('span', { role: 'status', class: 'meta' });
   const copy = h('button', { type: 'button' }, 'Copy link');
   copy.addEventListener('click', async () => {
-    field.select();
+    linkInput.select();
     try {
       await navigator.clipboard.writeText(url);
       copied.textContent = 'Copied.';
@@ -48,7 +40,7 @@ function linkCard(person, url, mailed, kind) {
   const what = kind === 'password' ? `A new password link for ${person.name}` : `The invitation for ${person.name}`;
   return h('div', { class: 'card' },
     notice('success', `${what} is ready.`),
-    labelled(`Link for ${person.name}`, field,
+    field(`Link for ${person.name}`, linkInput,
       `It works once, for 7 days. ${mailed ? `It was also emailed to ${person.email}.` : `Send it to ${person.email} yourself: this server does not send email.`} Only its owner should open it.`),
     h('div', { class: 'actions' }, copy, copied));
 }
@@ -64,7 +56,7 @@ async function organisations() {
 function orgSelect(orgs, label, hint) {
   const sel = h('select', {}, h('option', { value: '' }, 'No organisation'),
     orgs.map((o) => h('option', { value: o.id }, o.name)));
-  return { sel, wrap: labelled(label, sel, hint) };
+  return { sel, wrap: field(label, sel, hint) };
 }
 
 function inviteForm(orgs, onDone) {
@@ -78,7 +70,7 @@ function inviteForm(orgs, onDone) {
   const out = h('div', { 'aria-live': 'polite' });
   const button = h('button', { type: 'submit', class: 'primary' }, 'Create invitation');
   const form = h('form', { class: 'card narrow' },
-    labelled('Name', name), labelled('Email', email),
+    field('Name', name), field('Email', email),
     h('fieldset', {}, h('legend', {}, 'Roles'), roleBoxes.map((x) => x.wrap)),
     org.wrap, button);
   form.addEventListener('submit', async (ev) => {
@@ -223,7 +215,7 @@ function peopleSection() {
   let pageNo = 1;
   const more = h('button', { type: 'button', hidden: true }, 'Show more people');
   const form = h('form', { class: 'card', role: 'search', 'aria-label': 'Find people' },
-    h('div', { class: 'pickers' }, labelled('Name or email', q), labelled('Role', role)), search);
+    h('div', { class: 'pickers' }, field('Name or email', q), field('Role', role)), search);
   async function load(append_) {
     const params = new URLSearchParams();
     if (q.value.trim()) params.set('q', q.value.trim());
@@ -268,7 +260,7 @@ function organisationsSection(orgs) {
   const name = h('input', { type: 'text', required: true, maxlength: '200' });
   const out = h('div', { 'aria-live': 'polite' });
   const list = h('ul', {}, orgs.map((o) => h('li', {}, `${o.name} · ${o.members} ${o.members === 1 ? 'person' : 'people'}`)));
-  const form = h('form', { class: 'card narrow' }, labelled('New organisation', name, 'A school or a district, as people know it.'),
+  const form = h('form', { class: 'card narrow' }, field('New organisation', name, 'A school or a district, as people know it.'),
     h('button', { type: 'submit' }, 'Add organisation'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
