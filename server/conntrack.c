@@ -10,12 +10,14 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "bodyread.h"
 #include "conntrack.h"
 #include "intake.h"
 #include "log.h"
 
 struct tracked_conn {
     struct bufferevent *bev; /* a reference of ours: valid until released here */
+    struct bodyread *big;    /* reads a large body in large pieces (bodyread.h); may be NULL */
     struct conntrack *ct;
     size_t received;    /* charged to the connection: bytes since its last request reached us */
     long last_input_ms; /* CLOCK_MONOTONIC_COARSE, when bytes last arrived */
@@ -59,6 +61,7 @@ static void charge(struct conntrack *ct, long delta)
 static void pause_conn(struct tracked_conn *c)
 {
     bufferevent_disable(c->bev, EV_READ);
+    bodyread_stop(c->big);
     c->paused = true;
     TAILQ_INSERT_TAIL(&c->ct->paused, c, in_paused);
 }
@@ -91,6 +94,7 @@ static void clear_received(struct tracked_conn *c)
         return;
     ct->receiving--;
     c->received = 0;
+    bodyread_stop(c->big); /* the next request may be small */
     if (ct->admitted == c)
         ct->admitted = NULL;
     c->admitted = false;
@@ -113,6 +117,7 @@ static void release_conn(struct tracked_conn *c)
     TAILQ_REMOVE(&ct->all, c, in_all);
     atomic_fetch_sub_explicit(&ct->n_conns, 1, memory_order_relaxed);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bodyread_free(c->big);
     bufferevent_decref(c->bev); /* the last reference: closes the socket */
     free(c);
     if (ct->full && atomic_load_explicit(&ct->n_conns, memory_order_relaxed) < ct->cap) {
@@ -143,6 +148,16 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
         (size_t)atomic_load_explicit(&ct->held, memory_order_relaxed) > ct->share &&
         (size_t)atomic_load_explicit(&ct->held, memory_order_relaxed) > c->received)
         pause_conn(c);
+    else if (!c->paused && c->received > CONNTRACK_SMALL_BYTES)
+        bodyread_start(c->big); /* a large body: read it in large pieces */
+}
+
+/* What a large body may still read in one piece (bodyread.h): never past the worker's share. */
+static size_t body_room(void *arg)
+{
+    const struct tracked_conn *c = arg;
+    size_t held = (size_t)atomic_load_explicit(&c->ct->held, memory_order_relaxed);
+    return held < c->ct->share ? c->ct->share - held : 0;
 }
 
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
@@ -160,6 +175,7 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
         return NULL;
     }
     c->bev = bev;
+    c->big = bodyread_new(base, bev, body_room, c);
     c->ct = ct;
     bufferevent_incref(bev);
     evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
@@ -306,6 +322,7 @@ void conntrack_release(struct worker *w)
         event_free(ct->ev_sweep);
     while ((c = TAILQ_FIRST(&ct->all))) {
         TAILQ_REMOVE(&ct->all, c, in_all);
+        bodyread_free(c->big);
         bufferevent_decref(c->bev);
         free(c);
     }

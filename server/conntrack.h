@@ -20,9 +20,12 @@
  *    is being answered, the oldest paused one is let through to the end of
  *    its body (per-route limits still apply), so the server never deadlocks.
  *
+ * A connection past CONNTRACK_SMALL_BYTES is read in large pieces
+ * (bodyread.h), each no larger than what its worker's share has left.
+ *
  * The bound: a worker holds at most its share of --max-body-memory, plus one
  * --max-body it let through, plus CONNTRACK_SMALL_BYTES and one socket read
- * per connection. Who the client is does not matter: anonymous bodies are
+ * (of libevent's, at most 16 KiB) per connection. Who the client is does not matter: anonymous bodies are
  * refused (401) only once read, but they wait their turn like any other.
  *
  * Connections are noticed closing by a sweep (each CONNTRACK_SWEEP_MS) of the

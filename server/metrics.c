@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "authgate.h"
+#include "bodyread.h"
 #include "conntrack.h"
 #include "histogram.h"
 #include "log.h"
@@ -121,6 +122,7 @@ static void render_http(struct evbuffer *out)
 static void render_connections(struct evbuffer *out)
 {
     long conns[MAX_POOLS], held[MAX_POOLS], peak[MAX_POOLS];
+    unsigned long long pieces, bytes;
 
     for (int i = 0; i < n_workers; i++)
         conntrack_stats(workers[i], &conns[i], &held[i], &peak[i]);
@@ -137,6 +139,13 @@ static void render_connections(struct evbuffer *out)
     for (int i = 0; i < n_workers; i++)
         evbuffer_add_printf(out, "accord_body_memory_peak_bytes{loop=\"%d\"} %ld\n", workers[i]->id,
                             peak[i]);
+    bodyread_stats(&pieces, &bytes);
+    family(out, "accord_body_large_reads_total", "counter",
+           "Reads of large request bodies made in large pieces (bodyread.h).");
+    evbuffer_add_printf(out, "accord_body_large_reads_total %llu\n", pieces);
+    family(out, "accord_body_large_read_bytes_total", "counter",
+           "Request body bytes read in those large pieces.");
+    evbuffer_add_printf(out, "accord_body_large_read_bytes_total %llu\n", bytes);
 }
 
 static void render_pools(struct evbuffer *out)
