@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sys/statvfs.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,44 @@ static int pwritev_all(int fd, struct iovec *iov, int n, uint64_t off)
     return 0;
 }
 
+/* Feeds every byte of data to sha, reading the chains in place (they are not changed meanwhile). */
+static void hash_evbuffer(struct evbuffer *data, struct sha256_midstate *sha)
+{
+    size_t n = evbuffer_get_length(data);
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec vec[64];
+
+    if (evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET) < 0)
+        return;
+    while (n > 0) {
+        int got = evbuffer_peek(data, (ev_ssize_t)n, &pos, vec, 64);
+        size_t done = 0;
+        if (got <= 0)
+            return;
+        if (got > 64)
+            got = 64;
+        for (int i = 0; i < got; i++) {
+            sha256_midstate_update(sha, vec[i].iov_base, vec[i].iov_len);
+            done += vec[i].iov_len;
+        }
+        n -= done < n ? done : n;
+        if (n == 0 || evbuffer_ptr_set(data, &pos, done, EVBUFFER_PTR_ADD) < 0)
+            return;
+    }
+}
+
+struct hash_job {
+    struct evbuffer *data;
+    struct sha256_midstate *sha;
+};
+
+static void *hash_thread(void *arg)
+{
+    struct hash_job *job = arg;
+    hash_evbuffer(job->data, job->sha);
+    return NULL;
+}
+
 int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool start_flush,
                          struct sha256_midstate *sha, uint64_t *written)
 {
@@ -151,14 +190,26 @@ int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool st
     struct evbuffer_ptr pos;
     struct evbuffer_iovec *vec = malloc(MAX_VEC * sizeof *vec);
     struct iovec *iov = malloc(MAX_VEC * sizeof *iov);
+    struct hash_job job = {data, sha};
+    pthread_t hasher;
+    bool hashing = false;
     uint64_t total = 0;
-    int rc = -1;
+    int rc = -1, saved_errno = 0;
 
     *written = 0;
     if (!vec || !iov) {
         errno = ENOMEM;
         goto cleanup;
     }
+    /*
+     * Copying into the page cache and hashing each take a core's time (on
+     * the reference machine ~700 MB/s and ~1.2 GB/s): a large buffer is
+     * hashed by a thread of its own while this one writes, both reading the
+     * same chains. Small ones are not worth a thread.
+     */
+    if (sha && len >= STORE_HASH_THREAD_BYTES &&
+        pthread_create(&hasher, NULL, hash_thread, &job) == 0)
+        hashing = true;
     /* Walk the buffer's chains without copying or draining them, a slice at a time. */
     if (evbuffer_ptr_set(data, &pos, 0, EVBUFFER_PTR_SET) < 0)
         goto cleanup;
@@ -177,12 +228,12 @@ int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool st
         }
         if (pwritev_all(fd, iov, n, offset + total) < 0)
             goto cleanup;
-        /* The disk starts on this slice while the next is copied and hashed. */
+        /* The disk starts on this slice while the next is copied. */
         if (start_flush &&
             sync_file_range(fd, (off_t)(offset + total), (off_t)slice, SYNC_FILE_RANGE_WRITE) < 0 &&
             errno != ENOSYS && errno != EINVAL)
             goto cleanup;
-        if (sha)
+        if (sha && !hashing)
             for (int i = 0; i < n; i++)
                 sha256_midstate_update(sha, vec[i].iov_base, vec[i].iov_len);
         total += slice;
@@ -192,8 +243,13 @@ int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool st
     }
     rc = 0;
 cleanup:
+    saved_errno = errno;
+    /* (also on failure: the hasher reads data, which the caller frees next) */
+    if (hashing)
+        pthread_join(hasher, NULL);
     free(vec);
     free(iov);
+    errno = saved_errno;
     return rc;
 }
 

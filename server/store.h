@@ -58,11 +58,14 @@ int store_put_file(const char *root, const char *src_path, const char *sha256_he
  * Writes every byte of data (not drained) to fd from offset, with few large
  * pwritev calls (a slice of up to 8 MiB of the buffer's chains each). With
  * start_flush, each slice's writeback starts at once (sync_file_range), so
- * the disk works while the next slice is copied and hashed; the caller's
- * fsync then waits only for what is left. Feeds sha too when not NULL.
- * *written counts what was written. Returns 0, or -1 with errno set.
- * Blocks: offload threads only.
+ * the disk works while the next slice is copied; the caller's fsync then
+ * waits only for what is left. Feeds sha too when not NULL: for
+ * STORE_HASH_THREAD_BYTES or more, on a thread of its own that runs beside
+ * the writes and is joined before this returns (on failure too; sha then
+ * holds all of data, whatever was written). *written counts what was
+ * written. Returns 0, or -1 with errno set. Blocks: offload threads only.
  */
+#define STORE_HASH_THREAD_BYTES (4u << 20)
 int store_write_evbuffer(int fd, struct evbuffer *data, uint64_t offset, bool start_flush,
                          struct sha256_midstate *sha, uint64_t *written)
     __attribute__((warn_unused_result));
