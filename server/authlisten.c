@@ -3,6 +3,7 @@
 #include "authgate.h"
 #include "authlisten.h"
 #include "pglisten.h"
+#include "read_grant.h"
 
 static void on_auth(const char *channel, const char *payload, void *arg)
 {
@@ -10,6 +11,7 @@ static void on_auth(const char *channel, const char *payload, void *arg)
     (void)payload;
     (void)arg;
     authgate_invalidate_all();
+    read_grant_invalidate_all(); /* a revoked credential reads no evidence either */
 }
 
 static void on_state(bool up, void *arg)

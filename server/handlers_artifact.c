@@ -15,10 +15,11 @@
  * audits the read, then the file is sent from the page cache with
  * evbuffer_add_file (sendfile where the kernel has it), honouring one
  * byte range so video players can seek. A video player asks for many ranges:
- * every one is authorized by the database, but the audit row (one per
- * reader, artifact and minute) is written by the first; while this server
- * knows that row stands (read_audits below), the others are authorized by
- * api_artifact_reread, which writes nothing.
+ * the audit row (one per reader, artifact and minute) is written by the
+ * first; while this server knows that row stands, the others are authorized
+ * by api_artifact_reread, which writes nothing, or, within a moment of the
+ * last authorization and while nothing could have revoked it, by reusing
+ * that answer without a round trip (read_grant.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,14 +38,14 @@
 
 #include "log.h"
 #include "offload.h"
+#include "read_grant.h"
 #include "router.h"
 #include "storage.h"
 #include "storage_reply.h"
 #include "store.h"
 
-#define MAX_HEADER_TEXT  255
-#define SENDFILE_PIECE   (4 << 20) /* bytes per sendfile(2) call */
-#define READ_AUDIT_SLOTS 256       /* readings remembered per worker thread */
+#define MAX_HEADER_TEXT 255
+#define SENDFILE_PIECE  (4 << 20) /* bytes per sendfile(2) call */
 
 struct upload_state {
     struct evbuffer *data;
@@ -373,71 +374,9 @@ static void add_disposition(struct evkeyvalq *h, bool show_inline, const char *f
     evhttp_add_header(h, "Content-Disposition", value);
 }
 
-/*
- * Evidence reads this server has audited, per worker thread (no lock): the
- * credential and artifact, and until when (monotonic) the database's
- * artifact.read row of that reader stands for further reads (its answer's
- * audit_ms: a minute from the row's time). A fixed table, a slot per key's
- * hash: a collision only costs the next read an audited round trip.
- */
-struct read_audit {
-    uint64_t until_ms; /* 0: empty */
-    char key[112];     /* "<credential param> <artifact id>" */
-};
-static _Thread_local struct read_audit read_audits[READ_AUDIT_SLOTS];
-
-static uint64_t monotonic_ms(void)
+/* Sends the evidence the database's answer (meta) describes, honouring a Range. */
+static void serve_content(struct request *r, json_t *meta)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* The slot of this request's (credential, artifact), its key in key; NULL if it has none. */
-static struct read_audit *read_audit_slot(const struct request *r, char *key, size_t cap)
-{
-    const char *cred = request_token_param(r);
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    int n;
-
-    if (!cred || r->n_ids < 1)
-        return NULL;
-    n = snprintf(key, cap, "%s %s", cred, r->ids[0]);
-    if (n < 0 || (size_t)n >= cap)
-        return NULL;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211u;
-    return &read_audits[h % READ_AUDIT_SLOTS];
-}
-
-static void read_audit_remember(const struct request *r, json_int_t audit_ms)
-{
-    char key[sizeof read_audits[0].key];
-    struct read_audit *slot = read_audit_slot(r, key, sizeof key);
-
-    if (!slot)
-        return;
-    if (audit_ms <= 0) {
-        if (strcmp(slot->key, key) == 0)
-            slot->until_ms = 0;
-        return;
-    }
-    memcpy(slot->key, key, sizeof key);
-    slot->until_ms = monotonic_ms() + (uint64_t)audit_ms;
-}
-
-static bool read_audited(const struct request *r)
-{
-    char key[sizeof read_audits[0].key];
-    struct read_audit *slot = read_audit_slot(r, key, sizeof key);
-
-    return slot && slot->until_ms > monotonic_ms() && strcmp(slot->key, key) == 0;
-}
-
-static void on_content_authorized(const struct db_result *res, void *arg)
-{
-    struct request *r = arg;
-    json_t *meta = NULL;
     const char *sha, *media_type, *url, *filename, *object_key;
     char path[4096], header[128];
     struct evkeyvalq *out_h = evhttp_request_get_output_headers(r->req);
@@ -447,15 +386,6 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     uint64_t first = 0, last = 0, size;
     int fd = -1, range;
 
-    if (res->status != DB_OK) {
-        read_audit_remember(r, 0); /* refused or failed: the next read goes the audited way */
-        reply_db_failure(r, res);
-        return;
-    }
-    meta = res->value ? json_loads(res->value, 0, NULL) : NULL;
-    /* the audited read says how long its audit row stands (absent: reread) */
-    if (json_is_integer(json_object_get(meta, "audit_ms")))
-        read_audit_remember(r, json_integer_value(json_object_get(meta, "audit_ms")));
     sha = json_string_value(json_object_get(meta, "sha256"));
     url = json_string_value(json_object_get(meta, "url"));
     media_type = json_string_value(json_object_get(meta, "media_type"));
@@ -552,12 +482,77 @@ cleanup:
         close(fd);
     if (buf)
         evbuffer_free(buf);
+}
+
+/* A duration the answer gives in ms: absent -1, null `unbounded`, else its value. */
+static int64_t answer_ms(json_t *meta, const char *name, int64_t unbounded)
+{
+    json_t *v = json_object_get(meta, name);
+    if (json_is_null(v))
+        return unbounded;
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+static void on_content_authorized(const struct db_result *res, void *arg)
+{
+    struct request *r = arg;
+    const struct read_grant_query *q = r->state;
+    json_t *meta = NULL;
+    char *answer = NULL;
+    int64_t audit_ms, grant_ms;
+
+    if (res->status != DB_OK) {
+        /* refused or failed: nothing kept, the next read goes the audited way */
+        read_grant_forget(request_token_param(r), r->ids[0]);
+        reply_db_failure(r, res);
+        return;
+    }
+    meta = res->value ? json_loads(res->value, 0, NULL) : NULL;
+    if (!json_is_object(meta)) {
+        log_error("artifact %s: an authorization answer it cannot read", r->ids[0]);
+        read_grant_forget(request_token_param(r), r->ids[0]);
+        reply_error(r, 500, "internal", "internal error (logged on the server)");
+        goto cleanup;
+    }
+    /* the audited read says how long its audit row stands (a reread does not);
+     * both say how long the clock alone keeps the right (null: nothing but the cap) */
+    audit_ms = answer_ms(meta, "audit_ms", -1);
+    grant_ms = answer_ms(meta, "grant_ms", READ_GRANT_MAX_MS);
+    json_object_del(meta, "audit_ms");
+    json_object_del(meta, "grant_ms");
+    if (grant_ms > 0)
+        answer = json_dumps(meta, JSON_COMPACT);
+    read_grant_store(request_token_param(r), r->ids[0], q, audit_ms, grant_ms, answer);
+    serve_content(r, meta);
+cleanup:
+    free(answer);
     json_decref(meta);
 }
 
 void handle_artifact_content(struct request *r)
 {
-    /* same parameters (credential, artifact id), same answer but audit_ms */
-    request_query(r, read_audited(r) ? STMT_ARTIFACT_REREAD : STMT_ARTIFACT_CONTENT,
+    struct read_grant_query *q;
+    const char *answer = NULL;
+    enum read_grant_found found = read_grant_find(request_token_param(r), r->ids[0], &answer);
+    json_t *meta;
+
+    if (found == READ_GRANT_REUSE) {
+        /* authorized a moment ago and nothing could have revoked it since (read_grant.h) */
+        if ((meta = json_loads(answer, 0, NULL))) {
+            serve_content(r, meta);
+            json_decref(meta);
+            return;
+        }
+        found = READ_GRANT_AUDITED; /* out of memory: ask again; the audit row stands */
+    }
+    if (!(q = malloc(sizeof *q))) {
+        reply_error(r, 503, "busy", "out of memory");
+        return;
+    }
+    r->state = q;
+    r->state_free = free;
+    read_grant_begin(q);
+    /* same parameters (credential, artifact id); the reread writes no audit row */
+    request_query(r, found == READ_GRANT_AUDITED ? STMT_ARTIFACT_REREAD : STMT_ARTIFACT_CONTENT,
                   on_content_authorized);
 }

@@ -13,6 +13,7 @@
 #include "livelisten.h"
 #include "log.h"
 #include "pglisten.h"
+#include "read_grant.h"
 
 #define LIVE_ANNOUNCE_MS    50   /* at most one NOTIFY per this, per process */
 #define LIVE_CATCHUP_MIN_MS 50   /* at most one catch-up per this, per process */
@@ -68,16 +69,24 @@ static void on_changes(const PGresult *res, void *arg)
         /* the connection went down (the next one starts afresh) or the query failed */
         if (res)
             log_warn("live catch-up: an answer it cannot read");
+        read_grant_invalidate_all(); /* what changed is unknown */
         goto cleanup;
     }
     free(ll->snapshot);
     ll->snapshot = strdup(snap);
     changes = json_object_get(doc, "changes");
     json_array_foreach(changes, i, v) live_post("accord_live", json_string_value(v));
-    if (first) /* whatever changed before this snapshot: every stream looks again */
+    /* something committed elsewhere (another server, psql) may have revoked a
+     * right to read evidence: read_grant.h */
+    if (first || json_array_size(changes) > 0)
+        read_grant_invalidate_all();
+    if (first) { /* whatever changed before this snapshot: every stream looks again */
         live_post_resync_all();
-    else
+        /* from now on every change is seen: grants may be reused */
+        read_grant_set_listening(ll->snapshot != NULL);
+    } else {
         live_post_flush();
+    }
 cleanup:
     json_decref(doc);
     if (ll->catchup_wanted)
@@ -131,6 +140,7 @@ static void on_auth(const char *channel, const char *payload, void *arg)
 static void on_state(bool up, void *arg)
 {
     struct livelisten *ll = arg;
+    read_grant_set_listening(false); /* until the first catch-up after connecting */
     free(ll->snapshot);
     ll->snapshot = NULL;
     ll->catchup_in_flight = false;

@@ -20,6 +20,7 @@
 #include "live.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "read_grant.h"
 #include "replica.h"
 #include "router.h"
 #include "version.h"
@@ -315,6 +316,7 @@ void metrics_render(struct evbuffer *out, const char *product)
     evbuffer_add_printf(out, "accord_log_suppressed_total %ld\n", log_suppressed_total());
     render_process(out);
     authgate_render_metrics(out);
+    read_grant_render_metrics(out);
     live_render_metrics(out);
     outbox_render_metrics(out, product);
     replica_render_metrics(out);

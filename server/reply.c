@@ -18,6 +18,7 @@
 #include "livelisten.h"
 #include "log.h"
 #include "metrics.h"
+#include "read_grant.h"
 #include "request.h"
 #include "router.h"
 
@@ -133,10 +134,14 @@ static void send_and_free(struct request *r, int status, struct evbuffer *buf)
     metrics_count_response(status);
     metrics_observe_request(r->route, status, seconds);
     log_access(&a);
-    /* a change someone may watch live has committed: tell the other servers (livelisten.h) */
-    if (status < 400 && (evhttp_request_get_command(r->req) &
-                         (EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE)))
+    /* a change someone may watch live has committed: tell the other servers (livelisten.h);
+     * it may have revoked a right to read evidence, here before the client hears of it */
+    if (status < 400 &&
+        (evhttp_request_get_command(r->req) &
+         (EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE))) {
+        read_grant_invalidate_all();
         livelisten_announce();
+    }
     evhttp_send_reply(r->req, status, NULL, buf);
     request_free(r);
 }
