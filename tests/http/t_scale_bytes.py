@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Evidence bytes at scale (issue 15, item 6): Range reads of one artifact are
 audited once a minute per reader, not once per range; every range is still
-authorized and exact. Not timed (make bench compares with nginx)."""
+authorized (t_read_grant.py: by a grant of a moment ago) and exact. Not timed (make bench compares with nginx)."""
 
 import os
 
@@ -48,9 +48,10 @@ def scale_range_reads_audited_once_a_minute(env):
 
 @test
 def scale_range_reads_authorized_every_time(env):
-    """Ranges after the audited one are authorized each by the database: a
-    lease given back refuses the very next range (and the refusal is
-    audited)."""
+    """Ranges after the audited one write no audit row but stay authorized:
+    a lease given back refuses the very next range (the release through this
+    server drops every read grant it holds: server/read_grant.h), and the
+    refusal is audited."""
     lead = env.user(["lead"])
     cred = env.credential(lead, env.rubric(lead)["id"])
     earner = env.user(["earner"], org="Bytes Org E")
