@@ -523,6 +523,10 @@ static void on_content_authorized(const struct db_result *res, void *arg)
     if (grant_ms > 0)
         answer = json_dumps(meta, JSON_COMPACT);
     read_grant_store(request_token_param(r), r->ids[0], q, audit_ms, grant_ms, answer);
+    /* done with the query's state: the object store's reply keeps its own there */
+    r->state_free(r->state);
+    r->state = NULL;
+    r->state_free = NULL;
     serve_content(r, meta);
 cleanup:
     free(answer);
