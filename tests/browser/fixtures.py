@@ -65,9 +65,28 @@ def make(env, sso=None):
         "admin": person(env, ["admin"], "Ada Admin", ""),
         "org": "Willow School",
     }
+    fx["notices"] = dead_notices(env, fx["edges"]["earner"])
     if sso:
         fx["sso"] = make_sso(env, sso)
     return fx
+
+
+def dead_notices(env, earner):
+    """Two notices the outbox gave up on, as a refusing mail server leaves them
+    (tests/http/t_notify_mail.py makes real ones through an SMTP sink; here
+    only the page is under test): Erin's result mail, and an invitation."""
+    from harness import sql
+    sql(env, """
+        WITH e AS (INSERT INTO events (type, payload) VALUES ('submission.result', '{}') RETURNING id)
+        INSERT INTO outbox (event_id, channel, user_id, reason, status, attempts, last_status, last_error)
+        SELECT id, 'email', '%s', 'earner', 'dead', 8, 550, '5.1.1 mailbox unavailable' FROM e"""
+        % earner["id"])
+    sql(env, """
+        WITH e AS (INSERT INTO events (type, payload) VALUES ('invitation.created', '{}') RETURNING id)
+        INSERT INTO outbox (event_id, channel, address, reason, status, attempts, last_error)
+        SELECT id, 'email', 'typo@exmaple.org', 'invitee', 'dead', 8, 'no mail server for exmaple.org'
+          FROM e""")
+    return {"earner": earner["name"]}
 
 
 def make_sso(env, prov):

@@ -466,6 +466,29 @@ test('people_and_invitations', async (browser, problems) => {
   await axe(A, 'people (admin, phone)', pages);
 });
 
+// A lead on a phone finds the notices accord gave up on (a bounced result
+// mail, an invitation to a mistyped address), sends one again, then the rest.
+test('undelivered_notices', async (browser, problems) => {
+  const f = fx.people;
+  const lead = await person(browser, fx, problems, { viewport: { width: 390, height: 844 } });
+  const L = lead.page;
+  await signIn(L, f.lead.email, f.lead.password);
+  await L.getByRole('link', { name: 'Notices' }).click();
+  await L.getByRole('heading', { name: 'Notices that could not be delivered' }).waitFor();
+  const table = L.getByRole('region', { name: 'Undelivered notices, newest first' });
+  const erin = table.getByRole('row', { name: new RegExp(`Result ready.*${fx.notices.earner}`) });
+  await erin.getByRole('cell', { name: 'answer 550: 5.1.1 mailbox unavailable' }).waitFor();
+  await table.getByRole('row', { name: /Invitation.*An invited person/ }).waitFor();
+  await axe(L, 'undelivered notices (phone)', pages);
+  await shot(L, 'lead-notices-phone');
+  await L.getByRole('button', { name: `Send again: Result ready to ${fx.notices.earner}` }).click();
+  await L.getByText(`“Result ready to ${fx.notices.earner}” goes out again.`).waitFor();
+  await until(async () => !(await erin.count()), "Erin's notice to leave the list");
+  await L.getByRole('button', { name: 'Send all again' }).click();
+  await L.getByText('1 notice goes out again.').waitFor();
+  await L.getByText('Every notice was delivered.').waitFor();
+});
+
 // Signing in with the district's account (the real npm oidc-provider): from
 // the sign-in page, from an invitation, after following a deep link; and a
 // person accord does not know is told what to do, in words, on the sign-in page.

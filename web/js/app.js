@@ -7,6 +7,7 @@ import * as earner from './earner.js';
 import * as assessor from './assessor.js';
 import * as lead from './lead.js';
 import * as people from './people.js';
+import * as notices from './notices.js';
 import * as liveUpdates from './live.js';
 import * as settings from './settings.js';
 
@@ -68,7 +69,7 @@ function navLinks() {
   if (hasRole('lead'))
     links.push(['/lead', 'Rubrics and credentials'], ['/lead/submissions', 'Submissions'],
                ['/reports', 'Reports']);
-  if (hasRole('lead', 'admin')) links.push(['/people', 'People']);
+  if (hasRole('lead', 'admin')) links.push(['/people', 'People'], ['/notices', 'Notices']);
   return links;
 }
 
@@ -298,6 +299,7 @@ earner.routes(route);
 assessor.routes(route);
 lead.routes(route);
 people.routes(route);
+notices.routes(route);
 
 hooks.sessionEnded = () => {
   if (!state.me) return;

@@ -67,6 +67,14 @@ export function notice(kind, text) {
   return h('p', { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
 }
 
+// A table that scrolls sideways on a phone instead of widening the page.
+export function scrollTable(caption, head, rows) {
+  const cap = h('caption', { id: uid('cap') }, caption);
+  return h('div', { class: 'table-wrap', role: 'region', tabindex: '0', 'aria-labelledby': cap.id },
+    h('table', {}, cap, h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)));
+}
+
 export function fmtTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);

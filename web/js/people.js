@@ -5,7 +5,7 @@
 // new-password link, and (admins) disable or enable an account, change
 // roles, keep the list of organisations.
 import { get, post, del, api } from './api.js';
-import { append, field, fmtTime, h, notice, put, uid } from './dom.js';
+import { append, field, fmtTime, h, notice, put, scrollTable, uid } from './dom.js';
 import { hasRole, page, showError, state } from './app.js';
 
 const ROLE_NAMES = { earner: 'Earner', assessor: 'Peer assessor', expert: 'Expert assessor', lead: 'Program lead', admin: 'Administrator' };
@@ -14,14 +14,6 @@ function grantableRoles() {
   return hasRole('admin') ? ['earner', 'assessor', 'expert', 'lead', 'admin'] : ['earner', 'assessor'];
 }
 const roleText = (roles) => roles.map((r) => ROLE_NAMES[r] || r).join(', ');
-
-// A table that scrolls sideways on a phone instead of widening the page.
-function scrollTable(caption, head, rows) {
-  const cap = h('caption', { id: uid('cap') }, caption);
-  return h('div', { class: 'table-wrap', role: 'region', tabindex: '0', 'aria-labelledby': cap.id },
-    h('table', {}, cap, h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, rows)));
-}
 
 // The one-time link, shown once: a read-only field to copy from, and a copy button.
 function linkCard(person, url, mailed, kind) {
