@@ -127,6 +127,9 @@ static void on_live(const char *channel, const char *payload, void *arg)
 {
     (void)channel;
     (void)payload; /* announcements carry nothing: the catch-up reads what changed */
+    /* an accord server committed a write, maybe one the catch-up does not
+     * watch (a calibration session closed): read_grant.h */
+    read_grant_invalidate_all();
     catchup_start(arg);
 }
 

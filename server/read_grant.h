@@ -17,12 +17,14 @@
  *    (audit_ms), so every viewing stays audited;
  *  - nothing that could revoke it happened since its query started: any
  *    write committed through this server (reply.c), any accord_auth
- *    notification (authlisten.c: revocation, sign-out, user disabled), any
- *    change the live catch-up saw committed anywhere (livelisten.c: within
- *    ~50 ms for other accord servers, <= 1 s for other tools). Each is one
- *    atomic increment of a process-wide epoch (read_grant_invalidate_all);
- *    a grant is kept with the epoch its query started in, so a grant whose
- *    query raced with a revocation is born unusable;
+ *    notification (authlisten.c: revocation, sign-out, role change, user
+ *    disabled), any write another accord server announced (accord_live,
+ *    within ~50 ms of its answer) and any change the live catch-up saw
+ *    committed by other tools (livelisten.c: <= 1 s; submissions, credentials
+ *    and grants). Each is one atomic increment of a process-wide epoch
+ *    (read_grant_invalidate_all); a grant is kept with the epoch its query
+ *    started in, so a grant whose query raced with a revocation is born
+ *    unusable;
  *  - the process's LISTEN connection is up and its first catch-up done:
  *    while it is down no grant is reused (nothing would tell us).
  *

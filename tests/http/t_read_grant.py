@@ -155,6 +155,34 @@ def read_grant_dropped_by_a_release_through_another_server(env):
 
 
 @test
+def read_grant_dropped_by_any_write_on_another_server(env):
+    """Any write through another accord server (announced on accord_live)
+    drops this server's grants, also when what it changed is nothing the live
+    catch-up watches. The revocation itself is made unseen (the lease ended
+    in the reviews table only, in psql), the write on the second server is an
+    unrelated one: once this server dropped its grants after it, the next
+    range asks the database and is refused."""
+    lead, earner, assessor, cl, art, data = claimed_reading(env, "announce")
+    second = env.start_server("grant-announce")
+    reader = Reader(env.server, "/v1/artifacts/%s/content" % art["id"], data)
+    try:
+        read_until_grant(env, reader, assessor.token, "the holder")
+        sql(env, "UPDATE reviews SET lease_expires_at = now() - interval '1 s' WHERE id = '%s'"
+            % cl["id"])
+        c0 = counters(env.server)["accord_read_grant_invalidations_total"]
+        expect(env.admin.c.on(second).post("/v1/organisations", {"name": "Grant Org announce"}),
+               201, what="an unrelated write on the second server")
+        deadline = time.monotonic() + WAIT
+        while counters(env.server)["accord_read_grant_invalidations_total"] == c0:
+            check(time.monotonic() < deadline,
+                  "the second server's write did not drop this server's grants in %.0f s" % WAIT)
+            time.sleep(0.02)
+        eq(reader.read(assessor.token), 403, "the next range after the lease ended")
+    finally:
+        reader.close()
+
+
+@test
 def read_grant_dropped_by_a_review_ended_in_psql(env):
     """A review ended by another tool (the UPDATEs api_review_release makes,
     in psql): once the catch-up has seen it (any grant drop after the
