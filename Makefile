@@ -161,6 +161,14 @@ $(BUILD)/asan/tests/test_sse: tests/unit/test_sse.c $(BUILD)/asan/obj/server/sse
 	@echo "  LD/CC   $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/sse.o $(LDLIBS)
 
+# test_read_grant checks server/read_grant.c (evidence read grants): libevent, pthreads.
+$(BUILD)/asan/tests/test_read_grant: tests/unit/test_read_grant.c \
+                                     $(BUILD)/asan/obj/server/read_grant.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@echo "  LD/CC   $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN) -o $@ $< $(BUILD)/asan/obj/server/read_grant.o \
+	    $(LDLIBS)
+
 # test_sha256_midstate checks server/sha256_midstate.c (tus uploads' resumable hash): OpenSSL.
 $(BUILD)/asan/tests/test_sha256_midstate: tests/unit/test_sha256_midstate.c \
                                           $(BUILD)/asan/obj/server/sha256_midstate.o tests/unit/check.h
