@@ -69,6 +69,14 @@ def read_until_grant(env, reader, token, what):
         i = (i + 1) % 8
 
 
+def wait_for_drop(env, before, what):
+    """Until the main server dropped its grants after `before` (the invalidation counter)."""
+    deadline = time.monotonic() + WAIT
+    while counters(env.server)["accord_read_grant_invalidations_total"] == before:
+        check(time.monotonic() < deadline, "%s did not drop the grants in %.0f s" % (what, WAIT))
+        time.sleep(0.02)
+
+
 def claimed_reading(env, tag):
     """An assessor holding a review lease on an earner's video."""
     lead = env.user(["lead"])
@@ -172,11 +180,7 @@ def read_grant_dropped_by_any_write_on_another_server(env):
         c0 = counters(env.server)["accord_read_grant_invalidations_total"]
         expect(env.admin.c.on(second).post("/v1/organisations", {"name": "Grant Org announce"}),
                201, what="an unrelated write on the second server")
-        deadline = time.monotonic() + WAIT
-        while counters(env.server)["accord_read_grant_invalidations_total"] == c0:
-            check(time.monotonic() < deadline,
-                  "the second server's write did not drop this server's grants in %.0f s" % WAIT)
-            time.sleep(0.02)
+        wait_for_drop(env, c0, "the second server's write")
         eq(reader.read(assessor.token), 403, "the next range after the lease ended")
     finally:
         reader.close()
@@ -196,11 +200,7 @@ def read_grant_dropped_by_a_review_ended_in_psql(env):
                  " UPDATE submissions SET status = 'queued', lease_expires_at = NULL,"
                  " current_review_id = NULL, updated_at = now() WHERE current_review_id = '%s';"
                  " COMMIT" % (cl["id"], cl["id"]))
-        deadline = time.monotonic() + WAIT
-        while counters(env.server)["accord_read_grant_invalidations_total"] == c0:
-            check(time.monotonic() < deadline,
-                  "the live catch-up did not drop the grants in %.0f s" % WAIT)
-            time.sleep(0.05)
+        wait_for_drop(env, c0, "the live catch-up")
         eq(reader.read(assessor.token), 403, "the next range after the catch-up")
         eq(reader.read(assessor.token, 1000, 1999), 403, "another range")
     finally:
