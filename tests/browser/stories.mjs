@@ -288,7 +288,18 @@ test('lead_calibration_story', async (browser, problems) => {
   await grant.getByLabel('They need not hold this credential themselves').check();
   await grant.getByRole('button', { name: 'Grant' }).click();
   await L.getByText(`${f.assessor.name} may now review this credential`).waitFor();
+  // the lead promises answers within two days and asks for more second scores
+  const policy = L.getByRole('region', { name: 'Review policy' });
+  await policy.getByText('Change the review policy').click();
+  await policy.getByLabel('Turnaround target (hours)').fill('48');
+  await policy.getByLabel('Second scoring (% of submissions)').fill('30');
   await axe(L, 'credential (lead)', pages);
+  await policy.getByRole('button', { name: 'Save review policy' }).click();
+  await policy.getByText('The review policy is saved.', { exact: false }).waitFor();
+  await policy.getByText('Answers promised within 48 hours', { exact: false }).waitFor();
+  await policy.getByText('Second scoring: 30%', { exact: false }).waitFor();
+  await policy.getByRole('button', { name: 'Save review policy' }).click();
+  await policy.getByText('Nothing was changed.').waitFor();
 
   // the assessor calibrates
   const as = await person(browser, fx, problems);

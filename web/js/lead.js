@@ -242,6 +242,66 @@ async function userByEmail(email) {
   return u;
 }
 
+// The review policy in words, and a form to change it (PUT /v1/credentials/{id}/policy,
+// partial). Rates are shown and typed in percent; the API takes 0..1.
+function policySection(id, policy) {
+  const list = h('ul', {});
+  const out = h('div', { 'aria-live': 'polite' });
+  const draw = (p) => put(list,
+    h('li', {}, p.turnaround_hours ? `Answers promised within ${p.turnaround_hours} hours (leads hear of a submission waiting longer)`
+      : 'Answers promised within the server’s default turnaround'),
+    h('li', {}, `Blind validity items: ${fmtPct(p.validity_rate)} of claims`),
+    h('li', {}, `Second scoring: ${fmtPct(p.second_score_rate)} (at least ${fmtPct(p.second_score_floor)})`),
+    h('li', {}, `Peer review pauses below a kappa lower bound of ${p.reliability_threshold} after ${p.min_pairs} pairs`),
+    h('li', {}, `Experts take first scores after ${p.peer_wait_hours} hours of waiting`));
+  draw(policy);
+  const pct = (x) => String(Math.round(x * 1000) / 10);
+  const num = (label, value, attrs, hint) => input(label, { type: 'number', required: true, value: String(value), inputmode: 'decimal', ...attrs }, hint);
+  const turnaround = input('Turnaround target (hours)', { type: 'number', min: '1', max: '8760', step: '1', value: policy.turnaround_hours ? String(policy.turnaround_hours) : '' },
+    'How soon earners should hear back. Leave empty for the server’s default.');
+  const validity = num('Blind validity items (% of claims)', pct(policy.validity_rate), { min: '0', max: '100', step: '0.1' },
+    'Claims that are secretly an anchor with known scores, to check assessors.');
+  const second = num('Second scoring (% of submissions)', pct(policy.second_score_rate), { min: '0', max: '100', step: '0.1' },
+    'Submissions scored by a second assessor, for the agreement statistics.');
+  const floor = num('Second scoring at least (%)', pct(policy.second_score_floor), { min: '0', max: '100', step: '0.1' },
+    'Never fewer second scores than this, whatever the reliability.');
+  const threshold = num('Reliability threshold (kappa lower bound)', policy.reliability_threshold, { min: '0', max: '1', step: '0.01' },
+    'Below it, peer review pauses and experts score instead.');
+  const pairs = num('Pairs before judging reliability', policy.min_pairs, { min: '1', step: '1' });
+  const wait = num('Experts take first scores after (hours of waiting)', policy.peer_wait_hours, { min: '0', step: '1' });
+  const save = h('button', { type: 'submit' }, 'Save review policy');
+  const form = h('form', { class: 'card narrow' },
+    turnaround.wrap, validity.wrap, second.wrap, floor.wrap, threshold.wrap, pairs.wrap, wait.wrap, save);
+  // only what the lead changed is sent: a rate shown rounded is never written back rounded
+  const fields = [[turnaround, 'turnaround_hours', (v) => (v === '' ? null : Number(v))],
+    [validity, 'validity_rate', (v) => Number(v) / 100], [second, 'second_score_rate', (v) => Number(v) / 100],
+    [floor, 'second_score_floor', (v) => Number(v) / 100], [threshold, 'reliability_threshold', Number],
+    [pairs, 'min_pairs', Number], [wait, 'peer_wait_hours', Number]];
+  const was = new Map(fields.map(([f]) => [f, f.el.value]));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    save.disabled = true;
+    try {
+      const body = {};
+      for (const [f, key, conv] of fields) if (f.el.value !== was.get(f)) body[key] = conv(f.el.value);
+      if (!Object.keys(body).length) {
+        put(out, notice('info', 'Nothing was changed.'));
+        return;
+      }
+      const r = await apiPut(`/v1/credentials/${id}/policy`, body);
+      draw(r.review_policy || r);
+      for (const [f] of fields) was.set(f, f.el.value);
+      put(out, notice('success', 'The review policy is saved. It applies to claims from now on.'));
+    } catch (e) {
+      showError(out, e);
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return h('section', { 'aria-labelledby': 'policy-heading' }, h('h2', { id: 'policy-heading' }, 'Review policy'), list,
+    h('details', {}, h('summary', {}, 'Change the review policy'), form), out);
+}
+
 async function credentialPage(id) {
   const c = await get(`/v1/credentials/${id}`);
   const rubric = c.rubric || (await get(`/v1/rubrics/${c.rubric_id}`));
@@ -251,14 +311,7 @@ async function credentialPage(id) {
       h('li', {}, `Passes when every criterion reaches “${levelLabel(rubric, null, c.pass_rule.min_level_each)}”`),
       h('li', {}, `${c.max_attempts} attempts`),
       h('li', {}, 'Rubric: ', h('a', { href: `#/lead/rubrics/${rubric.id}` }, rubric.title))));
-  if (c.review_policy) {
-    const p = c.review_policy;
-    append(main, h('h2', {}, 'Review policy'), h('ul', {},
-      h('li', {}, `Blind validity items: ${fmtPct(p.validity_rate)} of claims`),
-      h('li', {}, `Second scoring: ${fmtPct(p.second_score_rate)} (at least ${fmtPct(p.second_score_floor)})`),
-      h('li', {}, `Peer review pauses below a kappa lower bound of ${p.reliability_threshold} after ${p.min_pairs} pairs`),
-      h('li', {}, `Experts take first scores after ${p.peer_wait_hours} hours of waiting`)));
-  }
+  if (c.review_policy) append(main, policySection(id, c.review_policy));
   // grants
   append(main, h('h2', {}, 'Assessors'));
   const grants = h('div', {});
