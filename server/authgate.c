@@ -264,6 +264,15 @@ enum auth_verdict authgate_check(struct authgate *g, const struct auth_credentia
     return AUTH_PENDING;
 }
 
+bool authgate_connected(const struct authgate *g)
+{
+    struct pgpool_stats st;
+    if (!g || !g->pool)
+        return false;
+    pgpool_get_stats(g->pool, &st);
+    return st.connections_up > 0;
+}
+
 void authgate_invalidate_all(void)
 {
     atomic_fetch_add(&epoch, 1);

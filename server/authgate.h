@@ -105,6 +105,9 @@ enum auth_verdict authgate_check(struct authgate *g, const struct auth_credentia
                                  char user_id[AUTH_USER_ID_LEN + 1], authgate_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
+/* Whether the gate's lookup connection is up now (any thread: /readyz, /metrics). */
+bool authgate_connected(const struct authgate *g);
+
 /* Every loop's cache forgets everything (any thread; used by authlisten.c). */
 void authgate_invalidate_all(void);
 

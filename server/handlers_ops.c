@@ -39,16 +39,30 @@ static void reply_not_ready(struct request *r)
 static void on_ping(const struct db_result *res, void *arg)
 {
     struct request *r = arg;
-    if (res->status == DB_OK)
-        reply_json_text(r, 200, "{\"status\":\"ready\"}");
-    else
+    int loops, down;
+    char text[128];
+
+    if (res->status != DB_OK) {
         reply_not_ready(r);
+        return;
+    }
+    /* this loop reached the database; after an outage the others reconnect on their own clocks */
+    down = metrics_loops_unconnected(&loops);
+    if (down > 0) {
+        snprintf(text, sizeof text, "%d of %d event loops are still reconnecting to the database",
+                 down, loops);
+        reply_unready(r, "reconnecting", text);
+        return;
+    }
+    reply_json_text(r, 200, "{\"status\":\"ready\"}");
 }
 
 /*
  * Ready means a real round trip to the database works now, not that one worked
- * once, and that the artifact disk has more than --storage-reserve free (so a
- * balancer moves uploads elsewhere before the disk is full).
+ * once; that every event loop (its pool and its auth gate) is connected, so a
+ * balancer sends nothing a loop would answer 503; and that the artifact disk
+ * has more than --storage-reserve free (so a balancer moves uploads elsewhere
+ * before the disk is full).
  */
 void handle_readyz(struct request *r)
 {

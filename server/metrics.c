@@ -67,6 +67,22 @@ void metrics_add_worker(const struct worker *w)
         workers[n_workers++] = w;
 }
 
+static bool loop_connected(const struct worker *w)
+{
+    struct pgpool_stats st;
+    pgpool_get_stats(w->pool, &st);
+    return st.connections_up > 0 && authgate_connected(w->gate);
+}
+
+int metrics_loops_unconnected(int *loops)
+{
+    int down = 0;
+    for (int i = 0; i < n_workers; i++)
+        down += !loop_connected(workers[i]);
+    *loops = n_workers;
+    return down;
+}
+
 static const char *method_name(enum evhttp_cmd_type m)
 {
     switch (m) {
@@ -180,6 +196,11 @@ static void render_pools(struct evbuffer *out)
         snprintf(labels, sizeof labels, "loop=\"%d\"", st[i].worker);
         histogram_render(out, "accord_db_wait_seconds", labels, st[i].wait);
     }
+    family(out, "accord_auth_gate_connected", "gauge",
+           "Whether the credential check's own database connection is up, per event loop.");
+    for (int i = 0; i < n_workers; i++)
+        evbuffer_add_printf(out, "accord_auth_gate_connected{loop=\"%d\"} %d\n", workers[i]->id,
+                            authgate_connected(workers[i]->gate) ? 1 : 0);
 }
 
 /* /proc/self/stat: user and system CPU ticks, virtual size, resident pages. */

@@ -26,6 +26,12 @@ void metrics_add_pool(const struct pgpool *pool);
 /* Registers a worker whose connections and body memory /metrics reports (at most 64). */
 void metrics_add_worker(const struct worker *w);
 /*
+ * Event loops that cannot reach the database now: their pool or their auth
+ * gate has no live connection (each reconnects with its own backoff after an
+ * outage). /readyz is ready only when this is 0. Any thread.
+ */
+int metrics_loops_unconnected(int *loops);
+/*
  * Appends the exposition text to out. product is the JSON the ops_metrics()
  * statement returned, or NULL when the database could not be asked (then
  * accord_product_metrics_up is 0 and the product families are absent).

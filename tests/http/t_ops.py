@@ -249,6 +249,15 @@ def ops_database_outage_LAST(env):
                 break
             time.sleep(0.3)
         expect(r, 200, what="/readyz 20 s after the database came back")
+        # ready means every loop is back, its credential check included (each reconnects
+        # on its own backoff clock: a loop still waiting would answer 503)
+        m = anon.get("/metrics")
+        gates = re.findall(r'(?m)^accord_auth_gate_connected\{loop="\d+"\} (\d)$', m.text)
+        pools = re.findall(r'(?m)^accord_db_connections_up\{loop="\d+"\} (\d+)$', m.text)
+        check(gates and all(g == "1" for g in gates),
+              "/readyz said ready while a loop's auth gate was down: %r" % gates)
+        check(pools and all(int(n) > 0 for n in pools),
+              "/readyz said ready while a loop's pool was down: %r" % pools)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             r = earner.c.get("/v1/submissions/" + sub["id"], timeout=10)
