@@ -25,8 +25,9 @@
  *
  * The bound: a worker holds at most its share of --max-body-memory, plus one
  * --max-body it let through, plus CONNTRACK_SMALL_BYTES and one socket read
- * (of libevent's, at most 16 KiB) per connection. Who the client is does not matter: anonymous bodies are
- * refused (401) only once read, but they wait their turn like any other.
+ * (of libevent's, at most 16 KiB) per connection. Who the client is does not
+ * matter: anonymous bodies are refused (401) only once read, but they wait
+ * their turn like any other.
  *
  * Connections are noticed closing by a sweep (each CONNTRACK_SWEEP_MS) of the
  * bufferevents, on which the module holds a reference: evhttp frees a
