@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "clock.h"
 #include "authgate.h"
 #include "log.h"
 #include "pgpool.h"
@@ -112,13 +113,6 @@ const char *auth_kind_name(enum auth_kind kind)
     }
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static size_t slot_index(const char *hash, size_t n)
 {
     return (size_t)strtoul((char[9]){hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6],
@@ -130,8 +124,8 @@ static size_t slot_index(const char *hash, size_t n)
 static struct slot *find(struct slot *table, size_t n, const struct auth_credential *c)
 {
     struct slot *s = &table[slot_index(c->hash, n)];
-    if (s->kind != c->kind || s->epoch != atomic_load(&epoch) || s->expires_ms <= now_ms() ||
-        strcmp(s->hash, c->hash) != 0)
+    if (s->kind != c->kind || s->epoch != atomic_load(&epoch) ||
+        s->expires_ms <= (uint64_t)clock_ms() || strcmp(s->hash, c->hash) != 0)
         return NULL;
     return s;
 }
@@ -142,7 +136,7 @@ static void store(struct slot *table, size_t n, const struct auth_credential *c,
     struct slot *s = &table[slot_index(c->hash, n)];
     s->kind = c->kind;
     s->epoch = at_epoch;
-    s->expires_ms = now_ms() + ttl_ms;
+    s->expires_ms = (uint64_t)clock_ms() + ttl_ms;
     memcpy(s->hash, c->hash, sizeof s->hash);
     snprintf(s->user_id, sizeof s->user_id, "%s", user_id ? user_id : "");
 }

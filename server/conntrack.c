@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "clock.h"
 #include "bodyread.h"
 #include "conntrack.h"
 #include "intake.h"
@@ -43,13 +44,6 @@ struct conntrack {
     atomic_long held; /* received by connections plus charged to requests */
     atomic_long peak;
 };
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void charge(struct conntrack *ct, long delta)
 {
@@ -141,7 +135,7 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     if (c->received == 0)
         ct->receiving++;
     c->received += info->n_added;
-    c->last_input_ms = now_ms();
+    c->last_input_ms = clock_coarse_ms();
     charge(ct, (long)info->n_added);
     /* Over memory, a connection sending more than a small request waits, unless it is alone. */
     if (!c->paused && !c->admitted && c->received > CONNTRACK_SMALL_BYTES &&
@@ -302,7 +296,7 @@ int conntrack_receiving(const struct worker *w)
 
     if (!ct || ct->receiving == 0)
         return 0;
-    now = now_ms();
+    now = clock_coarse_ms();
     TAILQ_FOREACH(c, &ct->all, in_all)
     {
         /* a paused connection is not stalled by its client but by us */

@@ -49,6 +49,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "log.h"
 #include "offload.h"
 #include "storage.h"
@@ -615,13 +616,6 @@ done:
 /* When the last large chunk finished (CLOCK_MONOTONIC ms), across workers. */
 static _Atomic long last_large_chunk_ms;
 
-static long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void trim_work(void *arg)
 {
     (void)arg;
@@ -640,7 +634,7 @@ static void maybe_trim(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     /* (draining: the offload threads may be gone already) */
-    if (!w->draining && monotonic_ms() - atomic_load(&last_large_chunk_ms) >= TRIM_IDLE_MS &&
+    if (!w->draining && clock_ms() - atomic_load(&last_large_chunk_ms) >= TRIM_IDLE_MS &&
         offload_submit(w->offload, w->base, trim_work, trim_done, NULL) < 0)
         log_warn("upload: cannot return memory to the system (shutting down)");
 }
@@ -648,7 +642,7 @@ static void maybe_trim(evutil_socket_t fd, short what, void *arg)
 static void schedule_trim(struct worker *w)
 {
     static const struct timeval later = {TRIM_IDLE_MS / 1000, (TRIM_IDLE_MS % 1000) * 1000};
-    atomic_store(&last_large_chunk_ms, monotonic_ms());
+    atomic_store(&last_large_chunk_ms, clock_ms());
     if (event_base_once(w->base, -1, EV_TIMEOUT, maybe_trim, w, &later) < 0)
         log_warn("upload: cannot schedule returning memory to the system");
 }

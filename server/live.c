@@ -21,6 +21,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
@@ -206,13 +207,6 @@ static void count_add(json_t *map, const char *key, int delta)
 }
 
 static void schedule_flush(struct live_hub *h, int ms);
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static long long now_ms(void)
 {
@@ -485,7 +479,7 @@ static void batch_start(struct live_hub *h)
         goto cleanup;
     }
     h->query_in_flight = true;
-    h->batch_started_ms = mono_ms();
+    h->batch_started_ms = clock_ms();
     h->query_req = req;
     req = NULL;
     atomic_fetch_add(&m_batches, 1);
@@ -600,7 +594,7 @@ static void on_batch(const struct db_result *res, void *arg)
      * of running back to back.
      */
     if (h->batch_started_ms > 0) {
-        long long now = mono_ms(), gap = (LIVE_BATCH_DUTY - 1) * (now - h->batch_started_ms);
+        long long now = clock_ms(), gap = (LIVE_BATCH_DUTY - 1) * (now - h->batch_started_ms);
         h->next_batch_ms = now + (gap < LIVE_BATCH_GAP_MAX_MS ? gap : LIVE_BATCH_GAP_MAX_MS);
     }
     if (res->status != DB_OK || !res->value ||
@@ -758,7 +752,7 @@ static bool anything_dirty(struct live_hub *h)
 static void schedule_flush(struct live_hub *h, int ms)
 {
     struct timeval tv;
-    long long wait = h->next_batch_ms - mono_ms();
+    long long wait = h->next_batch_ms - clock_ms();
     if (h->stopping || h->query_in_flight || h->flush_pending || !anything_dirty(h))
         return;
     if (wait > ms)

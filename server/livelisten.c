@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "live.h"
 #include "livelisten.h"
 #include "log.h"
@@ -36,13 +37,6 @@ struct livelisten {
 
 static _Atomic(struct livelisten *) the_listener;
 static atomic_bool change_pending;
-
-static long long mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static void add_ms(struct event *ev, long long ms)
 {
@@ -95,7 +89,7 @@ cleanup:
 
 static void catchup_start(struct livelisten *ll)
 {
-    long long now = mono_ms(), wait = ll->catchup_started_ms + LIVE_CATCHUP_MIN_MS - now;
+    long long now = clock_ms(), wait = ll->catchup_started_ms + LIVE_CATCHUP_MIN_MS - now;
     char limit[16];
     const char *params[2] = {ll->snapshot, limit};
 
@@ -163,7 +157,7 @@ static void on_announced(const PGresult *res, void *arg)
 static void on_announce(evutil_socket_t fd, short what, void *arg)
 {
     struct livelisten *ll = arg;
-    long long now = mono_ms(), wait = ll->announced_ms + LIVE_ANNOUNCE_MS - now;
+    long long now = clock_ms(), wait = ll->announced_ms + LIVE_ANNOUNCE_MS - now;
     (void)fd;
     (void)what;
     if (wait > 0) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fetch.h"
 #include "jwt.h"
 #include "log.h"
@@ -64,17 +65,10 @@ static void fail(struct oidc_error *err, int status, const char *code, const cha
     va_end(ap);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left before deadline for the next call, or -1 (err filled) when too few. */
 static long time_left(long long deadline, struct oidc_error *err)
 {
-    long long left = deadline - now_ms();
+    long long left = deadline - clock_ms();
     if (left < CALL_MIN_MS) {
         fail(err, 502, "provider_unreachable",
              "the identity provider is too slow (over %ld s for one sign-in step)",
@@ -233,7 +227,7 @@ static int discover_by(const char *issuer, struct oidc_meta *meta, long long dea
 
 int oidc_discover(const char *issuer, struct oidc_meta *meta, struct oidc_error *err)
 {
-    return discover_by(issuer, meta, now_ms() + FLOW_BUDGET_MS, err);
+    return discover_by(issuer, meta, clock_ms() + FLOW_BUDGET_MS, err);
 }
 
 /* The JWKS as a new JSON value: from the cache unless refresh or stale. */
@@ -382,7 +376,7 @@ int oidc_exchange_code(struct oidc_exchange *x, struct oidc_error *err)
     enum jwt_status st;
     int rc = -1;
 
-    long long deadline = now_ms() + FLOW_BUDGET_MS;
+    long long deadline = clock_ms() + FLOW_BUDGET_MS;
 
     x->claims = NULL;
     if (discover_by(x->issuer, &meta, deadline, err) < 0)

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "mail.h"
@@ -53,13 +54,6 @@ struct outbox {
     int n;
     struct outbox_thread *threads;
 };
-
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /*
  * Waits up to ms, or until stopping, or (kickable) until a kick since this
@@ -226,8 +220,8 @@ static int deliver_webhooks(struct outbox_thread *t, PGconn *db, CURL *curl)
          * long.
          */
         if (!first_unrecorded)
-            first_unrecorded = now_ms();
-        if (now_ms() - first_unrecorded >= RECORD_EVERY_MS) {
+            first_unrecorded = clock_ms();
+        if (clock_ms() - first_unrecorded >= RECORD_EVERY_MS) {
             if (!record_webhooks(o, db, results)) {
                 n = -1;
                 break;
@@ -416,9 +410,9 @@ static void *outbox_main(void *arg)
             }
             backoff_s = 1;
         }
-        if (t->index == 0 && now_ms() >= next_scan) {
+        if (t->index == 0 && clock_ms() >= next_scan) {
             scan(o, db);
-            next_scan = now_ms() + SCAN_EVERY_MS;
+            next_scan = clock_ms() + SCAN_EVERY_MS;
         }
         hooks = deliver_webhooks(t, db, web);
         if (hooks >= 0 && cfg->smtp_url[0] && !o->stop)

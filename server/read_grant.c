@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "clock.h"
 #include "read_grant.h"
 
 #define READ_GRANT_SLOTS      256  /* per event loop */
@@ -52,13 +53,6 @@ static struct read_grant *table(void)
     return t;
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The slot of (credential, artifact), its key in key; NULL without a table or a key. */
 static struct read_grant *slot_of(const char *credential, const char *artifact_id,
                                   char key[READ_GRANT_KEY_MAX])
@@ -86,7 +80,7 @@ enum read_grant_found read_grant_find(const char *credential, const char *artifa
 
     if (!s || strcmp(s->key, key) != 0)
         return READ_GRANT_NONE;
-    now = monotonic_ms();
+    now = (uint64_t)clock_ms();
     if (now >= s->audit_until_ms)
         return READ_GRANT_NONE;
     /* the audit row stands; the answer only while nothing could have revoked it */
@@ -102,7 +96,7 @@ void read_grant_begin(struct read_grant_query *q)
 {
     /* the epoch first: a revocation after this point is one the query may not have seen */
     q->epoch = atomic_load(&epoch);
-    q->started_ms = monotonic_ms();
+    q->started_ms = (uint64_t)clock_ms();
 }
 
 void read_grant_store(const char *credential, const char *artifact_id,

@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pgpool.h"
 #include "replica.h"
@@ -51,13 +52,6 @@ static atomic_llong fresh_at_ms; /* 0: not confirmed (never, or the standby is o
 static atomic_long max_lag_ms;
 static atomic_long n_from_replica, n_from_primary, n_fallbacks;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "16/B374D848" -> 0x16B374D848; -1 when it is not an LSN. */
 static int parse_lsn(const char *text, uint64_t *out, const char **rest)
 {
@@ -77,7 +71,7 @@ static int64_t lag_bound_ms(void)
     int64_t fresh = atomic_load(&fresh_at_ms);
     if (!atomic_load(&configured) || fresh == 0)
         return -1;
-    return now_ms() - fresh;
+    return clock_ms() - fresh;
 }
 
 static void set_state(struct replica_monitor *m, enum replica_state st, const char *detail)
@@ -215,7 +209,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     m->rechecked = false;
-    m->sent_ms = now_ms();
+    m->sent_ms = clock_ms();
     if (pgpool_query(m->primary, STMT_PRIMARY_WAL_LSN, no_params, on_sample, m) != DB_OK) {
         struct db_result none = {.status = DB_UNAVAILABLE};
         on_sample(&none, m);
