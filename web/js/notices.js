@@ -8,24 +8,7 @@
 import { get, post } from './api.js';
 import { append, fmtTime, h, notice, put, scrollTable } from './dom.js';
 import { page, showError } from './app.js';
-
-// What each event was about, in a lead's words.
-const ABOUT = {
-  'review.claimed': 'Review started',
-  'submission.result': 'Result ready',
-  'award.issued': 'Badge earned',
-  'award.revoked': 'Badge revoked',
-  'submission.queued': 'Reviews waiting (digest)',
-  'review.lease_expiring': 'Review time running out',
-  'assessor.recalibration_needed': 'Recalibration needed',
-  'assessor.qualification_regained': 'Qualified again',
-  'adjudication.waiting': 'Adjudication waiting',
-  'submission.overdue': 'Submission overdue',
-  'routing.peer_paused': 'Peer review paused',
-  'routing.peer_resumed': 'Peer review resumed',
-  'invitation.created': 'Invitation',
-};
-const about = (type) => ABOUT[type] || type;
+import { aboutEvent as about } from './events.js';
 
 // The people named in a page of deliveries: one look-up each (at most 50 a page).
 async function names(deliveries) {

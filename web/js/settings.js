@@ -6,22 +6,8 @@
 import { api, get } from './api.js';
 import { append, h, notice, put, uid } from './dom.js';
 import { hasRole, page, showError, state } from './app.js';
+import { EVENTS } from './events.js';
 
-// Each event a person can be mailed about, in their words, and who gets it.
-const EVENTS = [
-  ['review.claimed', 'An assessor started reviewing my submission', 'earner'],
-  ['submission.result', 'My result is ready', 'earner'],
-  ['award.issued', 'I earned a badge', 'earner'],
-  ['award.revoked', 'A badge of mine was revoked', 'earner'],
-  ['submission.queued', 'Reviews are waiting for me (a digest, not one mail each)', 'assessor'],
-  ['review.lease_expiring', 'My time on a review is running out', 'assessor'],
-  ['assessor.recalibration_needed', 'I need to recalibrate', 'assessor'],
-  ['assessor.qualification_regained', 'I am qualified again', 'assessor'],
-  ['adjudication.waiting', 'Two scores disagree and need an adjudication', 'lead'],
-  ['submission.overdue', 'A submission is past its turnaround target', 'lead'],
-  ['routing.peer_paused', 'Peer review of a credential was paused', 'lead'],
-  ['routing.peer_resumed', 'Peer review of a credential resumed', 'lead'],
-];
 const ROLE_OF = { earner: ['earner'], assessor: ['assessor', 'expert'], lead: ['lead'] };
 
 export async function settingsPage() {
@@ -38,9 +24,9 @@ export async function settingsPage() {
     return;
   }
   const known = new Set(prefs.types);
-  const mine = EVENTS.filter(([type, , role]) => known.has(type) && hasRole(...ROLE_OF[role]));
+  const mine = EVENTS.filter((e) => e.role && known.has(e.type) && hasRole(...ROLE_OF[e.role]));
   const email = h('input', { type: 'checkbox', id: uid('mail'), checked: prefs.email });
-  const boxes = mine.map(([type, label]) => {
+  const boxes = mine.map(({ type, mine: label }) => {
     const box = h('input', { type: 'checkbox', id: uid('ev'), checked: !prefs.muted.includes(type) });
     return { type, box, wrap: h('div', { class: 'check block' }, box, h('label', { for: box.id }, label)) };
   });
