@@ -22,7 +22,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "http"))
 
 import harness  # noqa: E402
+import nginx  # noqa: E402
 
 
 class Receiver:
@@ -106,35 +106,13 @@ class NginxReceiver(IdLog):
     gets slower, not faster, with a second concurrent sender)."""
 
     def __init__(self, work):
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(nginx):
-            raise RuntimeError("nginx is missing (make bench installs nginx-light)")
         self.dir = os.path.join(work, "nginx")
         os.makedirs(self.dir)
-        s = socket.socket()
-        s.bind((harness.HOST, 0))
-        self.port = s.getsockname()[1]
-        s.close()
         self.log = os.path.join(self.dir, "ids.log")
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("worker_processes 2; pid %s/nginx.pid; error_log %s/nginx.err;\n"
-                    "events { worker_connections 256; }\n"
-                    "http { log_format ids '$http_webhook_id'; access_log %s ids;\n"
-                    "  keepalive_requests 1000000; client_body_buffer_size 64k;\n"
-                    "  server { listen %s:%d; location / { return 200; } } }\n"
-                    % (self.dir, self.dir, self.log, harness.HOST, self.port))
-        self.proc = subprocess.Popen([nginx, "-c", conf, "-p", self.dir, "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((harness.HOST, self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start")
-                time.sleep(0.05)
+        self.proc, self.port = nginx.start(
+            self.dir, "log_format ids '$http_webhook_id'; access_log %s ids;\n"
+            "  keepalive_requests 1000000; client_body_buffer_size 64k;" % self.log,
+            "location / { return 200; }", connections=256)
 
     def close(self):
         self.proc.terminate()

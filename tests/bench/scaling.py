@@ -42,6 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "http"))
 
 import harness  # noqa: E402
+import nginx  # noqa: E402
 
 PSQL = os.path.join(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
                     .stdout.strip() or "/usr/lib/postgresql/15/bin", "psql")
@@ -344,15 +345,6 @@ def part_reports(stack, args):
           " target: never delayed > 20 ms" % (max(busy), pct(busy, 99), max(idle)))
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def curl_speed(url, token=None, rng=None):
     cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{speed_download} %{time_total}"]
     if token:
@@ -381,9 +373,6 @@ def part_bytes(stack, args):
     reads, and a tus upload against dd conv=fsync on the same filesystem."""
     import hashlib
     import threading
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        raise RuntimeError("nginx is missing (make bench installs nginx-light)")
     size = args.bytes_mb << 20
     data = os.path.join(stack.workdir, "data")
     srcdir = os.path.join(stack.workdir, "www")
@@ -422,18 +411,8 @@ def part_bytes(stack, args):
         RETURNING id""" % (tok, size, sha)).split()[-1]
     port = stack.start_server({"ACCORD_MAX_BODY": str(64 << 20)})
     pid = stack.server.proc.pid
-    nport = free_port()
-    conf = os.path.join(stack.workdir, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("worker_processes 2; pid %s/nginx.pid; error_log %s/nginx.err;\n"
-                "events { worker_connections 64; }\n"
-                "http { access_log off; sendfile on; tcp_nopush on;\n"
-                "  server { listen 127.0.0.1:%d; root %s; } }\n"
-                % (stack.workdir, stack.workdir, nport, srcdir))
-    ng = subprocess.Popen([nginx, "-c", conf, "-p", stack.workdir, "-g", "daemon off;"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ng, nport = nginx.start(stack.workdir, nginx.SERVE_FILES, "root %s;" % srcdir)
     try:
-        time.sleep(1)
         a_url = "http://127.0.0.1:%d/v1/artifacts/%s/content" % (port, art)
         n_url = "http://127.0.0.1:%d/big.mp4" % nport
         rss0 = rss_kib(pid, "VmRSS")

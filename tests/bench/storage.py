@@ -34,7 +34,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
 
 from harness import HOST, Cluster, Server, last_line, run_cli  # noqa: E402
 from rgw import Rgw  # noqa: E402
+
+import nginx  # noqa: E402  (tests/bench, this script's folder)
 
 MIB = 1 << 20
 
@@ -104,36 +105,13 @@ def median(xs):
 def start_nginx(work, path):
     """Debian's nginx serving the file at path as /video.bin (sendfile, as
     tests/bench/scaling.py runs it): the anchor that crosses a socket too."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        raise SystemExit("nginx is missing (make bench installs nginx-light)")
     www = os.path.join(work, "www")
     os.makedirs(www)
     os.link(path, os.path.join(www, "video.bin"))
     os.chmod(path, 0o644)  # (the same inode: nginx's workers run as nobody)
     for d in (work, www):
         os.chmod(d, 0o755)
-    with socket.socket() as sk:
-        sk.bind((HOST, 0))
-        port = sk.getsockname()[1]
-    conf = os.path.join(work, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("worker_processes 2; pid %s/nginx.pid; error_log %s/nginx.err;\n"
-                "events { worker_connections 64; }\n"
-                "http { access_log off; sendfile on; tcp_nopush on;\n"
-                "  server { listen %s:%d; root %s; } }\n" % (work, work, HOST, port, www))
-    p = subprocess.Popen([nginx, "-c", conf, "-p", work, "-g", "daemon off;"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return p, port
-        except OSError:
-            if p.poll() is not None or time.monotonic() > deadline:
-                p.kill()
-                raise SystemExit("nginx did not start; see %s/nginx.err" % work)
-            time.sleep(0.1)
+    return nginx.start(work, nginx.SERVE_FILES, "root %s;" % www)
 
 
 def tus_upload(port, token, path, size, chunk):
